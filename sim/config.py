@@ -1,0 +1,400 @@
+"""Configuration: TOML -> frozen, validated dataclasses (design.md, "Config").
+
+Every error is a :class:`ConfigError` whose message names the key, the value and
+the rule, for example ``phonon_bath.gamma must be >= 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .conductor import Conductor, FlatConductor, double_dot
+
+__all__ = [
+    "Config", "ConfigError", "ConductorConfig", "ModeConfig", "BiasConfig", "PhononBathConfig",
+    "RunConfig", "load_config", "parse_config", "parse_override", "apply_overrides", "to_toml",
+]
+
+
+class ConfigError(ValueError):
+    """Bad input: the message names the key, the value and the rule."""
+
+
+def _num(key: str, v: Any, *, ge: float | None = None, gt: float | None = None) -> float:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ConfigError(f"{key} must be a number, got {v!r}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ConfigError(f"{key} must be finite, got {v!r}")
+    if ge is not None and v < ge:
+        raise ConfigError(f"{key} must be >= {ge:g}, got {v:g}")
+    if gt is not None and v <= gt:
+        raise ConfigError(f"{key} must be > {gt:g}, got {v:g}")
+    return v
+
+
+def _int(key: str, v: Any, *, ge: int | None = None) -> int:
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ConfigError(f"{key} must be an integer, got {v!r}")
+    if ge is not None and v < ge:
+        raise ConfigError(f"{key} must be >= {ge}, got {v}")
+    return int(v)
+
+
+def _matrix(key: str, v: Any, n: int | None = None) -> tuple[tuple[float, ...], ...]:
+    rule = "an n x n list of lists of numbers" if n is None else f"a {n} x {n} list of lists of numbers (the shape of H)"
+    if not isinstance(v, list) or not v or not all(isinstance(r, list) for r in v):
+        raise ConfigError(f"{key} must be {rule}, got {v!r}")
+    rows = tuple(tuple(_num(f"{key}[{i}][{j}]", x) for j, x in enumerate(r)) for i, r in enumerate(v))
+    size = len(rows) if n is None else n
+    if len(rows) != size or any(len(r) != size for r in rows):
+        raise ConfigError(f"{key} must be {rule}, got shape {len(rows)} x {[len(r) for r in rows]}")
+    return rows
+
+
+def _check_keys(section: str, d: dict[str, Any], allowed: set[str]) -> None:
+    if not isinstance(d, dict):
+        raise ConfigError(f"[{section}] must be a table, got {d!r}")
+    for k in d:
+        if k not in allowed:
+            raise ConfigError(f"{section}.{k} is not a known key (allowed: {', '.join(sorted(allowed))})")
+
+
+_KINDS = {
+    "double_dot": {"eps", "hopping", "gamma_L", "gamma_R", "coupling"},
+    "matrix": {"H", "H_imag", "gamma_L", "gamma_R", "M", "M_imag"},
+    "flat": {"K_LL", "K_RR", "K_LR", "K_RL"},
+}
+
+
+@dataclass(frozen=True)
+class ConductorConfig:
+    """``[conductor]``: ``kind`` and its parameters (see design.md)."""
+
+    kind: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ConductorConfig:
+        d = dict(d)
+        kind = d.pop("kind", "double_dot")
+        if kind not in _KINDS:
+            raise ConfigError(f"conductor.kind must be one of {', '.join(_KINDS)}, got {kind!r}")
+        _check_keys("conductor", d, _KINDS[kind])
+        p: dict[str, Any] = {}
+        if kind == "double_dot":
+            eps = d.get("eps", [0.5, -0.5])
+            if not isinstance(eps, list) or len(eps) != 2:
+                raise ConfigError(f"conductor.eps must be a list of two numbers [eps_1, eps_2], got {eps!r}")
+            p["eps"] = [_num(f"conductor.eps[{i}]", e) for i, e in enumerate(eps)]
+            p["hopping"] = _num("conductor.hopping", d.get("hopping", 0.0))
+            p["gamma_L"] = _num("conductor.gamma_L", d.get("gamma_L", 0.5), ge=0)
+            p["gamma_R"] = _num("conductor.gamma_R", d.get("gamma_R", 0.5), ge=0)
+            p["coupling"] = _num("conductor.coupling", d.get("coupling", 0.5))
+        elif kind == "matrix":
+            for k in ("H", "gamma_L", "gamma_R", "M"):
+                if k not in d:
+                    raise ConfigError(f"conductor.{k} is required for kind = 'matrix'")
+            H = _matrix("conductor.H", d["H"])
+            n = len(H)
+            p["H"] = [list(r) for r in H]
+            for k in ("H_imag", "gamma_L", "gamma_R", "M", "M_imag"):
+                if k in d:
+                    p[k] = [list(r) for r in _matrix(f"conductor.{k}", d[k], n)]
+        else:
+            for c in ("LL", "RR", "LR", "RL"):
+                p[f"K_{c}"] = _num(f"conductor.K_{c}", d.get(f"K_{c}", 0.0), ge=0)
+        obj = cls(kind, p)
+        obj.build()  # validates Hermiticity and positivity
+        return obj
+
+    def build(self) -> Conductor | FlatConductor:
+        """The physics object: :class:`Conductor` or :class:`FlatConductor`."""
+        p = self.params
+        if self.kind == "double_dot":
+            return double_dot(tuple(p["eps"]), p["hopping"], p["gamma_L"], p["gamma_R"], p["coupling"])
+        if self.kind == "flat":
+            return FlatConductor(p["K_LL"], p["K_RR"], p["K_LR"], p["K_RL"])
+        H = np.array(p["H"]) + 1j * np.array(p.get("H_imag", np.zeros_like(p["H"])))
+        M = np.array(p["M"]) + 1j * np.array(p.get("M_imag", np.zeros_like(p["M"])))
+        mats = {"H": H, "gamma_L": np.array(p["gamma_L"]), "gamma_R": np.array(p["gamma_R"]), "M": M}
+        for k, a in mats.items():
+            if np.max(np.abs(a - a.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(a))):
+                raise ConfigError(f"conductor.{k} must be Hermitian, got {a.tolist()!r}")
+        for k in ("gamma_L", "gamma_R"):
+            ev = np.linalg.eigvalsh(mats[k])
+            if ev.min() < -1e-12 * max(1.0, np.abs(ev).max()):
+                raise ConfigError(
+                    f"conductor.{k} must be positive semi-definite, got {p[k]!r} (eigenvalues {ev.round(12).tolist()})")
+        return Conductor(**mats)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, **copy.deepcopy(self.params)}
+
+
+@dataclass(frozen=True)
+class ModeConfig:
+    """``[mode]``: the mode quantum ``omega`` (> 0, energy units)."""
+
+    omega: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "omega", _num("mode.omega", self.omega, gt=0))
+
+
+@dataclass(frozen=True)
+class BiasConfig:
+    """``[bias]``: chemical potentials and electron temperatures (resolved form).
+
+    Given either as ``mu_L, mu_R`` or as ``V, mu0`` (``mu_L = mu0 + V/2``,
+    ``mu_R = mu0 - V/2``); ``T_L``, ``T_R`` default to ``T_e``.
+    """
+
+    mu_L: float
+    mu_R: float
+    T_e: float
+    T_L: float
+    T_R: float
+    form: str = "mu"  # "mu" or "V": how the user gave it (kept for printing and sweeps)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> BiasConfig:
+        _check_keys("bias", d, {"mu_L", "mu_R", "V", "mu0", "T_e", "T_L", "T_R"})
+        has_mu = "mu_L" in d or "mu_R" in d
+        has_v = "V" in d or "mu0" in d
+        if has_mu and has_v:
+            raise ConfigError(
+                f"bias: give either mu_L and mu_R, or V and mu0, not both (got keys {sorted(d)})")
+        if has_v:
+            V = _num("bias.V", d.get("V", 0.0))
+            mu0 = _num("bias.mu0", d.get("mu0", 0.0))
+            mu_L, mu_R, form = mu0 + V / 2, mu0 - V / 2, "V"
+        else:
+            mu_L = _num("bias.mu_L", d.get("mu_L", 0.0))
+            mu_R = _num("bias.mu_R", d.get("mu_R", 0.0))
+            form = "mu"
+        if "T_e" not in d:
+            raise ConfigError("bias.T_e is required (electron temperature, >= 0)")
+        T_e = _num("bias.T_e", d["T_e"], ge=0)
+        T_L = _num("bias.T_L", d.get("T_L", T_e), ge=0)
+        T_R = _num("bias.T_R", d.get("T_R", T_e), ge=0)
+        return cls(mu_L, mu_R, T_e, T_L, T_R, form)
+
+    @property
+    def V(self) -> float:
+        return self.mu_L - self.mu_R
+
+    @property
+    def mu0(self) -> float:
+        return 0.5 * (self.mu_L + self.mu_R)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"V": self.V, "mu0": self.mu0} if self.form == "V" else {"mu_L": self.mu_L, "mu_R": self.mu_R}
+        d["T_e"] = self.T_e
+        if self.T_L != self.T_e:
+            d["T_L"] = self.T_L
+        if self.T_R != self.T_e:
+            d["T_R"] = self.T_R
+        return d
+
+
+@dataclass(frozen=True)
+class PhononBathConfig:
+    """``[phonon_bath]``: Ohmic bath at ``T`` (>= 0) with energy damping ``gamma`` (>= 0)."""
+
+    T: float = 0.0
+    gamma: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "T", _num("phonon_bath.T", self.T, ge=0))
+        object.__setattr__(self, "gamma", _num("phonon_bath.gamma", self.gamma, ge=0))
+
+
+_INITIAL_PREFIXES = ("vacuum", "steady", "thermal:", "fock:", "coherent:")
+_ENGINES = ("ssa", "mcsolve", "qutip")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """``[run]``: time-domain settings (command-line flags override them)."""
+
+    t_end: float | None = None
+    n_points: int = 201
+    ntraj: int = 100
+    seed: int = 0
+    engine: str = "ssa"
+    cutoff: int | None = None
+    initial: str = "vacuum"
+
+    def __post_init__(self) -> None:
+        if self.t_end is not None:
+            object.__setattr__(self, "t_end", _num("run.t_end", self.t_end, gt=0))
+        _int("run.n_points", self.n_points, ge=2)
+        _int("run.ntraj", self.ntraj, ge=1)
+        _int("run.seed", self.seed, ge=0)
+        if self.cutoff is not None:
+            _int("run.cutoff", self.cutoff, ge=1)
+        if self.engine not in _ENGINES:
+            raise ConfigError(f"run.engine must be one of {', '.join(_ENGINES)}, got {self.engine!r}")
+        if not isinstance(self.initial, str) or not (
+            self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:])
+        ):
+            raise ConfigError(
+                f"run.initial must be 'vacuum', 'steady', 'thermal:N', 'fock:n' or 'coherent:alpha', got {self.initial!r}")
+
+
+_SECTIONS = ("conductor", "mode", "bias", "phonon_bath", "run", "study")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole validated config. Replace values with :meth:`with_value`."""
+
+    conductor: ConductorConfig
+    mode: ModeConfig
+    bias: BiasConfig
+    phonon_bath: PhononBathConfig
+    run: RunConfig = field(default_factory=RunConfig)
+    study: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as a plain dict (round-trips through :func:`parse_config`)."""
+        d = {
+            "conductor": self.conductor.to_dict(),
+            "mode": {"omega": self.mode.omega},
+            "bias": self.bias.to_dict(),
+            "phonon_bath": {"T": self.phonon_bath.T, "gamma": self.phonon_bath.gamma},
+            "run": {k: v for k, v in vars(self.run).items() if v is not None},
+        }
+        if self.study:
+            d["study"] = copy.deepcopy(self.study)
+        return d
+
+    def with_value(self, key: str, value: Any) -> Config:
+        """A new config with ``section.key`` set to ``value`` (validated again).
+
+        Setting ``bias.V`` or ``bias.mu0`` on a config given as ``mu_L, mu_R``
+        (or the reverse) converts the bias to that form first.
+        """
+        return parse_config(_set(self.to_dict(), key, value))
+
+    def get(self, key: str) -> Any:
+        """The value of ``section.key`` (``bias.V`` and ``bias.mu0`` always work)."""
+        section, _, name = key.partition(".")
+        if section == "bias" and name in ("V", "mu0", "mu_L", "mu_R", "T_e", "T_L", "T_R"):
+            return getattr(self.bias, name)
+        d = self.to_dict()
+        if section not in d or name not in d[section]:
+            raise ConfigError(f"{key} is not a key of this config")
+        return d[section][name]
+
+
+def _set(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
+    section, dot, name = key.partition(".")
+    if not dot or not name or section not in _SECTIONS:
+        raise ConfigError(f"{key!r} must be section.key with section one of {', '.join(_SECTIONS)}")
+    d = copy.deepcopy(d)
+    sec = d.setdefault(section, {})
+    if section == "bias" and name in ("V", "mu0") and "mu_L" in sec:
+        mu_L, mu_R = sec.pop("mu_L"), sec.pop("mu_R", 0.0)
+        sec["V"], sec["mu0"] = mu_L - mu_R, 0.5 * (mu_L + mu_R)
+    elif section == "bias" and name in ("mu_L", "mu_R") and "V" in sec:
+        V, mu0 = sec.pop("V"), sec.pop("mu0", 0.0)
+        sec["mu_L"], sec["mu_R"] = mu0 + V / 2, mu0 - V / 2
+    sec[name] = value
+    return d
+
+
+def parse_config(d: dict[str, Any]) -> Config:
+    """Validate a config dict (as read from TOML) into a :class:`Config`."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"config must be a table, got {d!r}")
+    for k in d:
+        if k not in _SECTIONS:
+            raise ConfigError(f"[{k}] is not a known section (allowed: {', '.join(_SECTIONS)})")
+    for k in ("conductor", "mode", "bias"):
+        if k not in d:
+            raise ConfigError(f"[{k}] section is required")
+    mode = d["mode"]
+    _check_keys("mode", mode, {"omega"})
+    if "omega" not in mode:
+        raise ConfigError("mode.omega is required (the mode quantum, > 0)")
+    ph = d.get("phonon_bath", {})
+    _check_keys("phonon_bath", ph, {"T", "gamma"})
+    run = d.get("run", {})
+    _check_keys("run", run, set(RunConfig.__dataclass_fields__))
+    study = d.get("study", {})
+    if not isinstance(study, dict):
+        raise ConfigError(f"[study] must be a table, got {study!r}")
+    return Config(
+        conductor=ConductorConfig.from_dict(d["conductor"]),
+        mode=ModeConfig(**mode),
+        bias=BiasConfig.from_dict(d["bias"]),
+        phonon_bath=PhononBathConfig(**ph),
+        run=RunConfig(**run),
+        study=dict(study),
+    )
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``section.key=value``; the value is read as TOML, a bare word as a string."""
+    key, eq, raw = item.partition("=")
+    if not eq or not key.strip():
+        raise ConfigError(f"--set expects section.key=value, got {item!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def apply_overrides(d: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    for item in overrides:
+        key, value = parse_override(item)
+        d = _set(d, key, value)
+    return d
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a TOML file, apply ``--set`` overrides and validate."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as e:
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}") from None
+    try:
+        d = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
+    return parse_config(apply_overrides(d, overrides))
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(f"cannot write {v!r} as TOML")
+
+
+def to_toml(d: dict[str, Any]) -> str:
+    """A small TOML writer for resolved configs (tables of scalars and lists)."""
+    out = []
+    for section, body in d.items():
+        out.append(f"[{section}]")
+        out.extend(f"{k} = {_toml_value(v)}" for k, v in body.items())
+        out.append("")
+    return "\n".join(out)
