@@ -1,0 +1,1 @@
+"""Analysis layer: tables, threshold finding, command line (reads ``sim``; never the reverse)."""
