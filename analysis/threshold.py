@@ -50,7 +50,9 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
     a, b = (float(x) for x in between)
     if not (np.isfinite(a) and np.isfinite(b)) or a == b:
         raise ConfigError(f"--between needs two different finite numbers, got {between!r}")
-    config.get(key)  # the key must exist
+    current = config.get(key)  # the key must exist and be numeric
+    if isinstance(current, bool) or not isinstance(current, int | float):
+        raise ConfigError(f"--vary {key} must name a numeric key, got {key} = {current!r}")
     ka, kb = kappa_at(config, key, a), kappa_at(config, key, b)
     if ka == 0.0:
         root = a

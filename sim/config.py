@@ -292,7 +292,7 @@ class Config:
             return getattr(self.bias, name)
         d = self.to_dict()
         if section not in d or name not in d[section]:
-            raise ConfigError(f"{key} is not a key of this config")
+            raise ConfigError(f"{key} is not a known key of this config")
         return d[section][name]
 
 

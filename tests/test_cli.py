@@ -1,0 +1,77 @@
+"""The ``ehp`` command line contract (design.md)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analysis.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = str(ROOT / "runs" / "paper_double_dot.toml")
+KEYS = {"channels", "gamma_e", "emission_total", "kappa", "kappa_over_omega", "stable", "growth_rate", "N",
+        "T_eff", "mu_eff", "J", "J_ph", "Ie", "eta", "n_ph"}
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    return json.loads(out), err
+
+
+def test_steady_json_keys(capsys):
+    d, _ = _json(capsys, ["steady", PAPER, "--json"])
+    assert set(d) == KEYS
+    assert set(d["channels"]) == {"LL", "RR", "LR", "RL"}
+    for rec in d["channels"].values():
+        assert set(rec) == {"mu", "emission", "absorption", "damping", "J", "Ie"}
+    assert d["stable"] is True and d["N"] > 0
+    assert d["J"] == pytest.approx(d["J_ph"], rel=1e-10)
+    assert d["channels"]["LR"]["mu"] == pytest.approx(0.5)
+
+
+def test_steady_unstable_is_an_answer(capsys):
+    d, err = _json(capsys, ["steady", PAPER, "--set", "bias.V=2.0", "--json"])
+    assert d["stable"] is False and d["N"] is None and d["J"] is None and d["eta"] is None
+    assert d["growth_rate"] > 0 and d["kappa"] == pytest.approx(-d["growth_rate"])
+    assert "unstable" in err and "growth rate" in err
+
+
+def test_steady_with_landauer(capsys):
+    d, _ = _json(capsys, ["steady", PAPER, "--landauer", "full", "--json"])
+    assert d["landauer"]["level"] == "full"
+    assert d["landauer"]["J"] > 0 and d["landauer"]["J_err"] < 1e-8
+
+
+def test_threshold_json_and_no_sign_change(capsys):
+    d, _ = _json(capsys, ["threshold", PAPER, "--vary", "bias.V", "--between", "0", "2", "--json"])
+    assert 0 < d["threshold"] < 2 and d["slope"] < 0
+    assert main(["threshold", PAPER, "--vary", "bias.V", "--between", "0", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "does not change sign" in err and "kappa(0)" in err and "kappa(0.5)" in err
+
+
+def test_human_readable_output(capsys):
+    assert main(["steady", PAPER]) == 0
+    out = capsys.readouterr().out
+    assert "kappa" in out and "LR" in out and "stable" in out
+
+
+def test_config_command_prints_resolved_toml(capsys):
+    import tomllib
+
+    assert main(["config", PAPER, "--set", "bias.mu_L=0.4"]) == 0
+    d = tomllib.loads(capsys.readouterr().out)
+    assert d["bias"]["mu_L"] == 0.4 and d["bias"]["mu_R"] == -0.25
+
+
+def test_console_script_version_and_exit_codes():
+    r = subprocess.run([sys.executable, "-m", "analysis.cli", "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("ehp ")
+    r = subprocess.run([sys.executable, "-m", "analysis.cli", "steady", PAPER, "--set", "mode.omega=-1"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "mode.omega must be > 0, got -1" in r.stderr and "Traceback" not in r.stderr
