@@ -121,9 +121,6 @@ class KernelModel:
         invU = inv.conj()
         W_b = np.einsum("klmn,wlkm,wln->wl", C, p_at(b), invU)
         W_d = -np.einsum("klmn,wnkm,wln->wn", C, p_at(d), invU)
-        W = np.concatenate([W_a + W_b.conj(), W_c + W_d.conj()], axis=1)
-        W1 = np.zeros_like(W)
-        pts = [a, c]
         midf = mid.reshape(nw, -1)
         Wm = np.zeros((nw, self.n * self.n), dtype=complex)
         W1m = np.zeros_like(Wm)
@@ -141,8 +138,8 @@ class KernelModel:
             Wm += np.einsum("klmn,wlnkm,wln->wln", C, dPm, cm).conj().reshape(nw, -1)
             W1m += np.einsum("klmn,wlnkm,wln->wln", C, Pm, cm).conj().reshape(nw, -1)
         pts = np.concatenate([a, c, midf], axis=1)
-        W = np.concatenate([W, Wm], axis=1)
-        W1 = np.concatenate([W1, W1m], axis=1)
+        W = np.concatenate([W_a + W_b.conj(), W_c + W_d.conj(), Wm], axis=1)
+        W1 = np.concatenate([np.zeros((nw, 2 * self.n), dtype=complex), W1m], axis=1)
         return pts, W, W1
 
 
@@ -162,12 +159,11 @@ def _fermi_integral(pts, W, W1, mu, T):
     else:
         I_hot = digamma(u) + np.log(2 * np.pi * Ts) - 0.5j * np.pi
         total = W * np.where(hot, I_hot, np.log(mu - pts) - 1j * np.pi)
-    used = np.any(W1 != 0, axis=0)
+    used = np.any(W1 != 0, axis=0)  # confluent pole pairs: I'(p) at their midpoints
     if used.any():
-        p1, u1, h1, m1, T1 = pts[:, used], u[:, used], hot[:, 0], mu, Ts
-        d_hot = trigamma(u1) * (1j / (2 * np.pi * T1))
-        d_cold = -1.0 / (m1 - p1)
-        total[:, used] += W1[:, used] * np.where(h1[:, None], d_hot, d_cold)
+        d_hot = trigamma(u[:, used]) * (1j / (2 * np.pi * Ts))
+        d_cold = -1.0 / (mu - pts[:, used])
+        total[:, used] += W1[:, used] * np.where(hot, d_hot, d_cold)
     return total.sum(axis=1).real / (2 * np.pi)
 
 
