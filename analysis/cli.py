@@ -18,7 +18,12 @@ from sim.config import Config, ConfigError, load_config, to_toml
 
 #: Modules that add sub-commands: each has ``register(sub, with_config)`` and sets
 #: ``handler`` (a function ``args -> exit code``) with ``set_defaults``.
-PLUGINS: tuple[str, ...] = ()
+PLUGINS: tuple[str, ...] = (
+    "analysis.cli_evolve",
+    "analysis.cli_trajectories",
+    "analysis.cli_stats",
+    "analysis.cli_crosscheck",
+)
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -43,6 +48,10 @@ def cmd_steady(args: argparse.Namespace) -> int:
     out = ss.to_dict()
     if args.landauer:
         out["landauer"] = sim.landauer(cfg, args.landauer).to_dict()
+    if args.lindblad:
+        from sim.lindblad import steady_lindblad
+
+        out["lindblad"] = steady_lindblad(ss.model).to_dict()
     if not ss.stable:
         print(f"unstable: kappa = {ss.kappa:.6g} <= 0, the mode runs away at growth rate {ss.growth_rate:.6g} "
               "(no steady state; N, J, Ie are null)", file=sys.stderr)
@@ -61,6 +70,9 @@ def cmd_steady(args: argparse.Namespace) -> int:
         la = out["landauer"]
         print(f"{'landauer':18s}level={la['level']} J={_num(la['J'])} (+-{_num(la['J_err'])}) "
               f"Ie={_num(la['Ie'])} (+-{_num(la['Ie_err'])})")
+    if args.lindblad:
+        li = out["lindblad"]
+        print(f"{'lindblad':18s}N={_num(li['N'])} cutoff={li['cutoff']} tail={_num(li['tail_probability'])}")
     return 0
 
 
@@ -97,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     q = with_config("steady", "rates, steady state and stability")
     q.set_defaults(handler=cmd_steady)
     q.add_argument("--landauer", choices=("lowest", "full"), help="add the Landauer-like fluxes (Eqs. 13-14)")
+    q.add_argument("--lindblad", action="store_true", help="add the QuTiP Lindblad steady state {N, cutoff, tail}")
     q.add_argument("--json", action="store_true", help="JSON on stdout")
     q = with_config("threshold", "where kappa crosses zero")
     q.set_defaults(handler=cmd_threshold)

@@ -102,12 +102,18 @@ class RateModel:
     def fluxes(self, N: ArrayLike) -> dict[str, NDArray[np.float64]]:
         """Energy and charge fluxes at population ``N`` (any time, physics.md sec. 4).
 
+        ``N`` may carry extra trailing axes (a time grid) beyond the bias shape.
         Returns per-channel ``J_c = Omega [tau_em (N+1) - tau_abs N]`` (shape (4, ...)),
         ``Ie_c = s_c [...]``, totals ``J`` (e-bath -> mode), ``Ie`` (L -> R particles),
         and ``J_ph = Omega gamma_ph (N - n_ph)`` (mode -> ph-bath).
         """
         N = np.asarray(N, dtype=float)
-        net = self.rates.emission * (N + 1) - self.rates.absorption * N
+        em, ab = self.rates.emission, self.rates.absorption
+        extra = N.ndim - (em.ndim - 1)  # e.g. a time axis of N beyond the bias shape
+        if extra > 0:
+            em = em.reshape(em.shape + (1,) * extra)
+            ab = ab.reshape(ab.shape + (1,) * extra)
+        net = em * (N + 1) - ab * N
         sign = _SIGN.reshape((4,) + (1,) * (net.ndim - 1))
         Jc = self.omega * net
         Iec = sign * net

@@ -75,3 +75,39 @@ def test_console_script_version_and_exit_codes():
     r = subprocess.run([sys.executable, "-m", "analysis.cli", "steady", PAPER, "--set", "mode.omega=-1"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and "mode.omega must be > 0, got -1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_steady_lindblad_record(capsys):
+    d, _ = _json(capsys, ["steady", PAPER, "--lindblad", "--json"])
+    assert d["lindblad"]["N"] == pytest.approx(d["N"], rel=1e-8)
+    assert d["lindblad"]["tail_probability"] < 1e-10
+    d, _ = _json(capsys, ["steady", PAPER, "--lindblad", "--json", "--set", "bias.V=2"])
+    assert d["lindblad"] == {"N": None, "cutoff": None, "tail_probability": None}
+
+
+@pytest.mark.parametrize("method", ["rate", "population", "lindblad"])
+def test_evolve_writes_table_and_resumes(tmp_path, capsys, method):
+    import pandas as pd
+
+    out = tmp_path / method
+    assert main(["evolve", PAPER, "--t-end", "10", "--n-points", "21", "--method", method, "--out", str(out)]) == 0
+    tab = pd.read_parquet(out / "evolution.parquet")
+    assert list(tab.columns[:5]) == ["t", "N", "J", "J_ph", "Ie"] and len(tab) == 21
+    assert (out / "metadata.json").is_file() and (out / "summary.json").is_file()
+    ss = json.loads(json.dumps(__import__("sim").steady_state(__import__("sim").load_config(PAPER)).to_dict()))
+    assert tab["N"].iloc[-1] == pytest.approx(ss["N"], rel=1e-3)  # kappa t_end = 7.4: e^-7.4 < 1e-3
+    capsys.readouterr()
+    assert main(["evolve", PAPER, "--t-end", "10", "--n-points", "21", "--method", method, "--out", str(out)]) == 0
+    assert "nothing recomputed" in capsys.readouterr().out
+    assert main(["evolve", PAPER, "--t-end", "12", "--n-points", "21", "--method", method, "--out", str(out)]) == 2
+    assert main(["evolve", PAPER, "--t-end", "12", "--n-points", "21", "--method", method, "--out", str(out),
+                 "--overwrite"]) == 0
+
+
+def test_evolve_unstable_stops_with_time(tmp_path, capsys):
+    out = tmp_path / "u"
+    assert main(["evolve", PAPER, "--set", "bias.V=2", "--t-end", "50", "--method", "population",
+                 "--cutoff", "200", "--out", str(out)]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["stable"] is False and 0 < s["stopped_at"] < 50
+    assert "unstable" in capsys.readouterr().err

@@ -1,0 +1,56 @@
+"""``ehp crosscheck CONFIG [--json] [--out DIR]``: every level of theory side by side."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from sim.config import ConfigError, load_config
+
+__all__ = ["register", "cmd_crosscheck"]
+
+
+def register(sub: argparse._SubParsersAction, with_config) -> None:
+    q = with_config("crosscheck", "N, J, J_ph, Ie from Landauer, rate, population, Lindblad and trajectories")
+    q.add_argument("--json", action="store_true", help="JSON on stdout")
+    q.add_argument("--out", metavar="DIR", help="write crosscheck.parquet and crosscheck.png here")
+    q.add_argument("--overwrite", action="store_true", help="replace an existing report in DIR")
+    q.add_argument("--ntraj", type=int, help="trajectories for the ssa row (default: run.ntraj)")
+    q.add_argument("--t-end", type=float, help="trajectory length (default: run.t_end or 200/kappa)")
+    q.add_argument("--seed", type=int, help="seed of the ssa row (default: run.seed)")
+    q.set_defaults(handler=cmd_crosscheck)
+
+
+def cmd_crosscheck(args: argparse.Namespace) -> int:
+    from analysis.crosscheck import crosscheck, plot_crosscheck
+
+    cfg = load_config(args.config, args.set or ())
+    if args.ntraj is not None and args.ntraj < 2:
+        raise ConfigError(f"--ntraj must be >= 2 for error bars, got {args.ntraj}")
+    if args.t_end is not None and not args.t_end > 0:
+        raise ConfigError(f"--t-end must be > 0, got {args.t_end}")
+    out = Path(args.out) if args.out else None
+    if out is not None and (out / "crosscheck.parquet").exists() and not args.overwrite:
+        raise ConfigError(f"{str(out)!r} already holds a cross-check report; use --overwrite to replace it")
+    rep = crosscheck(cfg, ntraj=args.ntraj, t_end=args.t_end, seed=args.seed)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        rep.table.to_parquet(out / "crosscheck.parquet")
+        if rep.stable:
+            plot_crosscheck(rep, out / "crosscheck.png")
+    if not rep.stable:
+        print(rep.message, file=sys.stderr)
+    if args.json:
+        print(json.dumps(rep.to_dict(), indent=2, allow_nan=False))
+        return 0
+    cols = ["route", "level", "quantity", "value", "stderr", "difference", "tolerance", "within"]
+    t = rep.table[[c for c in cols if c in rep.table]]
+    print(t.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    if rep.stable:
+        print("\nexpected differences from the rate equation:")
+        for (route, level), exp in rep.table.groupby(["route", "level"], sort=False)["expected"].first().items():
+            print(f"  {route:14s}{level:24s}{exp}")
+    print(f"\n{rep.message}")
+    return 0

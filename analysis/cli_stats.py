@@ -1,0 +1,56 @@
+"""``ehp stats DIR [--json] [--out DIR2]``: counting statistics of a trajectory run, exact values beside."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from sim.config import ConfigError
+
+__all__ = ["register", "cmd_stats"]
+
+
+def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG001 - plugin signature
+    q = sub.add_parser("stats", help="counting statistics of a trajectory run directory")
+    q.add_argument("run_dir", metavar="DIR", help="directory written by `ehp trajectories`")
+    q.add_argument("--json", action="store_true", help="JSON on stdout")
+    q.add_argument("--t-min", type=float, help="discard jumps before this time (default: see the output)")
+    q.add_argument("--out", metavar="DIR2", help="write stats.parquet, waiting_times.parquet and PNG figures here")
+    q.add_argument("--overwrite", action="store_true", help="replace existing files in DIR2")
+    q.set_defaults(handler=cmd_stats)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from analysis.stats import run_stats
+
+    run = Path(args.run_dir)
+    if not (run / "metadata.json").is_file():
+        raise ConfigError(f"{str(run)!r} is not a trajectory run directory (no metadata.json)")
+    st = run_stats(run, args.t_min)
+    if args.out:
+        from analysis.stats_plots import stats_figures
+
+        out = Path(args.out)
+        targets = [out / n for n in ("stats.parquet", "waiting_times.parquet", "counts.parquet")]
+        if any(p.exists() for p in targets) and not args.overwrite:
+            raise ConfigError(f"{str(out)!r} already holds stats results; use --overwrite to replace them")
+        out.mkdir(parents=True, exist_ok=True)
+        st.cumulants.to_parquet(targets[0])
+        st.waiting.to_parquet(targets[1])
+        st.counts.to_parquet(targets[2])
+        stats_figures(st, json.loads((run / "metadata.json").read_text()), out)
+    if args.json:
+        print(json.dumps(st.to_dict(), indent=2, allow_nan=False))
+        return 0
+    print(f"run {st.run_dir}: {st.ntraj} trajectories, t in [{st.t_min:g}, {st.t_end:g}]")
+    print(f"transient: {st.transient}")
+    print("\ncounts per (channel, direction):")
+    print(st.counts[st.counts["count"] > 0].to_string(index=False))
+    print("\ncumulant rates (per unit time): estimate +- stderr, exact")
+    c = st.cumulants.copy()
+    print(c.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    w = st.waiting.sort_values("n", ascending=False).head(10)
+    print("\nwaiting times, the 10 most frequent consecutive pairs:")
+    print(w.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return 0

@@ -1,0 +1,169 @@
+r"""Cross-check report: N, J, J_ph and Ie from every level of theory, side by side.
+
+Routes (physics.md sec. 4-6) and the difference each should show from the rate
+equation (the reference row):
+
+============================  ===============================================================
+route                         expected difference from the rate equation
+============================  ===============================================================
+population equation           truncation only: ``<= 1e-8`` relative (tail below 1e-10)
+Lindblad steady state         truncation and solver: ``<= 1e-8`` relative
+trajectories (ssa, steady)    statistics: within 4 standard errors (plus the O(1/(kappa T))
+                              finite-window bias, far below the errors for T >> 1/kappa)
+Landauer lowest order         N pinned at n_ph: the pinned-formula gap
+                              ``|X_pinned - X_rate|`` plus ``2 gamma_ph/Omega |X|`` (sec. 5);
+                              for J the relative gap is Gamma_e/gamma_ph
+Landauer full broadening      narrow-resonance limit: ``kappa/Omega`` relative
+                              (only defined for kappa > 0)
+============================  ===============================================================
+
+N is not defined for the Landauer rows (``NaN``); J_ph = J in steady state there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from sim.config import Config
+from sim.landauer import landauer
+from sim.lindblad import steady_lindblad
+from sim.population import steady_population
+from sim.rate_equation import rate_model, steady_state
+
+from .counting import estimate_cumulant_rates, totals_per_trajectory
+
+__all__ = ["crosscheck", "CrossCheck", "plot_crosscheck"]
+
+QUANTITIES = ("N", "J", "J_ph", "Ie")
+_NUM_TOL = 1e-8
+
+
+@dataclass(frozen=True)
+class CrossCheck:
+    """The report table: one row per (route, quantity)."""
+
+    table: pd.DataFrame
+    stable: bool
+    message: str
+
+    def to_dict(self) -> dict:
+        recs = []
+        for r in self.table.to_dict("records"):
+            recs.append({k: (None if isinstance(v, float) and not np.isfinite(v) else
+                             (bool(v) if isinstance(v, np.bool_ | bool) else v)) for k, v in r.items()})
+        return {"stable": self.stable, "message": self.message, "rows": recs}
+
+
+def _fluxes(model, N):
+    f = model.fluxes(N)
+    return {"N": N, "J": float(f["J"]), "J_ph": float(f["J_ph"]), "Ie": float(f["Ie"])}
+
+
+def _trajectories(config: Config, model, ntraj: int, t_end: float, seed: int):
+    from sim.trajectories import run_trajectories
+
+    res = run_trajectories(model, engine="ssa", ntraj=ntraj, t_end=t_end, n_points=201, seed=seed,
+                           initial="steady", progress=False)
+    jumps = res.jump_table()
+    grid = res.trajectory_table()
+    N_traj = grid.groupby("traj")["N"].mean().reindex(range(ntraj)).to_numpy()
+    om = model.omega
+    tot = {q: totals_per_trajectory(jumps, q, om, ntraj) for q in
+           ("charge", "energy:LL", "energy:RR", "energy:LR", "energy:RL", "energy:ph")}
+    per = {
+        "N": N_traj * t_end,
+        "J": sum(tot[f"energy:{c}"] for c in ("LL", "RR", "LR", "RL")),
+        "J_ph": -tot["energy:ph"],
+        "Ie": tot["charge"],
+    }
+    out = {}
+    for q, x in per.items():
+        est, err = estimate_cumulant_rates(x, t_end, order=1)
+        out[q] = (float(est[0]), float(err[0]))
+    return out
+
+
+def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None = None, seed: int | None = None
+               ) -> CrossCheck:
+    """Compare all routes for one config (see the module docstring for the expected gaps)."""
+    model = rate_model(config)
+    ss = steady_state(config)
+    om, g = config.mode.omega, config.phonon_bath.gamma
+    kappa = float(model.kappa)
+    rows = []
+
+    def add(route, level, vals, expected_abs, expected_text, errs=None):
+        for q in QUANTITIES:
+            v = vals.get(q, np.nan)
+            ref = getattr(ss, q)
+            err = (errs or {}).get(q, np.nan)
+            diff = v - ref
+            tol = expected_abs(q, ref) if np.isfinite(v) else np.nan
+            rows.append({"route": route, "level": level, "quantity": q, "value": v, "stderr": err,
+                         "rate_equation": ref, "difference": diff, "expected": expected_text,
+                         "tolerance": tol, "within": bool(np.isfinite(v) and abs(diff) <= tol) if np.isfinite(v)
+                         else None})
+
+    if not ss.stable:
+        low = landauer(config, "lowest")
+        msg = (f"unstable: kappa = {kappa:.6g} <= 0, growth rate {-kappa:.6g}; only the lowest-order Landauer "
+               f"fluxes exist (J = {low.J:.6g}, Ie = {low.Ie:.6g}) and they cannot see the instability")
+        table = pd.DataFrame([{"route": "landauer", "level": "lowest", "quantity": q,
+                               "value": {"J": low.J, "J_ph": low.J, "Ie": low.Ie}.get(q, np.nan)} for q in QUANTITIES])
+        return CrossCheck(table, False, msg)
+
+    def rel(tol):
+        return lambda q, ref: tol * abs(ref) + 1e-300
+
+    add("rate_equation", "Eq. 8", _fluxes(model, ss.N), rel(0.0), "reference")
+    pop = steady_population(model)
+    add("population", f"cutoff {pop.cutoff}", _fluxes(model, pop.N), rel(_NUM_TOL), "truncation <= 1e-8 relative")
+    lin = steady_lindblad(model)
+    add("lindblad", f"cutoff {lin.cutoff}", _fluxes(model, lin.N), rel(_NUM_TOL), "truncation, solver <= 1e-8 relative")
+
+    ntraj = ntraj or config.run.ntraj
+    t_end = t_end or config.run.t_end or 200.0 / kappa
+    seed = config.run.seed if seed is None else seed
+    tr = _trajectories(config, model, ntraj, t_end, seed)
+    add("trajectories", f"ssa, {ntraj} x T={t_end:.4g}", {q: v for q, (v, _) in tr.items()},
+        lambda q, ref: 4 * tr[q][1], "within 4 standard errors", {q: e for q, (_, e) in tr.items()})
+
+    pinned = _fluxes(model, float(model.n_ph))  # N held at n_ph: the lowest-order limit
+    low = landauer(config, "lowest")
+    low_vals = {"J": low.J, "J_ph": low.J, "Ie": low.Ie}
+    add("landauer", "lowest", low_vals,
+        lambda q, ref: abs(pinned[q] - ref) + 2 * g / om * abs(pinned[q]) + _NUM_TOL * abs(ref),
+        "pinned gap |X(n_ph) - X(N)| + 2 gamma_ph/Omega |X|")
+    full = landauer(config, "full")
+    add("landauer", "full", {"J": full.J, "J_ph": full.J, "Ie": full.Ie},
+        lambda q, ref: (kappa / om + _NUM_TOL) * abs(ref), "narrow resonance: kappa/Omega relative")
+    table = pd.DataFrame(rows)
+    ok = table["within"].dropna().all()
+    msg = "all routes agree within their expected differences" if ok else "some routes differ more than expected"
+    return CrossCheck(table, True, msg)
+
+
+def plot_crosscheck(report: CrossCheck, path) -> None:
+    """Relative difference from the rate equation per route and quantity (symmetric log scale)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    t = report.table.dropna(subset=["value"])
+    t = t[t["route"] != "rate_equation"].assign(
+        label=lambda d: d["route"] + " " + d["level"].str.split(",").str[0],
+        rel=lambda d: d["difference"] / d["rate_equation"].abs(),
+        band=lambda d: d["tolerance"] / d["rate_equation"].abs())
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sns.barplot(t, x="quantity", y="rel", hue="label", ax=ax)
+    ax.set_yscale("symlog", linthresh=1e-10)
+    ax.set_ylabel("(route - rate equation) / |rate equation|")
+    ax.set_title(report.message, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

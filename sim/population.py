@@ -1,0 +1,631 @@
+r"""Birth-death master equation for the Fock populations ``P_n(t)`` (physics.md sec. 4).
+
+The diagonal of the section-4 Lindblad equation closes on itself:
+
+.. math::
+
+    \dot P_n = \mathrm{up}(n-1) P_{n-1} + \mathrm{down}(n+1) P_{n+1} - [\mathrm{up}(n) + \mathrm{down}(n)] P_n,
+
+    \mathrm{up}(n) = (E + \gamma_{ph} n_{ph})(n + 1),\qquad
+    \mathrm{down}(n) = (\textstyle\sum_c \tau^{abs}_c + \gamma_{ph}(n_{ph} + 1))\, n,
+
+with the coefficients :attr:`RateModel.up_rate` and :attr:`RateModel.down_rate`
+(energy units = 1/time, hbar = 1). The generator ``G`` (``dP/dt = G P``) is
+tridiagonal on ``n = 0 .. cutoff - 1``. Truncation is *reflecting*: the top level
+has no birth, so probability is conserved exactly and the truncated chain is the
+diagonal of the truncated Lindblad equation (``a^dagger |cutoff-1> = 0`` in QuTiP),
+level for level. The price is a pile-up at the top level; a guard watches it.
+
+Cutoff and guard
+----------------
+With ``x = N/(N+1)`` a geometric (Bose-Einstein) distribution of mean ``N`` puts
+``P(n >= K - 1) = x^(K-1)`` on the top level ``K - 1`` of a ``K``-level space and
+beyond. :func:`choose_cutoff` takes ``N`` as the largest of ``N_ss``, the initial mean
+and (given a time grid) the rate-equation ``N(t)``, a geometric being the widest
+distribution of a given mean, and also requires the initial distribution's own
+``P(n >= K - 1)`` to be below ``tol``. During an evolution the probability of the top
+level is checked at every time point: once it exceeds ``tol`` the result is no longer
+trustworthy and the evolution stops at the crossing time (found by root finding).
+A stable model that hits the guard raises :class:`TruncationError` (the cutoff was too
+small); an unstable one (``kappa <= 0``) returns the partial result with ``stopped_at``
+and a message (a runaway mode is an answer, not a crash).
+
+Error of ``N`` from the truncation: ``|dN/dt - dN_rate/dt| = up_rate K P_{K-1}``, so
+``|N - N_rate| <= up_rate K max_t P_{K-1} (t - t_0)`` up to round-off.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import scipy.linalg as sla
+import scipy.sparse as sp
+from numpy.typing import ArrayLike, NDArray
+from scipy import optimize, stats
+from scipy.sparse.linalg import expm_multiply
+
+from .rate_equation import RateModel
+
+__all__ = [
+    "DEFAULT_TOL", "MAX_CUTOFF", "InitialSpec", "PopulationResult", "PopulationSteady", "TruncationError",
+    "birth_death_parts", "choose_cutoff", "evolve_population", "generator", "geometric_cutoff", "predicted_tail",
+    "initial_distribution", "steady_population", "stop_message", "unstable_message",
+]
+
+DEFAULT_TOL = 1e-10
+"""Default tolerance on the probability of the top Fock level (and on the predicted tail)."""
+
+MAX_CUTOFF = 1000
+"""Largest automatic cutoff of the population route (an unstable run stops at the guard)."""
+
+_DENSE_MAX = 600  # up to this many levels the propagator exp(G dt) is formed densely
+_CHUNK = 64  # time points per expm_multiply call on large spaces (so the guard can stop early)
+_DOUBLING_MAX = 128  # largest space whose rows are all formed at once by doubling
+
+OnTruncation = Literal["raise", "return"] | None
+
+
+class TruncationError(RuntimeError):
+    """The top Fock level holds more probability than the tolerance: the cutoff is too small.
+
+    Attributes
+    ----------
+    t_stop : float
+        Time at which the top-level probability reached the tolerance
+        (``inf`` for a steady state).
+    partial : object
+        The result up to ``t_stop`` (a :class:`PopulationResult`, a
+        ``LindbladResult`` or a steady-state result).
+    """
+
+    def __init__(self, message: str, t_stop: float, partial: object) -> None:
+        super().__init__(message)
+        self.t_stop = float(t_stop)
+        self.partial = partial
+
+
+# --------------------------------------------------------------------------- initial states
+
+_KINDS = ("vacuum", "steady", "thermal", "fock", "coherent", "distribution")
+
+
+@dataclass(frozen=True)
+class InitialSpec:
+    """A parsed ``run.initial``: ``vacuum``, ``steady``, ``thermal:N``, ``fock:n``, ``coherent:alpha``.
+
+    ``kind = "distribution"`` holds an explicit diagonal ``P_n`` (tuple of floats).
+    ``coherent`` takes a complex ``alpha`` (``coherent:1.5``, ``coherent:1+0.5j``);
+    its populations are Poissonian with mean ``|alpha|^2``.
+    """
+
+    kind: str
+    value: float | int | complex | tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"initial kind must be one of {', '.join(_KINDS)}, got {self.kind!r}")
+        if self.kind == "thermal" and isinstance(self.value, int | float) and not isinstance(self.value, bool):
+            object.__setattr__(self, "value", float(self.value))
+        if self.kind == "coherent" and isinstance(self.value, int | float | complex) and not isinstance(self.value, bool):
+            object.__setattr__(self, "value", complex(self.value))
+        if self.kind == "thermal" and not (isinstance(self.value, float) and self.value >= 0 and math.isfinite(self.value)):
+            raise ValueError(f"thermal:N needs a finite N >= 0, got {self.value!r}")
+        if self.kind == "fock" and not (isinstance(self.value, int) and self.value >= 0):
+            raise ValueError(f"fock:n needs an integer n >= 0, got {self.value!r}")
+        if self.kind == "coherent" and not (isinstance(self.value, complex) and np.isfinite(self.value)):
+            raise ValueError(f"coherent:alpha needs a finite complex alpha, got {self.value!r}")
+        if self.kind == "distribution":
+            p = np.asarray(self.value, dtype=float)
+            if p.ndim != 1 or p.size == 0 or np.any(p < -1e-14) or not np.isclose(p.sum(), 1.0, rtol=0, atol=1e-9):
+                raise ValueError("an initial distribution must be a 1-d array of probabilities >= 0 summing to 1")
+
+    @classmethod
+    def parse(cls, spec: str | InitialSpec | ArrayLike) -> InitialSpec:
+        """Parse ``run.initial`` (or wrap an explicit distribution ``P_n``)."""
+        if isinstance(spec, InitialSpec):
+            return spec
+        if not isinstance(spec, str):
+            return cls("distribution", tuple(float(x) for x in np.asarray(spec, dtype=float).ravel()))
+        s = spec.strip()
+        if s in ("vacuum", "steady"):
+            return cls(s)
+        kind, colon, raw = s.partition(":")
+        try:
+            if colon and kind == "thermal":
+                return cls("thermal", float(raw))
+            if colon and kind == "fock":
+                return cls("fock", int(raw))
+            if colon and kind == "coherent":
+                return cls("coherent", complex(raw.replace(" ", "")))
+        except ValueError:
+            pass
+        raise ValueError(
+            f"initial must be 'vacuum', 'steady', 'thermal:N', 'fock:n' or 'coherent:alpha', got {spec!r}")
+
+    def mean(self, model: RateModel | None = None) -> float:
+        """Mean population ``N0`` of the initial state."""
+        if self.kind == "vacuum":
+            return 0.0
+        if self.kind == "steady":
+            return _steady_mean(model)
+        if self.kind == "thermal":
+            return float(self.value)
+        if self.kind == "fock":
+            return float(self.value)
+        if self.kind == "coherent":
+            return abs(self.value) ** 2
+        p = np.asarray(self.value)
+        return float(np.arange(p.size) @ p)
+
+    def tail(self, cutoff: int, model: RateModel | None = None) -> float:
+        """``P(n >= cutoff - 1)`` of the untruncated initial distribution."""
+        m = cutoff - 1
+        if self.kind in ("vacuum", "fock"):
+            n0 = 0 if self.kind == "vacuum" else self.value
+            return 1.0 if n0 >= m else 0.0
+        if self.kind in ("steady", "thermal"):
+            return _geometric_tail(self.mean(model), cutoff)
+        if self.kind == "coherent":
+            return float(stats.poisson.sf(m - 1, abs(self.value) ** 2))
+        p = np.asarray(self.value)
+        return float(p[m:].sum())
+
+    def min_cutoff(self, tol: float, model: RateModel | None = None) -> int:
+        """Smallest cutoff ``K >= 2`` with ``P(n >= K - 1) <= tol``."""
+        if self.kind in ("vacuum", "fock"):
+            return (0 if self.kind == "vacuum" else self.value) + 2
+        if self.kind in ("steady", "thermal"):
+            return geometric_cutoff(self.mean(model), tol)
+        if self.kind == "coherent":
+            mu = abs(self.value) ** 2
+            ks = np.arange(2, int(mu + 40 * math.sqrt(mu) + 60))
+            ok = np.flatnonzero(stats.poisson.sf(ks - 2, mu) <= tol)
+            return int(ks[ok[0]] if ok.size else ks[-1])
+        p = np.asarray(self.value)
+        tails = np.cumsum(p[::-1])[::-1]  # tails[m] = P(n >= m)
+        ok = np.flatnonzero(tails <= tol)
+        return max(2, int(ok[0]) + 1 if ok.size else p.size + 1)
+
+    def populations(self, cutoff: int, model: RateModel | None = None) -> NDArray[np.float64]:
+        """``P_n`` on ``n = 0 .. cutoff - 1``, renormalised after truncation.
+
+        Raises ``ValueError`` when the state has no weight inside the cutoff.
+        """
+        n = np.arange(cutoff)
+        if self.kind in ("vacuum", "fock"):
+            n0 = 0 if self.kind == "vacuum" else self.value
+            if n0 >= cutoff:
+                raise ValueError(f"fock:{n0} does not fit in cutoff {cutoff} (levels 0..{cutoff - 1})")
+            p = (n == n0).astype(float)
+        elif self.kind in ("steady", "thermal"):
+            p = _geometric(self.mean(model), cutoff)
+        elif self.kind == "coherent":
+            p = stats.poisson.pmf(n, abs(self.value) ** 2)
+        else:
+            q = np.clip(np.asarray(self.value), 0.0, None)
+            p = np.zeros(cutoff)
+            p[: min(cutoff, q.size)] = q[:cutoff]
+        total = p.sum()
+        if not total > 0:
+            raise ValueError(f"initial state {self} has no weight inside cutoff {cutoff}")
+        return p / total
+
+
+def initial_distribution(spec: str | InitialSpec | ArrayLike, cutoff: int, model: RateModel | None = None
+                         ) -> NDArray[np.float64]:
+    """Fock populations of a ``run.initial`` spec on ``0 .. cutoff - 1`` (``steady`` needs ``model``)."""
+    return InitialSpec.parse(spec).populations(cutoff, model)
+
+
+def _steady_mean(model: RateModel | None) -> float:
+    if model is None:
+        raise ValueError("initial = 'steady' needs the model (its steady state)")
+    k = float(model.kappa)
+    if not k > 0:
+        raise ValueError(f"initial = 'steady' needs a stable mode, but kappa = {k:.6g} <= 0: "
+                         f"there is no steady state (N grows at rate {-k:.6g})")
+    return float(model.N_ss())
+
+
+def _geometric(N: float, cutoff: int) -> NDArray[np.float64]:
+    """``P_n = (1 - x) x^n``, ``x = N/(N+1)``, on ``0 .. cutoff - 1`` (not renormalised)."""
+    n = np.arange(cutoff)
+    if N <= 0:
+        return (n == 0).astype(float)
+    logx = -math.log1p(1.0 / N)
+    return -math.expm1(logx) * np.exp(n * logx)
+
+
+def _geometric_tail(N: float, cutoff: int) -> float:
+    """``P(n >= cutoff - 1) = x^(cutoff - 1)`` of a geometric distribution of mean ``N``."""
+    if N <= 0:
+        return 0.0 if cutoff >= 2 else 1.0
+    return math.exp(-(cutoff - 1) * math.log1p(1.0 / N))
+
+
+def geometric_cutoff(N: float, tol: float = DEFAULT_TOL) -> int:
+    """Smallest ``K >= 2`` with ``x^(K-1) <= tol`` for a geometric distribution of mean ``N``."""
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    if N <= 0:
+        return 2
+    m = math.ceil(math.log(tol) / -math.log1p(1.0 / N) - 1e-9)
+    return max(2, m + 1)
+
+
+def _predicted_mean(model: RateModel, spec: InitialSpec, t: ArrayLike | None) -> float:
+    """``max(N0, N_ss, max_t N_rate(t))`` (inf when it overflows)."""
+    N0 = spec.mean(model)
+    Ns = [N0]
+    stable = bool(model.stable)
+    if stable:
+        Ns.append(float(model.N_ss()))
+    if t is not None and not stable:  # a stable N_rate(t) lies between N0 and N_ss
+        with np.errstate(over="ignore"):
+            Nt = float(model.N_t(float(np.max(t)) - float(np.min(t)), N0))
+        Ns.append(Nt if math.isfinite(Nt) else math.inf)
+    elif not stable:
+        raise ValueError(f"unstable mode (kappa = {float(model.kappa):.6g} <= 0): give a time grid or an explicit cutoff")
+    return max(Ns)
+
+
+def predicted_tail(model: RateModel, initial: str | InitialSpec | ArrayLike, cutoff: int,
+                   t: ArrayLike | None = None) -> float:
+    """Predicted ``P(n >= cutoff - 1)``: ``max(x^(cutoff-1), P_init(n >= cutoff-1))``, ``x = N/(N+1)``,
+    ``N = max(N_ss, N0, max_t N_rate(t))`` (see :func:`choose_cutoff`)."""
+    spec = InitialSpec.parse(initial)
+    N = _predicted_mean(model, spec, t)
+    return max(_geometric_tail(N, cutoff) if math.isfinite(N) else 1.0, spec.tail(cutoff, model))
+
+
+def choose_cutoff(
+    model: RateModel,
+    initial: str | InitialSpec | ArrayLike = "vacuum",
+    t: ArrayLike | None = None,
+    *,
+    tol: float = DEFAULT_TOL,
+    max_cutoff: int = MAX_CUTOFF,
+) -> tuple[int, float]:
+    """Smallest cutoff whose predicted probability at and above the top level is ``<= tol``.
+
+    The prediction is ``max(x^(K-1), P_init(n >= K-1))`` with ``x = N/(N+1)`` and
+    ``N = max(N_ss, N0, max_t N_rate(t))``: a geometric distribution is the widest of a
+    given mean. ``N_rate(t)`` (physics.md sec. 4) is used when a time grid ``t`` is given
+    and is what sizes an unstable (growing) run. Capped at ``max_cutoff``; the guard of
+    the evolution catches what the prediction misses.
+
+    Returns
+    -------
+    (cutoff, tail_probability)
+        The number of Fock levels and the predicted ``P(n >= cutoff - 1)``.
+    """
+    spec = InitialSpec.parse(initial)
+    N = _predicted_mean(model, spec, t)
+    K_geo = geometric_cutoff(N, tol) if math.isfinite(N) else max_cutoff
+    K = min(max(K_geo, spec.min_cutoff(tol, model), 2), max_cutoff)
+    return K, max(_geometric_tail(N, K) if math.isfinite(N) else 1.0, spec.tail(K, model))
+
+
+# --------------------------------------------------------------------------- generator
+
+def _scalar_rates(model: RateModel) -> tuple[float, float]:
+    u, d = np.asarray(model.up_rate, dtype=float), np.asarray(model.down_rate, dtype=float)
+    if u.size != 1 or d.size != 1:
+        raise ValueError(f"the population route needs a scalar-bias RateModel, got rate arrays of shape {u.shape}")
+    return float(u), float(d)
+
+
+def birth_death_parts(cutoff: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Unit-rate parts ``(A, B)`` of the generator: ``G = up_rate A + down_rate B``.
+
+    ``A`` moves ``n -> n + 1`` at rate ``n + 1`` (none from the top level, reflecting);
+    ``B`` moves ``n -> n - 1`` at rate ``n``. Columns of both sum to zero.
+    """
+    if cutoff < 2:
+        raise ValueError(f"cutoff must be >= 2, got {cutoff}")
+    n = np.arange(cutoff, dtype=float)
+    up = n + 1.0
+    up[-1] = 0.0
+    A = sp.diags([up[:-1], -up], [-1, 0], format="csr")
+    B = sp.diags([n[1:], -n], [1, 0], format="csr")
+    return A, B
+
+
+def _diagonals(u: float, d: float, cutoff: int) -> tuple[NDArray[np.float64], ...]:
+    """Sub-, super- and main diagonal of the generator."""
+    n = np.arange(cutoff, dtype=float)
+    up = u * (n + 1.0)
+    up[-1] = 0.0
+    down = d * n
+    return up[:-1], down[1:], -(up + down)
+
+
+def _matrix(model: RateModel, cutoff: int, dense: bool) -> NDArray[np.float64] | sp.csr_matrix:
+    if cutoff < 2:
+        raise ValueError(f"cutoff must be >= 2, got {cutoff}")
+    sub, sup, main = _diagonals(*_scalar_rates(model), cutoff)
+    if not dense:
+        return sp.diags([sub, sup, main], [-1, 1, 0], format="csr")
+    G = np.diag(main)
+    i = np.arange(cutoff - 1)
+    G[i + 1, i] = sub
+    G[i, i + 1] = sup
+    return G
+
+
+def generator(model: RateModel, cutoff: int) -> sp.csr_matrix:
+    """Sparse tridiagonal generator ``G`` of ``dP/dt = G P`` on ``0 .. cutoff - 1``.
+
+    ``G[n+1, n] = up_rate (n + 1)`` (``n < cutoff - 1``), ``G[n-1, n] = down_rate n``,
+    ``G[n, n] = -(sum of the column)``; equal to ``up_rate A + down_rate B`` of
+    :func:`birth_death_parts`. Units: 1/time.
+    """
+    return _matrix(model, cutoff, dense=False)
+
+
+# --------------------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class PopulationResult:
+    """Fock populations on a time grid.
+
+    Attributes
+    ----------
+    t : (n_t,) array
+        Times (1/energy) up to ``stopped_at`` when the guard stopped the run.
+    P : (n_t, cutoff) array
+        ``P_n(t)``.
+    N : (n_t,) array
+        ``N(t) = sum_n n P_n(t)``.
+    cutoff : int
+        Number of Fock levels kept (``n = 0 .. cutoff - 1``).
+    tail_probability : float
+        Predicted ``P(n >= cutoff - 1)`` (:func:`predicted_tail`), for an automatic or a
+        user cutoff.
+    top_probability : float
+        Largest ``P_{cutoff-1}(t)`` on the returned grid (the guard's quantity).
+    stopped_at : float or None
+        Time at which ``P_{cutoff-1}`` reached ``tol``; None when the run finished.
+    message : str or None
+        Plain-words reason for the stop (growth rate and cutoff); None when finished.
+    """
+
+    t: NDArray[np.float64]
+    P: NDArray[np.float64]
+    N: NDArray[np.float64]
+    cutoff: int
+    tail_probability: float
+    top_probability: float
+    stopped_at: float | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PopulationSteady:
+    """Steady state of the truncated birth-death chain, or the instability verdict.
+
+    Where ``stable`` is False, ``P`` is None and ``N`` NaN: there is no steady state.
+    ``residual = ||G P||_1 / ||G||_1`` checks the null vector.
+    """
+
+    P: NDArray[np.float64] | None
+    N: float
+    cutoff: int | None
+    tail_probability: float
+    top_probability: float
+    residual: float
+    stable: bool
+    message: str | None = None
+
+
+def unstable_message(kappa: float) -> str:
+    """The plain-words verdict for ``kappa <= 0``."""
+    return (f"unstable mode: kappa = {kappa:.6g} <= 0, there is no steady state; "
+            f"N grows at rate {-kappa:.6g} (exponentially, linearly at kappa = 0)")
+
+
+def stop_message(kappa: float, stable: bool, t_stop: float, cutoff: int, tol: float) -> str:
+    where = (f"the top Fock level {cutoff - 1} reached probability {tol:.3g} at t = {t_stop:.6g} "
+             f"(cutoff {cutoff})")
+    if stable:
+        return f"truncation: {where}; N would be wrong beyond this time, raise the cutoff"
+    return f"{unstable_message(kappa)}; evolution stopped: {where}"
+
+
+# --------------------------------------------------------------------------- evolution
+
+def _check_grid(t: ArrayLike) -> NDArray[np.float64]:
+    t = np.asarray(t, dtype=float).ravel()
+    if t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0):
+        raise ValueError("t must be a non-empty, finite, non-decreasing time grid")
+    return t
+
+
+def _uniform(dts: NDArray[np.float64]) -> bool:
+    return dts.size > 0 and bool(np.allclose(dts, dts.mean(), rtol=1e-10, atol=0.0))
+
+
+def _doubling_rows(U: NDArray[np.float64], p: NDArray[np.float64], n: int) -> NDArray[np.float64]:
+    """Rows ``U^1 p, ..., U^n p`` by doubling: ``R[k:2k] = R[0:k] (U^k)^T``, ``U^2k = U^k U^k``."""
+    R = np.empty((n + 1, p.size))
+    R[0] = p
+    filled, Uk = 1, U
+    while filled <= n:
+        b = min(filled, n + 1 - filled)
+        R[filled: filled + b] = R[:b] @ Uk.T
+        filled += b
+        if filled <= n:
+            Uk = Uk @ Uk
+    return R[1:]
+
+
+def _blocks(G: NDArray[np.float64] | sp.csr_matrix, p0: NDArray[np.float64], t: NDArray[np.float64]):
+    """Populations at ``t[1:]`` in consecutive blocks: yields ``(i, rows)`` with rows at ``t[i:i+len]``.
+
+    Dense (``cutoff <= 600``): ``U = exp(G dt)`` per distinct ``dt``; on a uniform grid of a
+    small space (``cutoff <= 128``) all rows at once by doubling (``log2(n_t)`` products).
+    Larger spaces: ``expm_multiply`` in chunks of ``_CHUNK`` times.
+    """
+    dts = np.diff(t)
+    K = G.shape[0]
+    p = p0
+    i = 0
+    if isinstance(G, np.ndarray):
+        Gd = G
+        if _uniform(dts):
+            U = sla.expm(Gd * float(dts.mean()))
+            if K <= _DOUBLING_MAX:
+                yield 1, _doubling_rows(U, p, dts.size)
+                return
+            for i in range(1, dts.size + 1):
+                p = U @ p
+                yield i, p[None, :]
+            return
+        cache: dict[float, NDArray[np.float64]] = {}
+        for i, dt in enumerate(dts, start=1):
+            if float(dt) not in cache:
+                cache[float(dt)] = sla.expm(Gd * float(dt))
+            p = cache[float(dt)] @ p
+            yield i, p[None, :]
+        return
+    while i < dts.size:
+        j = min(i + _CHUNK, dts.size)
+        if _uniform(dts[i:j]):
+            block = expm_multiply(G, p, start=0.0, stop=float(t[j] - t[i]), num=j - i + 1, endpoint=True)[1:]
+        else:
+            block = []
+            for dt in dts[i:j]:
+                p = expm_multiply(G * float(dt), p)
+                block.append(p)
+            block = np.array(block)
+        yield i + 1, block
+        p = block[-1]
+        i = j
+
+
+def _crossing(G: NDArray[np.float64] | sp.csr_matrix, p_prev: NDArray[np.float64], t0: float, t1: float,
+              tol: float) -> float:
+    """Time in ``(t0, t1]`` at which ``P_top`` reaches ``tol`` (Brent's method)."""
+    def f(tau: float) -> float:
+        return float(expm_multiply(G * (tau - t0), p_prev)[-1]) - tol
+
+    if f(t1) <= 0:
+        return t1
+    return float(optimize.brentq(f, t0, t1, xtol=1e-12 * max(1.0, abs(t1)), rtol=1e-12))
+
+
+def evolve_population(
+    model: RateModel,
+    t: ArrayLike,
+    initial: str | InitialSpec | ArrayLike = "vacuum",
+    cutoff: int | None = None,
+    *,
+    tol: float = DEFAULT_TOL,
+    max_cutoff: int = MAX_CUTOFF,
+    on_truncation: OnTruncation = None,
+) -> PopulationResult:
+    r"""Evolve ``P_n`` with ``P(t) = exp(G (t - t_0)) P(t_0)`` on the grid ``t``.
+
+    ``t[0]`` is the time of the initial state. Propagators ``exp(G dt)`` are exact
+    (dense ``expm`` up to 600 levels, ``expm_multiply`` above), so the only error
+    besides round-off is the truncation, bounded by the guard (module docstring).
+
+    Parameters
+    ----------
+    model
+        Scalar :class:`RateModel` (rates in energy units).
+    t
+        Non-decreasing time grid (1/energy).
+    initial
+        ``run.initial`` spec (``"vacuum"``, ``"steady"``, ``"thermal:N"``, ``"fock:n"``,
+        ``"coherent:alpha"``: its Poissonian populations, exact here because the
+        populations do not couple to coherences) or an explicit distribution ``P_n``.
+    cutoff
+        Number of Fock levels; default :func:`choose_cutoff` with ``t``.
+    tol
+        Guard tolerance on ``P_{cutoff-1}(t)`` and tolerance of the automatic cutoff.
+    max_cutoff
+        Cap of the automatic cutoff.
+    on_truncation
+        What to do when the guard fires: ``"raise"`` :class:`TruncationError`,
+        ``"return"`` the partial result; default (None): return for an unstable model
+        (``kappa <= 0``, a runaway), raise for a stable one (a too-small cutoff).
+    """
+    t = _check_grid(t)
+    spec = InitialSpec.parse(initial)
+    if cutoff is None:
+        cutoff, tail = choose_cutoff(model, spec, t, tol=tol, max_cutoff=max_cutoff)
+    else:
+        tail = predicted_tail(model, spec, cutoff, t)
+    G = _matrix(model, cutoff, dense=cutoff <= _DENSE_MAX)
+    p0 = spec.populations(cutoff, model)
+    kappa = float(model.kappa)
+    stable = kappa > 0
+    mode = on_truncation or ("raise" if stable else "return")
+    rows = [p0]
+    stop = None
+    if p0[-1] > tol:
+        stop = float(t[0])
+        rows = []
+    else:
+        for i, block in _blocks(G, p0, t):
+            bad = np.flatnonzero(block[:, -1] > tol)
+            if bad.size:
+                k = int(bad[0])
+                rows.extend(block[:k])
+                stop = _crossing(G, rows[-1], float(t[i + k - 1]), float(t[i + k]), tol)
+                break
+            rows.extend(block)
+    P = np.array(rows).reshape(len(rows), cutoff)
+    n = np.arange(cutoff)
+    top = float(P[:, -1].max()) if len(rows) else float(p0[-1])
+    result = PopulationResult(t[: len(rows)].copy(), P, P @ n, cutoff, tail, top, stop,
+                              None if stop is None else stop_message(kappa, stable, stop, cutoff, tol))
+    if stop is not None and (mode == "raise" or not rows):
+        raise TruncationError(result.message, stop, result)
+    return result
+
+
+# --------------------------------------------------------------------------- steady state
+
+def steady_population(model: RateModel, cutoff: int | None = None, *, tol: float = DEFAULT_TOL) -> PopulationSteady:
+    r"""Null vector of the generator: the truncated Bose-Einstein distribution.
+
+    A birth-death chain obeys detailed balance, so ``G P = 0`` is solved by the
+    recursion ``P_{n+1} / P_n = G[n+1, n] / G[n, n+1] = up_rate / down_rate = x``
+    (in logarithms, then normalised) and checked by the residual ``||G P||_1``.
+    For ``kappa > 0``, ``x = N_ss/(N_ss + 1)`` and ``P_n = (1 - x) x^n / (1 - x^cutoff)``.
+
+    Unstable (``kappa <= 0``): no steady state; ``stable = False``, ``N = NaN``, message.
+    A cutoff whose top level holds more than ``tol`` raises :class:`TruncationError`.
+    """
+    kappa = float(model.kappa)
+    if not kappa > 0:
+        return PopulationSteady(None, float("nan"), cutoff, float("nan"), float("nan"), float("nan"), False,
+                                unstable_message(kappa))
+    if cutoff is None:
+        cutoff, tail = choose_cutoff(model, "vacuum", tol=tol)
+    else:
+        tail = predicted_tail(model, "vacuum", cutoff)
+    G = generator(model, cutoff)
+    up = G.diagonal(-1)  # G[n+1, n]
+    down = G.diagonal(1)  # G[n, n+1]
+    if up[0] == 0.0:
+        logp = np.where(np.arange(cutoff) == 0, 0.0, -np.inf)
+    else:
+        logp = np.concatenate([[0.0], np.cumsum(np.log(up) - np.log(down))])
+    P = np.exp(logp - logp.max())
+    P /= P.sum()
+    scale = float(abs(G).sum(axis=0).max())
+    residual = float(np.abs(G @ P).sum() / scale) if scale > 0 else 0.0
+    if not residual <= 1e-12:
+        raise RuntimeError(f"steady population failed its check: ||G P||_1 / ||G||_1 = {residual:.3g}")
+    result = PopulationSteady(P, float(np.arange(cutoff) @ P), cutoff, tail, float(P[-1]), residual, True)
+    if P[-1] > tol:
+        raise TruncationError(
+            f"truncation: the top Fock level {cutoff - 1} holds probability {P[-1]:.3g} > {tol:.3g} in the steady state "
+            f"(cutoff {cutoff}, N_ss = {float(model.N_ss()):.6g}); raise the cutoff", math.inf, result)
+    return result

@@ -1,0 +1,92 @@
+"""Initial states of trajectory runs (``run.initial``, design.md "Config").
+
+The text is parsed by :class:`sim.population.InitialSpec` (one grammar for every
+route): ``vacuum``, ``fock:n``, ``thermal:N`` (Bose-Einstein, mean N), ``steady``
+(Bose-Einstein with ``N_ss``; stable mode only) and ``coherent:alpha`` (``alpha``
+real or complex, ``coherent:1+0.5j``). This module reduces it to what the engines
+need (:class:`InitialState`).
+
+Fock-diagonal states (all but coherent) are mixtures of Fock states: each
+trajectory starts in ``n0`` drawn from ``P(n0)``, a Fock state or the geometric law
+``P(n) = (1 - x) x^n``, ``x = N/(N + 1)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..population import InitialSpec
+from ..rate_equation import RateModel
+
+__all__ = ["InitialState", "parse_initial"]
+
+
+@dataclass(frozen=True)
+class InitialState:
+    """A resolved ``run.initial``.
+
+    Attributes
+    ----------
+    kind
+        ``"fock"`` (population ``n``), ``"geometric"`` (Bose-Einstein, mean ``mean``)
+        or ``"coherent"`` (amplitude ``alpha``).
+    """
+
+    kind: str
+    n: int = 0
+    mean: float = 0.0
+    alpha: complex = 0j
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("fock", "geometric", "coherent"):
+            raise ValueError(f"initial state kind must be fock, geometric or coherent, got {self.kind!r}")
+        if self.n < 0:
+            raise ValueError(f"initial Fock population must be >= 0, got {self.n}")
+        if not (np.isfinite(self.mean) and self.mean >= 0):
+            raise ValueError(f"initial mean population must be finite and >= 0, got {self.mean}")
+
+    @property
+    def diagonal(self) -> bool:
+        """True for a mixture of Fock states (then the jumps are a birth-death process)."""
+        return self.kind != "coherent"
+
+    @property
+    def mean_population(self) -> float:
+        """``<n>`` at t = 0."""
+        if self.kind == "fock":
+            return float(self.n)
+        if self.kind == "geometric":
+            return float(self.mean)
+        return float(abs(self.alpha) ** 2)
+
+    def to_spec(self) -> InitialSpec:
+        """The equivalent :class:`sim.population.InitialSpec` (``steady`` becomes ``thermal:N_ss``)."""
+        if self.kind == "fock":
+            return InitialSpec("fock", int(self.n))
+        if self.kind == "geometric":
+            return InitialSpec("thermal", float(self.mean))
+        return InitialSpec("coherent", complex(self.alpha))
+
+
+def parse_initial(spec: str | InitialSpec, model: RateModel) -> InitialState:
+    """Resolve ``run.initial`` for ``model``.
+
+    Raises
+    ------
+    ValueError
+        Unknown text, a negative population, ``steady`` for an unstable mode
+        (``kappa <= 0``: no steady state), or an explicit distribution.
+    """
+    s = InitialSpec.parse(spec)
+    if s.kind == "vacuum":
+        return InitialState("fock", n=0)
+    if s.kind == "fock":
+        return InitialState("fock", n=int(s.value))
+    if s.kind in ("thermal", "steady"):
+        return InitialState("geometric", mean=float(s.mean(model)))
+    if s.kind == "coherent":
+        return InitialState("coherent", alpha=complex(s.value))
+    raise ValueError("trajectories start from vacuum, steady, thermal:N, fock:n or coherent:alpha, "
+                     f"not from an explicit distribution ({s.kind})")

@@ -1,0 +1,349 @@
+r"""Run many trajectories in batches with any engine; in memory or streamed to a run directory.
+
+:func:`run_trajectories` is the one entry point. Trajectories ``0 .. ntraj-1`` are
+cut into batches of ``batch_size``; each batch is simulated by the engine, turned
+into tables (:mod:`.table`) and either kept in memory or written as one parquet part
+per table (:mod:`sim.io`), so memory is bounded by one batch however large ``ntraj``
+is. Running aggregates (jump counts per label, sums of ``N`` and ``N^2`` on the grid,
+stops) are kept for the summary.
+
+Timing: ``sim_s`` is the time spent simulating and building the tables; imports,
+JIT compilation and operator set-up (the engine's ``prepare``) and file output are
+excluded, so ``jumps_per_s = n_jumps / sim_s`` compares engines fairly. ``wall_s`` is
+the whole call.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from ..config import Config, ConfigError
+from ..rate_equation import RateModel
+from .engine import Engine, RunSpec, expected_jumps
+from .initial import parse_initial
+from .mcsolve import MCSOLVE
+from .ssa import SSA
+from .table import (
+    DIRECTIONS,
+    JUMP_CHANNELS,
+    N_LABELS,
+    Batch,
+    counts_frame,
+    empty_jumps,
+    grid_frame,
+    jumps_frame,
+    stops_frame,
+)
+
+__all__ = ["ENGINES", "TrajectoryResult", "run_trajectories", "trajectories_from_config", "get_engine",
+           "default_batch_size"]
+
+#: Engines by name; ``qutip`` is an alias of ``mcsolve``.
+ENGINES: dict[str, Engine] = {"ssa": SSA, "mcsolve": MCSOLVE, "qutip": MCSOLVE}
+
+#: Jumps (and grid cells) per batch aimed at by :func:`default_batch_size`: tables of ~25 MB, ~70 MB peak.
+BATCH_CELLS = 1_000_000
+
+
+def get_engine(name: str) -> Engine:
+    """The engine registered as ``name`` (``ssa``, ``mcsolve`` or its alias ``qutip``)."""
+    try:
+        return ENGINES[name]
+    except KeyError:
+        raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}") from None
+
+
+def default_batch_size(engine: str, ntraj: int, jumps_per_traj: float, n_points: int) -> int:
+    """Trajectories per batch: about :data:`BATCH_CELLS` jumps and grid cells (ssa), 200 (mcsolve)."""
+    if get_engine(engine).name == "mcsolve":
+        return max(1, min(ntraj, 200))
+    per = max(float(jumps_per_traj), float(n_points), 1.0)
+    return int(max(1, min(ntraj, BATCH_CELLS // per)))
+
+
+@dataclass(frozen=True)
+class TrajectoryResult:
+    """Outcome of :func:`run_trajectories`.
+
+    Tables (``jumps``, ``trajectories``, ``stops``) are in memory when no ``out_dir``
+    was given, otherwise ``None`` here and on disk: use :meth:`jump_table` and friends
+    for either. Aggregates are always present.
+
+    Attributes
+    ----------
+    t
+        Time grid (1/energy).
+    counts
+        Jumps per ``(channel, direction)`` over all trajectories (10 rows).
+    N_sum, N_sumsq, N_count
+        Sums of ``N`` and ``N^2`` over trajectories on the grid and how many were not
+        stopped there (NaN-free).
+    sim_s, wall_s
+        Seconds simulating (engine plus table building, all batches ever run for this
+        directory) and seconds of this call.
+    """
+
+    engine: str
+    ntraj: int
+    spec: RunSpec
+    batch_size: int
+    counts: pd.DataFrame
+    n_jumps: int
+    N_sum: NDArray[np.float64]
+    N_sumsq: NDArray[np.float64]
+    N_count: NDArray[np.int64]
+    n_stopped: int
+    sim_s: float
+    wall_s: float
+    n_batches: int
+    n_batches_resumed: int = 0
+    out_dir: Path | None = None
+    jumps: pd.DataFrame | None = None
+    trajectories: pd.DataFrame | None = None
+    stops: pd.DataFrame | None = None
+
+    @property
+    def t(self) -> NDArray[np.float64]:
+        return self.spec.t_grid
+
+    @property
+    def jumps_per_s(self) -> float:
+        return self.n_jumps / self.sim_s if self.sim_s > 0 else float("nan")
+
+    @property
+    def N_mean(self) -> NDArray[np.float64]:
+        """Mean population on the grid over the trajectories not stopped there."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.N_sum / self.N_count
+
+    @property
+    def N_sem(self) -> NDArray[np.float64]:
+        """Standard error of :attr:`N_mean`."""
+        n = self.N_count.astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = (self.N_sumsq - self.N_sum**2 / n) / (n - 1)
+            return np.sqrt(np.maximum(var, 0.0) / n)
+
+    def _table(self, name: str) -> pd.DataFrame:
+        df = getattr(self, name)
+        if df is not None:
+            return df
+        from ..io import read_table
+
+        return read_table(self.out_dir, name)
+
+    def jump_table(self) -> pd.DataFrame:
+        """All jumps (read from the run directory when streamed)."""
+        return self._table("jumps")
+
+    def trajectory_table(self) -> pd.DataFrame:
+        """``N`` per trajectory on the grid: columns traj, t, N."""
+        return self._table("trajectories")
+
+    def stop_table(self) -> pd.DataFrame:
+        """Trajectories stopped at the population cap: traj, t_stop, n."""
+        return self._table("stops")
+
+    def summary(self) -> dict[str, Any]:
+        """The record written to ``summary.json``."""
+        c = {(ch, d): n for ch, d, n in zip(self.counts["channel"], self.counts["direction"], self.counts["count"],
+                                           strict=True)}
+        return {
+            "engine": self.engine, "ntraj": self.ntraj, "n_jumps": self.n_jumps, "wall_s": self.wall_s,
+            "jumps_per_s": self.jumps_per_s, "sim_s": self.sim_s, "t_end": self.spec.t_end,
+            "n_points": self.spec.n_points, "seed": self.spec.seed, "cutoff": self.spec.cutoff,
+            "batch_size": self.batch_size, "n_batches": self.n_batches, "n_batches_resumed": self.n_batches_resumed,
+            "n_stopped": self.n_stopped,
+            "counts": {ch: {d: int(c[(ch, d)]) for d in DIRECTIONS} for ch in JUMP_CHANNELS},
+            "N_final": float(self.N_mean[-1]), "N_final_sem": float(self.N_sem[-1]),
+        }
+
+
+def _model_record(model: RateModel) -> dict[str, Any]:
+    r = model.rates
+    return {"omega": model.omega, "gamma_ph": model.gamma_ph, "T_ph": model.T_ph, "T_e": model.T_e,
+            "emission": np.asarray(r.emission, dtype=float).tolist(),
+            "absorption": np.asarray(r.absorption, dtype=float).tolist()}
+
+
+@dataclass
+class _Totals:
+    counts: NDArray[np.int64]
+    N_sum: NDArray[np.float64]
+    N_sumsq: NDArray[np.float64]
+    N_count: NDArray[np.int64]
+    n_stopped: int = 0
+    sim_s: float = 0.0
+
+    def add(self, stats: dict[str, Any]) -> None:
+        self.counts += np.asarray(stats["counts"], dtype=np.int64)
+        self.N_sum += np.asarray(stats["N_sum"], dtype=float)
+        self.N_sumsq += np.asarray(stats["N_sumsq"], dtype=float)
+        self.N_count += np.asarray(stats["N_count"], dtype=np.int64)
+        self.n_stopped += int(stats["n_stopped"])
+        self.sim_s += float(stats["sim_s"])
+
+
+def _stats(batch: Batch, sim_s: float) -> dict[str, Any]:
+    ok = ~np.isnan(batch.N)
+    N0 = np.where(ok, batch.N, 0.0)
+    return {"start": batch.start, "ntraj": batch.ntraj, "counts": batch.counts().tolist(),
+            "N_sum": N0.sum(axis=0).tolist(), "N_sumsq": (N0**2).sum(axis=0).tolist(),
+            "N_count": ok.sum(axis=0).tolist(), "n_stopped": int(batch.stop_traj.size), "sim_s": sim_s}
+
+
+def run_trajectories(
+    model: RateModel, *, engine: str = "ssa", ntraj: int, t_end: float, n_points: int = 201, seed: int = 0,
+    initial: str = "vacuum", cutoff: int | None = None, batch_size: int | None = None,
+    out_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True,
+    config: Config | None = None, command: str = "trajectories",
+) -> TrajectoryResult:
+    """Simulate ``ntraj`` quantum-jump trajectories of the mode from t = 0 to ``t_end``.
+
+    Parameters
+    ----------
+    model
+        Rates at one bias point (:func:`sim.rate_equation.rate_model`).
+    engine
+        ``"ssa"`` (exact Gillespie, Fock-diagonal initial states only), ``"mcsolve"``
+        or ``"qutip"`` (QuTiP 5 ``mcsolve``).
+    ntraj, t_end, n_points
+        Number of trajectories; N(t) is recorded on ``linspace(0, t_end, n_points)``.
+    seed
+        ``SeedSequence(seed)``; its child ``i`` drives trajectory ``i`` (tables do not
+        depend on ``batch_size``).
+    initial
+        ``vacuum``, ``steady``, ``thermal:N``, ``fock:n`` or ``coherent:alpha``.
+    cutoff
+        Fock states kept; a trajectory stops on reaching ``n = cutoff - 1`` (see
+        :mod:`sim.trajectories.engine`).
+    batch_size
+        Trajectories per batch (and per parquet part); default
+        :func:`default_batch_size`.
+    out_dir, overwrite
+        Stream the tables to this run directory (:mod:`sim.io`: resumed if it holds
+        the same run, refused if it holds another one unless ``overwrite``).
+    progress
+        tqdm progress bar on stderr.
+    config, command
+        Recorded in ``metadata.json`` (the config's ``[run]`` is replaced by the values used).
+
+    Raises
+    ------
+    sim.config.ConfigError
+        Bad input: unknown engine, an initial state the engine cannot take (a coherent
+        state with ``ssa``), a refused run directory.
+    """
+    t_wall = time.perf_counter()
+    eng = get_engine(engine)
+    if np.ndim(model.kappa) != 0:
+        raise ValueError(f"trajectories need a model at one bias point, got rates of shape {np.shape(model.kappa)}")
+    try:
+        init = parse_initial(initial, model)
+        spec = RunSpec(float(t_end), int(n_points), int(seed), init, None if cutoff is None else int(cutoff))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    if int(ntraj) < 1:
+        raise ConfigError(f"ntraj must be >= 1, got {ntraj}")
+    if eng.diagonal_only and not init.diagonal:
+        raise ConfigError(f"the {eng.name} engine needs a Fock-diagonal initial state, got run.initial = {initial!r}: "
+                          "a coherent state has coherences between Fock states; use the mcsolve engine "
+                          "(--engine mcsolve)")
+    ntraj = int(ntraj)
+    if batch_size is None:
+        batch_size = default_batch_size(eng.name, ntraj, expected_jumps(model, spec, spec.cap(model)), spec.n_points)
+    batch_size = int(batch_size)
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    n_batches = -(-ntraj // batch_size)
+    params = {"engine": eng.name, "ntraj": ntraj, "t_end": spec.t_end, "n_points": spec.n_points, "seed": spec.seed,
+              "initial": initial, "cutoff": spec.cutoff}
+    rd = None
+    if out_dir is not None:
+        from ..io import RunDirectory
+
+        cfg_dict = None
+        if config is not None:
+            run = dataclasses.replace(config.run, **params)
+            cfg_dict = dataclasses.replace(config, run=run).to_dict()
+        identity = {"command": command, "config": cfg_dict, "model": _model_record(model), "run": params,
+                    "layout": {"batch_size": batch_size}}
+        rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
+                               metadata={"command": command, "config": cfg_dict, "seed": spec.seed, "engine": eng.name})
+    plan = None  # prepared on the first batch that needs computing (a finished run needs no set-up)
+    totals = _Totals(np.zeros(N_LABELS, np.int64), np.zeros(spec.n_points), np.zeros(spec.n_points),
+                     np.zeros(spec.n_points, np.int64))
+    frames: dict[str, list[pd.DataFrame]] = {"jumps": [], "trajectories": [], "stops": []}
+    n_resumed = 0
+    from tqdm import tqdm
+
+    with tqdm(total=ntraj, unit="traj", file=sys.stderr, disable=not progress, desc=f"{eng.name}") as bar:
+        for b in range(n_batches):
+            start = b * batch_size
+            count = min(batch_size, ntraj - start)
+            if rd is not None and rd.has_part("jumps", b):
+                meta = rd.part_meta("jumps", b)
+                if meta.get("start") == start and meta.get("ntraj") == count:
+                    totals.add(meta)
+                    n_resumed += 1
+                    bar.update(count)
+                    continue
+            if plan is None:
+                plan = eng.prepare(model, spec)
+                empty_jumps()  # compile the table kernel outside the timed region
+            batch = eng.simulate(plan, start, count)
+            t0 = time.perf_counter()
+            tables = {"jumps": jumps_frame(batch.traj, batch.t, batch.label, float(model.omega)),
+                      "trajectories": grid_frame(start, batch.t_grid, batch.N),
+                      "stops": stops_frame(batch.stop_traj, batch.stop_t, batch.stop_n)}
+            stats = _stats(batch, batch.sim_s + time.perf_counter() - t0)
+            totals.add(stats)
+            if rd is not None:
+                rd.write_part("trajectories", b, tables["trajectories"])
+                rd.write_part("stops", b, tables["stops"])
+                rd.write_part("jumps", b, tables["jumps"], stats)  # the commit point of the batch
+            else:
+                for k, v in tables.items():
+                    frames[k].append(v)
+            del batch, tables
+            bar.update(count)
+    mem = {}
+    if rd is None:
+        mem = {k: (pd.concat(v, ignore_index=True) if len(v) > 1 else v[0]) for k, v in frames.items()}
+    res = TrajectoryResult(
+        eng.name, ntraj, spec, batch_size, counts_frame(totals.counts), int(totals.counts.sum()), totals.N_sum,
+        totals.N_sumsq, totals.N_count, totals.n_stopped, totals.sim_s, time.perf_counter() - t_wall, n_batches,
+        n_resumed, None if rd is None else rd.path, mem.get("jumps"), mem.get("trajectories"), mem.get("stops"))
+    if rd is not None:
+        rd.write_summary(res.summary())
+        rd.write_metadata(wall_s=res.wall_s, status="complete")
+    return res
+
+
+def trajectories_from_config(config: Config, *, out_dir: str | Path | None = None, overwrite: bool = False,
+                             batch_size: int | None = None, progress: bool = True) -> TrajectoryResult:
+    """:func:`run_trajectories` with the model and the ``[run]`` keys of a config.
+
+    Raises
+    ------
+    sim.config.ConfigError
+        ``run.t_end`` is not set.
+    """
+    from ..rate_equation import rate_model
+
+    r = config.run
+    if r.t_end is None:
+        raise ConfigError("run.t_end is not set: give it in [run] or with --t-end")
+    return run_trajectories(
+        rate_model(config), engine=r.engine, ntraj=r.ntraj, t_end=r.t_end, n_points=r.n_points, seed=r.seed,
+        initial=r.initial, cutoff=r.cutoff, batch_size=batch_size, out_dir=out_dir, overwrite=overwrite,
+        progress=progress, config=config)
