@@ -12,7 +12,6 @@ from sim.rate_equation import rate_model
 
 from .conftest import make_config
 
-
 K = 18  # geometric tail x^K < 1e-19 for N ~ 0.08: truncation is invisible
 
 
