@@ -13,15 +13,19 @@ process to the next; ``OPENBLAS_NUM_THREADS=1`` gives stable numbers for both ro
 from __future__ import annotations
 
 import os
-import time
 
-import numpy as np
-import qutip
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from sim.config import parse_config
-from sim.lindblad import collapse_operators, hamiltonian, initial_state
-from sim.population import evolve_population
-from sim.rate_equation import rate_model
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import qutip  # noqa: E402
+
+from sim.config import parse_config  # noqa: E402
+from sim.lindblad import collapse_operators, hamiltonian, initial_state  # noqa: E402
+from sim.population import evolve_population  # noqa: E402
+from sim.rate_equation import rate_model  # noqa: E402
 
 REPEAT = 5
 CASES = [("vacuum", 1.0), ("thermal:1", 1.0), ("fock:3", 1.0), ("coherent:1+0.5j", 1.0)]
