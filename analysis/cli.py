@@ -23,6 +23,7 @@ PLUGINS: tuple[str, ...] = (
     "analysis.cli_trajectories",
     "analysis.cli_stats",
     "analysis.cli_crosscheck",
+    "analysis.cli_sweep",
 )
 
 

@@ -54,6 +54,9 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
     q.add_argument("--out", required=True, metavar="DIR", help="run directory (new, empty, or the same run to resume)")
     q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
     q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    q.add_argument("--scheduler", default="serial", metavar="serial|processes|dask|tcp://HOST:PORT",
+                   help="where batches run (default: serial); the tables are the same whichever runs them")
+    q.add_argument("--workers", type=_positive_int, help="worker processes for processes/dask (default: all cores)")
     q.set_defaults(handler=cmd_trajectories)
 
 
@@ -66,8 +69,11 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
              "seed": args.seed}
     run = dataclasses.replace(cfg.run, **{k: v for k, v in flags.items() if v is not None})
     cfg = dataclasses.replace(cfg, run=run)
+    from sim.sweep import Scheduler
+
+    sched = Scheduler.parse(args.scheduler, args.workers)
     res = trajectories_from_config(cfg, out_dir=args.out, overwrite=args.overwrite, batch_size=args.batch_size,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress, scheduler=sched)
     s = res.summary()
     done = f"{s['n_batches'] - s['n_batches_resumed']} of {s['n_batches']} batches computed"
     if s["n_batches_resumed"]:

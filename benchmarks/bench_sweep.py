@@ -47,23 +47,27 @@ def bench_scaling(cfg, n_points: int, repeat: int) -> None:
     from distributed import Client, LocalCluster
 
     grid = [f"bias.V=0:0.9:{n_points}"]
-    times = {}
+    chunks = (1, 4)  # 1: the default for this many points (one task per point); 4: fewer, longer tasks
+    times: dict[tuple[int, int], float] = {}
     for n in (1, 2):
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
-            addr = cluster.scheduler_address
+            addr = cluster.scheduler_address  # tcp://127.0.0.1:PORT: the "existing scheduler" route
             client.run(lambda: __import__("sim.landauer"))  # imports and numba caches on every worker
             sweep(cfg, ["bias.V=[0.1, 0.2, 0.3, 0.4]"], landauer="full", scheduler=addr, chunk_size=1)  # warm-up
-            times[n], table = _timed(lambda a=addr: sweep(cfg, grid, landauer="full", scheduler=a, chunk_size=1), repeat)
-            assert table["landauer.valid"].all()
+            for cs in chunks:
+                times[n, cs], table = _timed(
+                    lambda a=addr, c=cs: sweep(cfg, grid, landauer="full", scheduler=a, chunk_size=c), repeat)
+                assert table["landauer.valid"].all()
     t_ser, _ = _timed(lambda: sweep(cfg, grid, landauer="full"), repeat)
     per_point = t_ser / n_points
-    print(f"[1] Dask scaling, {n_points} points of full-broadening Landauer ({1e3 * per_point:.0f} ms/point serial):")
-    print(f"    serial loop       {t_ser:7.2f} s")
-    print(f"    Dask, 1 worker    {times[1]:7.2f} s")
-    print(f"    Dask, 2 workers   {times[2]:7.2f} s")
-    print(f"    speed-up 2 vs 1 workers: {times[1] / times[2]:.2f}x  (goal >= 1.6x on two cores; "
-          f"{available_workers()} cores available)")
+    print(f"[1] Dask scaling, {n_points} points of full-broadening Landauer ({1e3 * per_point:.0f} ms/point serial); "
+          f"serial sweep {t_ser:.2f} s")
+    print(f"    {'points/task':>12s}{'1 worker s':>12s}{'2 workers s':>13s}{'2 vs 1':>9s}{'2 vs serial':>13s}")
+    for cs in chunks:
+        t1, t2 = times[1, cs], times[2, cs]
+        print(f"    {cs:12d}{t1:12.2f}{t2:13.2f}{t1 / t2:8.2f}x{t_ser / t2:12.2f}x")
+    print(f"    goal: >= 1.6x from 1 to 2 workers on two cores ({available_workers()} cores available)")
 
 
 def bench_overhead(cfg, n_points: int, repeat: int) -> None:

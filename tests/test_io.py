@@ -165,7 +165,7 @@ def test_cli_trajectories(monkeypatch, tmp_path, capsys):
     assert _cli(monkeypatch, argv) == 0
     stdout, stderr = capsys.readouterr()
     assert str(out / "summary.json") in stdout and "jumps/s" in stdout
-    assert "traj" in stderr  # tqdm progress on stderr
+    assert "ssa" in stderr and "100%" in stderr  # tqdm progress on stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ntraj"] == 120 and summary["seed"] == 3 and summary["n_batches"] == 3
     meta = json.loads((out / "metadata.json").read_text())

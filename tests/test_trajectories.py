@@ -22,7 +22,7 @@ import pandas.testing as pdt
 import pytest
 
 from sim.channels import ChannelRates
-from sim.config import ConfigError
+from sim.config import ConfigError, parse_config
 from sim.rate_equation import RateModel, rate_model
 from sim.trajectories import ENGINES, run_trajectories
 from sim.trajectories._rng import child_states, entropy_words
@@ -264,3 +264,21 @@ def test_engines_take_one_model_at_a_time(model):
                                                           for f in ("w", "mu", "emission", "absorption", "damping"))))
     with pytest.raises(ValueError, match="one bias point"):
         run_trajectories(vec, engine="ssa", ntraj=1, t_end=1.0, progress=False)
+
+
+@pytest.mark.parametrize("scheduler", ["processes", "dask"])
+def test_schedulers_give_the_serial_tables(tmp_path, scheduler):
+    """Batches on worker processes or a Dask LocalCluster: the same tables as a serial run."""
+    from sim.sweep import Scheduler
+
+    cfg = parse_config({"conductor": {"kind": "flat", "K_LL": 0.6, "K_RR": 0.4, "K_LR": 0.5, "K_RL": 0.3},
+                        "mode": {"omega": 1.0}, "bias": {"V": 2.0, "T_e": 0.5},
+                        "phonon_bath": {"T": 0.3, "gamma": 0.05}})
+    m = rate_model(cfg)
+    kw = {"engine": "ssa", "ntraj": 300, "t_end": 20.0, "n_points": 11, "seed": 5, "batch_size": 70,
+          "progress": False}
+    serial = run_trajectories(m, **kw)
+    other = run_trajectories(m, scheduler=Scheduler.parse(scheduler, 2), out_dir=tmp_path / scheduler, **kw)
+    pd.testing.assert_frame_equal(serial.jump_table(), other.jump_table())
+    pd.testing.assert_frame_equal(serial.trajectory_table(), other.trajectory_table())
+    assert serial.n_jumps == other.n_jumps > 0

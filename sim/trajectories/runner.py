@@ -16,7 +16,6 @@ the whole call.
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,11 +200,25 @@ def _stats(batch: Batch, sim_s: float) -> dict[str, Any]:
             "N_count": ok.sum(axis=0).tolist(), "n_stopped": int(batch.stop_traj.size), "sim_s": sim_s}
 
 
+def _simulate_batch(task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """One batch, start to tables: ``task = (engine, model, spec, start, count)`` (picklable, for workers)."""
+    name, model, spec, start, count = task
+    eng = get_engine(name)
+    plan = eng.prepare(model, spec)
+    empty_jumps()  # compile the table kernel outside the timed region
+    batch = eng.simulate(plan, start, count)
+    t0 = time.perf_counter()
+    tables = {"jumps": jumps_frame(batch.traj, batch.t, batch.label, float(model.omega)),
+              "trajectories": grid_frame(start, batch.t_grid, batch.N),
+              "stops": stops_frame(batch.stop_traj, batch.stop_t, batch.stop_n)}
+    return tables, _stats(batch, batch.sim_s + time.perf_counter() - t0)
+
+
 def run_trajectories(
     model: RateModel, *, engine: str = "ssa", ntraj: int, t_end: float, n_points: int = 201, seed: int = 0,
     initial: str = "vacuum", cutoff: int | None = None, batch_size: int | None = None,
     out_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True,
-    config: Config | None = None, command: str = "trajectories",
+    config: Config | None = None, command: str = "trajectories", scheduler: str | Any = "serial",
 ) -> TrajectoryResult:
     """Simulate ``ntraj`` quantum-jump trajectories of the mode from t = 0 to ``t_end``.
 
@@ -236,6 +249,10 @@ def run_trajectories(
         tqdm progress bar on stderr.
     config, command
         Recorded in ``metadata.json`` (the config's ``[run]`` is replaced by the values used).
+    scheduler
+        Where batches run: ``serial``, ``processes``, ``dask`` or ``tcp://HOST:PORT``
+        (:func:`sim.sweep.run_tasks`); the tables are identical whichever runs them, since
+        trajectory ``i`` always draws from child ``i`` of ``SeedSequence(seed)``.
 
     Raises
     ------
@@ -279,46 +296,41 @@ def run_trajectories(
                     "layout": {"batch_size": batch_size}}
         rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
                                metadata={"command": command, "config": cfg_dict, "seed": spec.seed, "engine": eng.name})
-    plan = None  # prepared on the first batch that needs computing (a finished run needs no set-up)
     totals = _Totals(np.zeros(N_LABELS, np.int64), np.zeros(spec.n_points), np.zeros(spec.n_points),
                      np.zeros(spec.n_points, np.int64))
-    frames: dict[str, list[pd.DataFrame]] = {"jumps": [], "trajectories": [], "stops": []}
+    frames: dict[int, dict[str, pd.DataFrame]] = {}
     n_resumed = 0
-    from tqdm import tqdm
+    todo = []
+    for b in range(n_batches):
+        start = b * batch_size
+        count = min(batch_size, ntraj - start)
+        if rd is not None and rd.has_part("jumps", b):
+            meta = rd.part_meta("jumps", b)
+            if meta.get("start") == start and meta.get("ntraj") == count:
+                totals.add(meta)
+                n_resumed += 1
+                continue
+        todo.append((eng.name, model, spec, start, count))
+    from ..sweep import run_tasks
 
-    with tqdm(total=ntraj, unit="traj", file=sys.stderr, disable=not progress, desc=f"{eng.name}") as bar:
-        for b in range(n_batches):
-            start = b * batch_size
-            count = min(batch_size, ntraj - start)
-            if rd is not None and rd.has_part("jumps", b):
-                meta = rd.part_meta("jumps", b)
-                if meta.get("start") == start and meta.get("ntraj") == count:
-                    totals.add(meta)
-                    n_resumed += 1
-                    bar.update(count)
-                    continue
-            if plan is None:
-                plan = eng.prepare(model, spec)
-                empty_jumps()  # compile the table kernel outside the timed region
-            batch = eng.simulate(plan, start, count)
-            t0 = time.perf_counter()
-            tables = {"jumps": jumps_frame(batch.traj, batch.t, batch.label, float(model.omega)),
-                      "trajectories": grid_frame(start, batch.t_grid, batch.N),
-                      "stops": stops_frame(batch.stop_traj, batch.stop_t, batch.stop_n)}
-            stats = _stats(batch, batch.sim_s + time.perf_counter() - t0)
-            totals.add(stats)
-            if rd is not None:
-                rd.write_part("trajectories", b, tables["trajectories"])
-                rd.write_part("stops", b, tables["stops"])
-                rd.write_part("jumps", b, tables["jumps"], stats)  # the commit point of the batch
-            else:
-                for k, v in tables.items():
-                    frames[k].append(v)
-            del batch, tables
-            bar.update(count)
+    done_traj = ntraj - sum(t[4] for t in todo)
+    results = run_tasks(_simulate_batch, todo, scheduler, progress=progress, weights=[t[4] for t in todo],
+                        desc=f"{eng.name} ({done_traj} done)" if done_traj else eng.name)
+    for i, (tables, stats) in results:
+        b = todo[i][3] // batch_size
+        totals.add(stats)
+        if rd is not None:
+            rd.write_part("trajectories", b, tables["trajectories"])
+            rd.write_part("stops", b, tables["stops"])
+            rd.write_part("jumps", b, tables["jumps"], stats)  # the commit point of the batch
+        else:
+            frames[b] = tables
+        del tables
     mem = {}
     if rd is None:
-        mem = {k: (pd.concat(v, ignore_index=True) if len(v) > 1 else v[0]) for k, v in frames.items()}
+        order = sorted(frames)
+        mem = {k: pd.concat([frames[b][k] for b in order], ignore_index=True) if len(order) > 1 else frames[order[0]][k]
+               for k in ("jumps", "trajectories", "stops")}
     res = TrajectoryResult(
         eng.name, ntraj, spec, batch_size, counts_frame(totals.counts), int(totals.counts.sum()), totals.N_sum,
         totals.N_sumsq, totals.N_count, totals.n_stopped, totals.sim_s, time.perf_counter() - t_wall, n_batches,
@@ -330,7 +342,8 @@ def run_trajectories(
 
 
 def trajectories_from_config(config: Config, *, out_dir: str | Path | None = None, overwrite: bool = False,
-                             batch_size: int | None = None, progress: bool = True) -> TrajectoryResult:
+                             batch_size: int | None = None, progress: bool = True, scheduler: str | Any = "serial"
+                             ) -> TrajectoryResult:
     """:func:`run_trajectories` with the model and the ``[run]`` keys of a config.
 
     Raises
@@ -346,4 +359,4 @@ def trajectories_from_config(config: Config, *, out_dir: str | Path | None = Non
     return run_trajectories(
         rate_model(config), engine=r.engine, ntraj=r.ntraj, t_end=r.t_end, n_points=r.n_points, seed=r.seed,
         initial=r.initial, cutoff=r.cutoff, batch_size=batch_size, out_dir=out_dir, overwrite=overwrite,
-        progress=progress, config=config)
+        progress=progress, config=config, scheduler=scheduler)
