@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from sim.config import ConfigError
 
 __all__ = ["register", "cmd_stats"]
@@ -18,6 +20,8 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG
     q.add_argument("--t-min", type=float, help="discard jumps before this time (default: see the output)")
     q.add_argument("--out", metavar="DIR2", help="write stats.parquet, waiting_times.parquet and PNG figures here")
     q.add_argument("--overwrite", action="store_true", help="replace existing files in DIR2")
+    q.add_argument("--first-passage", type=int, metavar="LEVEL",
+                   help="first-passage time to population LEVEL (time to runaway above threshold)")
     q.set_defaults(handler=cmd_stats)
 
 
@@ -28,6 +32,24 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if not (run / "metadata.json").is_file():
         raise ConfigError(f"{str(run)!r} is not a trajectory run directory (no metadata.json)")
     st = run_stats(run, args.t_min)
+    from analysis.mode_stats import exact_first_passage_mean, first_passage_times, mode_stats
+
+    ms = mode_stats(run, st.t_min)
+    extra = {"mode": ms.to_dict()}
+    fp = None
+    if args.first_passage is not None:
+        if args.first_passage < 1:
+            raise ConfigError(f"--first-passage must be a population level >= 1, got {args.first_passage}")
+        fp = first_passage_times(run, args.first_passage)
+        ok = fp[np.isfinite(fp)]
+        init = json.loads((run / "metadata.json").read_text())["identity"]["run"]["initial"]
+        extra["first_passage"] = {
+            "level": args.first_passage, "n_reached": int(ok.size), "ntraj": int(fp.size),
+            "mean": float(ok.mean()) if ok.size else None,
+            "stderr": float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else None,
+            "exact_mean_from_vacuum": exact_first_passage_mean(run, args.first_passage) if init == "vacuum" else None,
+            "note": "mean over trajectories that reached the level before t_end (biased low if some did not)",
+        }
     if args.out:
         from analysis.stats_plots import stats_figures
 
@@ -39,9 +61,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
         st.cumulants.to_parquet(targets[0])
         st.waiting.to_parquet(targets[1])
         st.counts.to_parquet(targets[2])
+        ms.fock.to_parquet(out / "fock.parquet")
         stats_figures(st, json.loads((run / "metadata.json").read_text()), out)
+        if fp is not None:
+            from analysis.stats_plots import plot_first_passage
+
+            plot_first_passage(fp, extra["first_passage"], out / "first_passage.png")
     if args.json:
-        print(json.dumps(st.to_dict(), indent=2, allow_nan=False))
+        print(json.dumps({**st.to_dict(), **extra}, indent=2, allow_nan=False))
         return 0
     print(f"run {st.run_dir}: {st.ntraj} trajectories, t in [{st.t_min:g}, {st.t_end:g}]")
     print(f"transient: {st.transient}")
@@ -53,4 +80,15 @@ def cmd_stats(args: argparse.Namespace) -> int:
     w = st.waiting.sort_values("n", ascending=False).head(10)
     print("\nwaiting times, the 10 most frequent consecutive pairs:")
     print(w.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print("\nmode (samples of N on the grid, t >= t_min): estimate +- stderr, exact")
+    for k, r in extra["mode"].items():
+        print(f"  {k:8s}{_f(r['estimate'])} +- {_f(r['stderr'])}   exact {_f(r['exact'])}")
+    if fp is not None:
+        f = extra["first_passage"]
+        print(f"\nfirst passage to n = {f['level']}: {f['n_reached']} of {f['ntraj']} trajectories reached it; "
+              f"mean {_f(f['mean'])} +- {_f(f['stderr'])}, exact from vacuum {_f(f['exact_mean_from_vacuum'])}")
     return 0
+
+
+def _f(v) -> str:
+    return "-" if v is None else f"{v:.5g}"

@@ -34,8 +34,8 @@ from sim.rate_equation import RateModel
 
 __all__ = [
     "JUMP_LABELS", "BirthDeath", "birth_death", "cumulant_rates", "quantity_weights", "waiting_time_density",
-    "waiting_time_probability", "mean_first_passage", "mean_first_passage_recursion", "totals_per_trajectory",
-    "estimate_cumulant_rates", "g2_from_distribution",
+    "waiting_time_probability", "mean_first_passage", "mean_first_passage_recursion", "first_passage_mean",
+    "totals_per_trajectory", "estimate_cumulant_rates", "g2_from_distribution",
 ]
 
 #: (channel, direction) labels, in the jump table's order.
@@ -178,6 +178,12 @@ def mean_first_passage_recursion(model: RateModel, n0: int, level: int) -> float
     r = model.rates
     A = float(r.emission.sum()) + model.gamma_ph * float(model.n_ph)
     B = float(r.absorption.sum()) + model.gamma_ph * (float(model.n_ph) + 1)
+    return first_passage_mean(A, B, n0, level)
+
+
+def first_passage_mean(A: float, B: float, n0: int, level: int) -> float:
+    """Mean time from ``n0`` to ``level`` for ``up(n) = A (n + 1)``, ``down(n) = B n``:
+    ``sum_{k=n0}^{level-1} tau_k`` with ``tau_k = 1/up_k + (down_k/up_k) tau_{k-1}``."""
     total, prev = 0.0, 0.0
     for k in range(level):
         prev = 1.0 / (A * (k + 1)) + (B * k) / (A * (k + 1)) * prev

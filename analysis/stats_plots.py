@@ -17,9 +17,15 @@ from sim.io import read_table  # noqa: E402
 from .counting import JUMP_LABELS, waiting_time_density  # noqa: E402
 from .stats import RunStats, chain_from_metadata, waiting_times  # noqa: E402
 
-__all__ = ["plot_sample_trajectories", "plot_cumulants", "plot_waiting_times", "plot_fock_histogram", "stats_figures"]
+__all__ = ["plot_sample_trajectories", "plot_cumulants", "plot_waiting_times", "plot_fock_histogram",
+           "plot_first_passage", "stats_figures"]
 
 _PALETTE = dict(zip(("LL", "RR", "LR", "RL", "ph"), sns.color_palette("colorblind", 5), strict=True))
+
+
+def _legend(ax, **kw) -> None:
+    if ax.get_legend_handles_labels()[0] or kw.get("handles"):
+        ax.legend(**kw)
 
 
 def plot_sample_trajectories(run_dir: Path, path: Path, n: int = 4) -> Path:
@@ -39,7 +45,7 @@ def plot_sample_trajectories(run_dir: Path, path: Path, n: int = 4) -> Path:
             ax.scatter(sub["t"], after, s=10, color=_PALETTE[str(ch)], label=str(ch), zorder=3)
         ax.set_ylabel(f"N, traj {k}")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=ch) for ch, c in _PALETTE.items()]
-    axes[0, 0].legend(handles=handles, ncol=5, fontsize=8, loc="upper left")
+    _legend(axes[0, 0], handles=handles, ncol=5, fontsize=8, loc="upper left")
     axes[-1, 0].set_xlabel("t (1/energy)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -60,7 +66,7 @@ def plot_cumulants(stats: RunStats, path: Path) -> Path:
     ax.set_xticks(range(len(qs)), qs, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("estimate / exact")
     ax.set_ylim(0, 2)
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     ax.set_title(f"cumulant rates, {stats.ntraj} trajectories; {stats.transient}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -91,7 +97,7 @@ def plot_waiting_times(stats: RunStats, meta: dict, path: Path, pairs: int = 4) 
         ax.set_title(f"{row['first']} -> {row['second']}", fontsize=8)
         ax.set_xlabel("tau (1/energy)")
     axes[0, 0].set_ylabel("w(tau)")
-    axes[0, 0].legend(fontsize=7)
+    _legend(axes[0, 0], fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -113,7 +119,24 @@ def plot_fock_histogram(stats: RunStats, meta: dict, path: Path) -> Path:
         x = chain.a.sum() / chain.b.sum()
         ax.plot(np.arange(nmax), (1 - x) * x ** np.arange(nmax), "ko-", ms=3, label="Bose-Einstein")
     ax.set_yscale("log")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_first_passage(times: np.ndarray, record: dict, path: Path) -> Path:
+    """Histogram of first-passage times to a population level, exact mean marked."""
+    ok = times[np.isfinite(times)]
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    sns.histplot(ok, bins=40, stat="density", ax=ax)
+    if record.get("exact_mean_from_vacuum") is not None:
+        ax.axvline(record["exact_mean_from_vacuum"], color="k", lw=1.2, label="exact mean (birth-death)")
+    if ok.size:
+        ax.axvline(ok.mean(), color="C3", ls="--", lw=1.2, label="trajectory mean")
+    ax.set_xlabel(f"first-passage time to n = {record['level']} (1/energy)")
+    _legend(ax, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -74,3 +74,33 @@ def test_stats_cli_json_and_outputs(run_dir, tmp_path, capsys, monkeypatch):
     assert main(["stats", str(run_dir), "--out", str(tmp_path / "s")]) == 2  # refuses to overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert main(["stats", str(tmp_path)]) == 2
+
+
+def test_mode_statistics_match_bose_einstein(run_dir):
+    from analysis.mode_stats import mode_stats
+
+    ms = mode_stats(run_dir)
+    for est, err, exact in (ms.N, ms.g2, ms.T_eff, ms.mu_eff):
+        assert err > 0 and abs(est - exact) < 4 * err, (est, err, exact)
+    assert ms.g2[2] == 2.0
+    assert ms.fock["P_n"].sum() == pytest.approx(1.0)
+
+
+def test_first_passage_to_runaway(tmp_path, capsys, monkeypatch):
+    """Above threshold: mean first-passage time from vacuum to n = 20 vs the birth-death formula."""
+    import analysis.cli as cli
+    from analysis.mode_stats import exact_first_passage_mean, first_passage_times
+
+    cfg = make_config(bias={"V": 2.0, "T_e": 0.1})
+    out = tmp_path / "runaway"
+    run_trajectories(rate_model(cfg), engine="ssa", ntraj=3000, t_end=40.0, n_points=11, seed=3, initial="vacuum",
+                     out_dir=out, config=cfg, progress=False)
+    fp = first_passage_times(out, 20)
+    assert np.all(np.isfinite(fp))  # kappa t_end ~ -33: every trajectory runs away within the window
+    exact = exact_first_passage_mean(out, 20)
+    assert abs(fp.mean() - exact) < 4 * fp.std(ddof=1) / np.sqrt(fp.size)
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli_stats",))
+    assert main(["stats", str(out), "--json", "--first-passage", "20", "--out", str(tmp_path / "s")]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["first_passage"]["exact_mean_from_vacuum"] == pytest.approx(exact)
+    assert d["stable"] is False and (tmp_path / "s" / "first_passage.png").is_file()
