@@ -2,7 +2,8 @@ r"""Counting statistics of a trajectory run directory, with exact values beside 
 
 Reads ``metadata.json`` and the ``jumps.parquet`` parts of an ``ehp trajectories`` run
 (one part at a time, so memory stays bounded) and computes, per counted quantity, the
-long-time cumulant rates ``c_1 .. c_4`` (k-statistics of the per-trajectory totals over
+long-time cumulant rates ``c_1 .. c_4`` (charge L -> R, energy into the mode from each
+bath ``energy:CHANNEL``, jumps per label; k-statistics of the per-trajectory totals over
 ``[t_min, t_end]`` divided by the duration, jackknife standard errors) beside the exact
 values of the tilted generator (:mod:`analysis.counting`), and the waiting-time
 statistics between consecutive jumps. A pair starts only at a jump with
@@ -134,9 +135,9 @@ def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
     horizon = duration / 2 if not stable else min(duration / 2, 20.0 / float(chain.a.sum()))
 
     active = [i for i in range(len(JUMP_LABELS)) if stable and (chain.a if i % 2 == 0 else chain.b)[i // 2] > 0]
-    quantities = ["charge"] + [f"jumps:{c}:{d}" for c, d in (JUMP_LABELS[i] for i in active)]
-    if not stable:
-        quantities = ["charge"] + [f"jumps:{c}:{d}" for c, d in JUMP_LABELS]
+    labels = [JUMP_LABELS[i] for i in active] if stable else list(JUMP_LABELS)
+    baths = list(dict.fromkeys(c for c, _ in labels))
+    quantities = (["charge"] + [f"energy:{c}" for c in baths] + [f"jumps:{c}:{d}" for c, d in labels])
     nus = np.array([quantity_weights(q, omega) for q in quantities])  # (nq, labels)
     totals = np.zeros((len(quantities), ntraj))
     n_lab = len(JUMP_LABELS)
