@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from sim.config import ConfigError, load_config
 
@@ -31,15 +30,20 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ntraj must be >= 2 for error bars, got {args.ntraj}")
     if args.t_end is not None and not args.t_end > 0:
         raise ConfigError(f"--t-end must be > 0, got {args.t_end}")
-    out = Path(args.out) if args.out else None
-    if out is not None and (out / "crosscheck.parquet").exists() and not args.overwrite:
-        raise ConfigError(f"{str(out)!r} already holds a cross-check report; use --overwrite to replace it")
+    rd = None
+    if args.out:
+        from sim.io import RunDirectory
+
+        identity = {"command": "crosscheck", "config": cfg.to_dict(), "ntraj": args.ntraj, "t_end": args.t_end,
+                    "seed": args.seed}
+        rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
+                               metadata={"command": "crosscheck", "config": cfg.to_dict()})
     rep = crosscheck(cfg, ntraj=args.ntraj, t_end=args.t_end, seed=args.seed)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        rep.table.to_parquet(out / "crosscheck.parquet")
+    if rd is not None:
+        rep.table.to_parquet(rd.path / "crosscheck.parquet")
         if rep.stable:
-            plot_crosscheck(rep, out / "crosscheck.png")
+            plot_crosscheck(rep, rd.path / "crosscheck.png")
+        rd.write_metadata(status="complete")
     if not rep.stable:
         print(rep.message, file=sys.stderr)
     if args.json:

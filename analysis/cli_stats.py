@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG
     q.add_argument("--json", action="store_true", help="JSON on stdout")
     q.add_argument("--t-min", type=float, help="discard jumps before this time (default: see the output)")
     q.add_argument("--out", metavar="DIR2", help="write stats.parquet, waiting_times.parquet and PNG figures here")
-    q.add_argument("--overwrite", action="store_true", help="replace existing files in DIR2")
+    q.add_argument("--overwrite", action="store_true", help="replace DIR2 if it holds a different result")
     q.add_argument("--first-passage", type=int, metavar="LEVEL",
                    help="first-passage time to population LEVEL (time to runaway above threshold)")
     q.set_defaults(handler=cmd_stats)
@@ -29,8 +29,23 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from analysis.stats import run_stats
 
     run = Path(args.run_dir)
-    if not (run / "metadata.json").is_file():
-        raise ConfigError(f"{str(run)!r} is not a trajectory run directory (no metadata.json)")
+    try:
+        source = json.loads((run / "metadata.json").read_text())
+    except (OSError, ValueError):
+        source = None
+    if not source or source.get("identity", {}).get("command") != "trajectories":
+        raise ConfigError(f"{str(run)!r} is not a trajectory run directory (written by `ehp trajectories`)")
+    t_end = float(source["identity"]["run"]["t_end"])
+    if args.t_min is not None and not 0 <= args.t_min < t_end:
+        raise ConfigError(f"--t-min must be >= 0 and below the run's t_end = {t_end:g}, got {args.t_min:g}")
+    rd = None
+    if args.out:
+        from sim.io import RunDirectory
+
+        identity = {"command": "stats", "source": source["identity"], "t_min": args.t_min,
+                    "first_passage": args.first_passage}
+        rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite, metadata={"command": "stats",
+                               "source_dir": str(run.resolve())})
     st = run_stats(run, args.t_min)
     from analysis.mode_stats import exact_first_passage_mean, first_passage_times, mode_stats
 
@@ -50,14 +65,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
             "exact_mean_from_vacuum": exact_first_passage_mean(run, args.first_passage) if init == "vacuum" else None,
             "note": "mean over trajectories that reached the level before t_end (biased low if some did not)",
         }
-    if args.out:
+    if rd is not None:
         from analysis.stats_plots import stats_figures
 
-        out = Path(args.out)
+        out = rd.path
         targets = [out / n for n in ("stats.parquet", "waiting_times.parquet", "counts.parquet")]
-        if any(p.exists() for p in targets) and not args.overwrite:
-            raise ConfigError(f"{str(out)!r} already holds stats results; use --overwrite to replace them")
-        out.mkdir(parents=True, exist_ok=True)
         st.cumulants.to_parquet(targets[0])
         st.waiting.to_parquet(targets[1])
         st.counts.to_parquet(targets[2])
@@ -67,18 +79,24 @@ def cmd_stats(args: argparse.Namespace) -> int:
             from analysis.stats_plots import plot_first_passage
 
             plot_first_passage(fp, extra["first_passage"], out / "first_passage.png")
+        rd.write_metadata(status="complete")
     if args.json:
         print(json.dumps({**st.to_dict(), **extra}, indent=2, allow_nan=False))
         return 0
     print(f"run {st.run_dir}: {st.ntraj} trajectories, t in [{st.t_min:g}, {st.t_end:g}]")
     print(f"transient: {st.transient}")
-    print("\ncounts per (channel, direction):")
+    print("\ncounts per (channel, direction), whole run:")
     print(st.counts[st.counts["count"] > 0].to_string(index=False))
     print("\ncumulant rates (per unit time): estimate +- stderr, exact")
     c = st.cumulants.copy()
     print(c.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
     w = st.waiting.sort_values("n", ascending=False).head(10)
-    print("\nwaiting times, the 10 most frequent consecutive pairs:")
+    print(f"\nwaiting times, the 10 most frequent consecutive pairs (a pair starts at a jump with "
+          f"t <= t_end - {st.horizon:.4g}, so waits up to {st.horizon:.4g} are seen):")
+    if st.censored:
+        print(f"warning: waits longer than {st.horizon:.4g} are cut off by the end of the run (the slowest no-jump "
+              f"time is 1/escape(0) = {st.slowest_wait:.4g}); run to t_end >= t_min + {40 * st.slowest_wait:.4g} "
+              "for unbiased waiting times")
     print(w.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print("\nmode (samples of N on the grid, t >= t_min): estimate +- stderr, exact")
     for k, r in extra["mode"].items():

@@ -199,19 +199,30 @@ def g2_from_distribution(P: NDArray[np.float64]) -> float:
     return float((n * (n - 1)) @ P / N**2)
 
 
-def estimate_cumulant_rates(counts: NDArray[np.float64], duration: float, order: int = 4, groups: int = 20
-                            ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def estimate_cumulant_rates(counts: NDArray[np.float64], duration: float, order: int = 4, groups: int = 20,
+                            half: NDArray[np.float64] | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Cumulant rates from per-trajectory totals ``counts`` over ``duration``, with standard errors.
 
     Estimates are the unbiased k-statistics ``k_1 .. k_4`` of the totals divided by the
-    duration; errors by the delete-a-group jackknife over ``groups`` contiguous groups
-    (deterministic, no extra random numbers).
+    duration. Every cumulant of a counted quantity grows as ``k_n(T) = c_n T + C_n`` up to
+    exponentially small terms (``C_n`` from the initial state and the window's edges), so
+    when ``half`` (the totals over the first half of the window) is given the estimate is
+    ``(k_n(T) - k_n(T/2)) / (T/2)``, free of ``C_n``. Errors by the delete-a-group
+    jackknife over ``groups`` contiguous groups of trajectories (deterministic).
     """
     x = np.asarray(counts, dtype=float)
-    est = _kstats(x, order) / duration
+    h = None if half is None else np.asarray(half, dtype=float)
+
+    def est_of(idx):
+        if h is None:
+            return _kstats(x[idx], order) / duration
+        return (_kstats(x[idx], order) - _kstats(h[idx], order)) / (duration / 2)
+
+    everything = np.arange(len(x))
+    est = est_of(everything)
     g = min(groups, len(x))
-    parts = np.array_split(np.arange(len(x)), g)
-    loo = np.array([_kstats(np.delete(x, p), order) / duration for p in parts])
+    parts = np.array_split(everything, g)
+    loo = np.array([est_of(np.delete(everything, p)) for p in parts])
     err = np.sqrt((g - 1) / g * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
     return est, err
 

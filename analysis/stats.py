@@ -13,7 +13,9 @@ waits are not censored by the end of the run (reported as ``waiting_horizon``).
 Transient: a run started with ``run.initial = "steady"`` is stationary from ``t = 0``;
 otherwise jumps before ``t_min = min(10 / kappa, t_end / 2)`` are discarded (the
 distribution has then relaxed to within ``e^-10`` of the steady state), and the output
-says so. The finite window adds ``O(1 / (kappa (t_end - t_min)))`` relative bias.
+says so. The constant offsets ``C_n`` of the cumulants (``k_n(T) = c_n T + C_n``) from the
+window's edges are removed by differencing the full and the half window
+(:func:`analysis.counting.estimate_cumulant_rates`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ class RunStats:
     waiting: pd.DataFrame
     counts: pd.DataFrame
     horizon: float
+    censored: bool = False
+    slowest_wait: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         def records(df):
@@ -65,7 +69,7 @@ class RunStats:
 
         return {"run": self.run_dir, "ntraj": self.ntraj, "t_min": self.t_min, "t_end": self.t_end,
                 "transient": self.transient, "stable": self.stable,
-                "waiting_horizon": self.horizon, "counts": records(self.counts),
+                "waiting_horizon": self.horizon, "waiting_censored": self.censored, "counts": records(self.counts),
                 "cumulants": records(self.cumulants), "waiting_times": records(self.waiting)}
 
 
@@ -132,7 +136,9 @@ def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
     duration = t_end - t_min
     # waiting times: only jumps at t <= t_end - horizon start a pair, so waits up to the horizon are
     # never cut off by the end of the run (no-jump survival <= exp(-escape(0) * horizon) = e^-20)
-    horizon = duration / 2 if not stable else min(duration / 2, 20.0 / float(chain.a.sum()))
+    slowest = 1.0 / float(chain.a.sum()) if stable and chain.a.sum() > 0 else float("nan")
+    horizon = duration / 2 if not stable else min(duration / 2, 20.0 * slowest)
+    censored = bool(stable and horizon < 20.0 * slowest)
 
     active = [i for i in range(len(JUMP_LABELS)) if stable and (chain.a if i % 2 == 0 else chain.b)[i // 2] > 0]
     labels = [JUMP_LABELS[i] for i in active] if stable else list(JUMP_LABELS)
@@ -140,6 +146,8 @@ def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
     quantities = (["charge"] + [f"energy:{c}" for c in baths] + [f"jumps:{c}:{d}" for c, d in labels])
     nus = np.array([quantity_weights(q, omega) for q in quantities])  # (nq, labels)
     totals = np.zeros((len(quantities), ntraj))
+    halves = np.zeros((len(quantities), ntraj))  # totals over [t_min, t_min + duration/2]
+    t_half = t_min + duration / 2
     n_lab = len(JUMP_LABELS)
     pair_n = np.zeros((n_lab, n_lab))
     pair_sum = np.zeros((n_lab, n_lab))
@@ -150,8 +158,10 @@ def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
         label_counts += np.bincount(code, minlength=n_lab)
         keep = t >= t_min
         tr, tt, cc = traj[keep], t[keep], code[keep]
+        first = tt < t_half
         for q in range(len(quantities)):
             totals[q] += np.bincount(tr, weights=nus[q][cc], minlength=ntraj)[:ntraj]
+            halves[q] += np.bincount(tr[first], weights=nus[q][cc[first]], minlength=ntraj)[:ntraj]
         same = (tr[1:] == tr[:-1]) & (tt[:-1] <= t_end - horizon)  # consecutive jumps of one trajectory
         a, b, dt = cc[:-1][same], cc[1:][same], np.diff(tt)[same]
         idx = a * n_lab + b
@@ -162,7 +172,7 @@ def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
 
     rows = []
     for q, name in enumerate(quantities):
-        est, err = estimate_cumulant_rates(totals[q], duration)
+        est, err = estimate_cumulant_rates(totals[q], duration, half=halves[q])
         exact = cumulant_rates(chain, nus[q]) if stable else np.full(4, np.nan)
         for k in range(4):
             rows.append({"quantity": name, "order": k + 1, "estimate": est[k], "stderr": err[k], "exact": exact[k]})
@@ -190,7 +200,7 @@ def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
     counts = pd.DataFrame([{"channel": c, "direction": d, "count": int(label_counts[i])}
                            for i, (c, d) in enumerate(JUMP_LABELS)])
     return RunStats(str(run_dir), ntraj, float(t_min), t_end, transient, stable, cumulants, waiting, counts,
-                    float(horizon))
+                    float(horizon), censored, slowest)
 
 
 def waiting_times(run_dir: str | Path, first: int, second: int, t_min: float = 0.0, t_last: float = np.inf

@@ -40,7 +40,7 @@ def test_crosscheck_cli(tmp_path, capsys, monkeypatch):
     d = json.loads(capsys.readouterr().out)
     assert d["stable"] is True and len(d["rows"]) == 24
     assert (tmp_path / "o" / "crosscheck.parquet").is_file() and (tmp_path / "o" / "crosscheck.png").is_file()
-    assert main(["crosscheck", str(cfg), "--out", str(tmp_path / "o")]) == 2
+    assert main(["crosscheck", str(cfg), "--set", "bias.V=0.7", "--out", str(tmp_path / "o")]) == 2
     assert main(["crosscheck", str(cfg), "--set", "bias.V=3", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["stable"] is False and "unstable" in captured.err

@@ -71,7 +71,9 @@ def test_stats_cli_json_and_outputs(run_dir, tmp_path, capsys, monkeypatch):
     for name in ("stats.parquet", "waiting_times.parquet", "cumulants.png", "waiting_times.png",
                  "fock_histogram.png", "sample_trajectories.png"):
         assert (tmp_path / "s" / name).is_file()
-    assert main(["stats", str(run_dir), "--out", str(tmp_path / "s")]) == 2  # refuses to overwrite
+    assert main(["stats", str(run_dir), "--json", "--out", str(tmp_path / "s")]) == 0  # the same result: reused
+    capsys.readouterr()
+    assert main(["stats", str(run_dir), "--t-min", "5", "--out", str(tmp_path / "s")]) == 2  # a different one
     assert "--overwrite" in capsys.readouterr().err
     assert main(["stats", str(tmp_path)]) == 2
 
