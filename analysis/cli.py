@@ -36,7 +36,7 @@ def _num(v) -> str:
         return "-"
     if isinstance(v, bool):
         return str(v).lower()
-    return f"{v:.6g}"
+    return f"{v + 0.0:.6g}"  # + 0.0: no "-0"
 
 
 def _print_json(d) -> None:
@@ -53,6 +53,11 @@ def cmd_steady(args: argparse.Namespace) -> int:
         from sim.lindblad import steady_lindblad
 
         out["lindblad"] = steady_lindblad(ss.model).to_dict()
+    if args.landauer == "lowest" and ss.stable and abs(ss.model.gamma_e) > 0.1 * cfg.phonon_bath.gamma:
+        ratio = float(ss.model.gamma_e) / cfg.phonon_bath.gamma if cfg.phonon_bath.gamma > 0 else float("inf")
+        print(f"note: lowest-order Landauer holds N at n_ph; it matches the rate equation only if |Gamma_e| << "
+              f"gamma_ph, here Gamma_e/gamma_ph = {ratio:.3g} (physics.md sec. 5): expect a gap of about that size",
+              file=sys.stderr)
     if not ss.stable:
         print(f"unstable: kappa = {ss.kappa:.6g} <= 0, the mode runs away at growth rate {ss.growth_rate:.6g} "
               "(no steady state; N, J, Ie are null)", file=sys.stderr)
@@ -96,8 +101,15 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr (exit 2), like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ehp", description="EHP-bath simulator: a biased conductor as four EHP baths.")
+    p = _Parser(prog="ehp", description="EHP-bath simulator: a biased conductor as four EHP baths.")
     p.add_argument("--version", action="version", version=f"ehp {sim.__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 

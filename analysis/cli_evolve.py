@@ -66,8 +66,15 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--n-points must be >= 2, got {n_points}")
     initial = args.initial or cfg.run.initial
     cutoff = args.cutoff if args.cutoff is not None else cfg.run.cutoff
+    if cutoff is not None and cutoff < 2:
+        raise ConfigError(f"--cutoff must be an integer >= 2 (Fock levels kept), got {cutoff}")
     model = rate_model(cfg)
-    spec = InitialSpec.parse(initial)
+    try:
+        spec = InitialSpec.parse(initial)
+        if cutoff is not None and spec.kind != "steady":
+            spec.populations(cutoff, model)  # the initial state must fit in the cutoff
+    except ValueError as e:
+        raise ConfigError(f"run.initial = {initial!r}: {e}") from None
     if spec.kind == "steady" and not model.stable:
         raise ConfigError(f"run.initial = 'steady' needs a stable mode, but kappa = {float(model.kappa):.6g} <= 0")
     if spec.kind == "coherent" and args.method == "population":

@@ -243,9 +243,16 @@ class RunConfig:
             _int("run.cutoff", self.cutoff, ge=1)
         if self.engine not in _ENGINES:
             raise ConfigError(f"run.engine must be one of {', '.join(_ENGINES)}, got {self.engine!r}")
-        if not isinstance(self.initial, str) or not (
-            self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:])
-        ):
+        ok = isinstance(self.initial, str) and (
+            self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:]))
+        if ok:
+            from .population import InitialSpec  # lazy: population imports this module
+
+            try:
+                InitialSpec.parse(self.initial)
+            except ValueError:
+                ok = False
+        if not ok:
             raise ConfigError(
                 f"run.initial must be 'vacuum', 'steady', 'thermal:N', 'fock:n' or 'coherent:alpha', got {self.initial!r}")
 

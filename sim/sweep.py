@@ -42,6 +42,7 @@ import itertools
 import logging
 import math
 import os
+import re
 import sys
 import time
 import tomllib
@@ -349,6 +350,11 @@ class Scheduler:
             raise ConfigError(f"--workers must be an integer >= 1, got {self.workers!r}")
         if self.address is not None and self.kind != "dask":
             raise ConfigError("a scheduler address needs kind 'dask'")
+        if self.address is not None:
+            ok = re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^:/]+:\d+/?", self.address) or \
+                self.address.startswith("inproc://")
+            if not ok:
+                raise ConfigError(f"--scheduler address must be tcp://HOST:PORT, got {self.address!r}")
 
     @classmethod
     def parse(cls, text: str | Scheduler | None, workers: int | None = None) -> Scheduler:
@@ -371,6 +377,8 @@ class Scheduler:
 
 
 def _progress(total: float, progress: bool, desc: str | None, unit: str) -> tqdm:
+    if float(total).is_integer():
+        total = int(total)
     return tqdm(total=total, disable=not progress, file=sys.stderr, desc=desc, unit=unit, dynamic_ncols=True,
                 smoothing=0.1)
 

@@ -111,3 +111,25 @@ def test_evolve_unstable_stops_with_time(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert s["stable"] is False and 0 < s["stopped_at"] < 50
     assert "unstable" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["evolve", PAPER, "--t-end", "5", "--set", "run.initial=fock:-1", "--out", "{tmp}/a"],
+    ["evolve", PAPER, "--t-end", "5", "--set", "run.initial=thermal:abc", "--out", "{tmp}/a"],
+    ["evolve", PAPER, "--t-end", "5", "--cutoff", "0", "--out", "{tmp}/a"],
+    ["evolve", PAPER, "--t-end", "5", "--cutoff", "2", "--set", "run.initial=fock:5", "--out", "{tmp}/a"],
+    ["sweep", PAPER, "--grid", "bias.V=0:1:3", "--scheduler", "tcp://nohost", "--out", "{tmp}/b"],
+    ["trajectories", PAPER, "--ntraj", "10", "--t-end", "5", "--scheduler", "tcp://nohost", "--out", "{tmp}/c"],
+    ["stats", "{tmp}"],
+    ["evolve", PAPER, "--t-end", "5"],
+    ["steady", PAPER, "--landauer", "middle"],
+])
+def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, argv):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse usage errors exit from parse_args
+        code = e.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip().count("\n") == 0 and "error" in err
