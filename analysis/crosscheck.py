@@ -15,8 +15,9 @@ Landauer lowest order         N pinned at n_ph: the pinned-formula gap
                               of ``|X_pinned|`` and the largest flux density off resonance (sec. 5;
                               for J the relative gap is Gamma_e/gamma_ph); compared only for
                               gamma_ph/Omega <= 0.05
-Landauer full broadening      narrow-resonance limit: ``3 kappa/Omega`` relative; compared only
-                              for kappa/Omega <= 0.1 (and defined only for kappa > 0)
+Landauer full broadening      narrow-resonance limit: ``3 kappa/Omega`` times the larger of
+                              ``|X|`` and the largest integrand off resonance over kappa;
+                              compared only for kappa/Omega <= 0.1 (defined only for kappa > 0)
 ============================  ===============================================================
 
 N is not defined for the Landauer rows (``NaN``); J_ph = J in steady state there. A row
@@ -93,22 +94,35 @@ def _trajectories(config: Config, model, ntraj: int, t_end: float, seed: int):
     return out
 
 
-def _flux_density_scale(config: Config) -> dict[str, float]:
-    """``max_w`` of the pinned flux densities ``x(w)`` on ``w in [0.05, 3] Omega``: the
-    lowest-order integrand is ``A_ph(w) x(w)``, and ``A_ph`` puts a weight ``O(gamma/Omega)``
-    off resonance, so ``gamma/Omega max|x|`` bounds the gap to the pinned formula."""
+def _flux_density_scale(config: Config) -> dict[str, dict[str, float]]:
+    """Largest flux densities off resonance, for the Landauer tolerances.
+
+    ``lowest``: ``max_w |x(w)|`` on ``w in [0.05, 3] Omega`` of the pinned densities
+    ``x(w)`` (the lowest-order integrand is ``A_ph(w) x(w)``, and ``A_ph`` puts a weight
+    ``O(gamma/Omega)`` off resonance). ``full``: ``max_w |G(w)| / kappa`` of the
+    full-broadening integrand without ``|D(w)|^2`` (``int |D|^2 dw/2pi ~ 1/kappa``; the tails
+    add ``O(kappa/Omega)`` of it).
+    """
     from sim.channels import channel_rates
     from sim.conductor import CHANNELS, CHARGE_SIGN
     from sim.special import bose
 
-    om = config.mode.omega
+    om, g = config.mode.omega, config.phonon_bath.gamma
     b = config.bias
     w = np.linspace(0.05, 3.0, 300) * om
     r = channel_rates(config.conductor.build(), w, b.mu_L, b.mu_R, b.T_L, b.T_R)
     net = r.emission - r.damping * bose(w, config.phonon_bath.T)
     sign = np.array([CHARGE_SIGN[c] for c in CHANNELS])[:, None]
-    J = float(np.max(np.abs(w * net.sum(axis=0))))
-    return {"N": 0.0, "J": J, "J_ph": J, "Ie": float(np.max(np.abs((sign * net).sum(axis=0))))}
+    low_J = float(np.max(np.abs(w * net.sum(axis=0))))
+    low_I = float(np.max(np.abs((sign * net).sum(axis=0))))
+    gam_e = r.damping.sum(axis=0)
+    kappa = float(np.interp(om, w, gam_e)) + g
+    ph = (g * w / om) * net
+    cross = r.emission * gam_e - r.damping * r.emission.sum(axis=0)
+    full_J = float(np.max(np.abs(w * ph.sum(axis=0)))) / kappa
+    full_I = float(np.max(np.abs((sign * (ph + cross)).sum(axis=0)))) / kappa
+    return {"lowest": {"N": 0.0, "J": low_J, "J_ph": low_J, "Ie": low_I},
+            "full": {"N": 0.0, "J": full_J, "J_ph": full_J, "Ie": full_I}}
 
 
 def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None = None, seed: int | None = None
@@ -162,7 +176,8 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
     low_vals = {"J": low.J, "J_ph": low.J, "Ie": low.Ie}
     if g / om <= _LOWEST_MAX:
         add("landauer", "lowest", low_vals,
-            lambda q, ref: abs(pinned[q] - ref) + 3 * g / om * max(abs(pinned[q]), scale[q]) + _NUM_TOL * abs(ref),
+            lambda q, ref: abs(pinned[q] - ref) + 3 * g / om * max(abs(pinned[q]), scale["lowest"][q])
+            + _NUM_TOL * abs(ref),
             "pinned gap |X(n_ph) - X(N)| + 3 gamma_ph/Omega max(|X(n_ph)|, max_w |x(w)|)")
     else:
         add("landauer", "lowest", low_vals, None,
@@ -170,8 +185,9 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
     full = landauer(config, "full")
     full_vals = {"J": full.J, "J_ph": full.J, "Ie": full.Ie}
     if kappa / om <= _FULL_MAX:
-        add("landauer", "full", full_vals, lambda q, ref: (3 * kappa / om + _NUM_TOL) * abs(ref),
-            "narrow resonance: 3 kappa/Omega relative")
+        add("landauer", "full", full_vals,
+            lambda q, ref: 3 * kappa / om * max(abs(ref), scale["full"][q]) + _NUM_TOL * abs(ref),
+            "narrow resonance: 3 kappa/Omega max(|X|, max_w |G(w)|/kappa)")
     else:
         add("landauer", "full", full_vals, None,
             f"not comparable: kappa/Omega = {kappa / om:.3g} > {_FULL_MAX}; the rate equation is its narrow-resonance "
