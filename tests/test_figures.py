@@ -23,14 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs"
 
 
-def _main(argv):
-    plugins = tuple(dict.fromkeys((*cli.PLUGINS, "analysis.cli_sweep")))
-    old = cli.PLUGINS
-    cli.PLUGINS = plugins
-    try:
-        return cli.main(argv)
-    finally:
-        cli.PLUGINS = old
+_main = cli.main  # the sweep plugin is registered in analysis.cli.PLUGINS
 
 
 def _run(name, out, *sets, extra=()):

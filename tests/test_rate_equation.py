@@ -61,8 +61,8 @@ def test_effective_parameters_eqs_10_to_12():
     ss = steady_state(cfg)
     om, Te = cfg.mode.omega, cfg.bias.T_e
     assert ss.T_eff == pytest.approx(Te / (1 - ss.mu_eff / om), rel=1e-12)  # Eq. 12
-    assert 1 / np.expm1(om / ss.T_eff) == pytest.approx(ss.N, rel=1e-12)  # Eq. 10 inverted
-    assert 1 / np.expm1((om - ss.mu_eff) / Te) == pytest.approx(ss.N, rel=1e-12)  # Eq. 11 inverted
+    assert ss.N == pytest.approx(1 / np.expm1(om / ss.T_eff), rel=1e-12)  # Eq. 10 inverted
+    assert ss.N == pytest.approx(1 / np.expm1((om - ss.mu_eff) / Te), rel=1e-12)  # Eq. 11 inverted
     # heating <=> 0 < mu_eff < Omega; cooling <=> mu_eff < 0 (physics.md: follow Eq. 12)
     for N in (0.01, 0.5, 5.0):
         T_eff = effective_temperature(N, om)

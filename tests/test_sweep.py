@@ -20,15 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER = str(ROOT / "runs" / "paper_double_dot.toml")
 
 
-def _main(argv):
-    """``ehp`` with the sweep plugin registered (whether or not cli.PLUGINS lists it yet)."""
-    plugins = tuple(dict.fromkeys((*cli.PLUGINS, "analysis.cli_sweep")))
-    old = cli.PLUGINS
-    cli.PLUGINS = plugins
-    try:
-        return cli.main(argv)
-    finally:
-        cli.PLUGINS = old
+_main = cli.main  # the sweep plugin is registered in analysis.cli.PLUGINS
 
 
 # --------------------------------------------------------------------------- grids
