@@ -51,8 +51,15 @@ def cmd_steady(args: argparse.Namespace) -> int:
         out["landauer"] = sim.landauer(cfg, args.landauer).to_dict()
     if args.lindblad:
         from sim.lindblad import steady_lindblad
+        from sim.population import TruncationError
 
-        out["lindblad"] = steady_lindblad(ss.model).to_dict()
+        try:
+            out["lindblad"] = steady_lindblad(ss.model).to_dict()
+        except TruncationError as e:
+            part = e.partial
+            out["lindblad"] = {"N": None, "cutoff": getattr(part, "cutoff", None),
+                               "tail_probability": getattr(part, "tail_probability", None)}
+            print(f"lindblad: {e}; N is null (the population route has no such cap)", file=sys.stderr)
     if args.landauer == "lowest" and ss.stable and abs(ss.model.gamma_e) > 0.1 * cfg.phonon_bath.gamma:
         ratio = float(ss.model.gamma_e) / cfg.phonon_bath.gamma if cfg.phonon_bath.gamma > 0 else float("inf")
         print(f"note: lowest-order Landauer holds N at n_ph; it matches the rate equation only if |Gamma_e| << "

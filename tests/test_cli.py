@@ -133,3 +133,11 @@ def test_bad_command_lines_exit_2_with_one_line(tmp_path, capsys, argv):
     assert code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip().count("\n") == 0 and "error" in err
+
+
+def test_steady_lindblad_beyond_its_cutoff_cap_is_null_not_a_crash(capsys):
+    """Near threshold N ~ 14 needs ~340 Fock levels; the Lindblad solver's cap is 150."""
+    d, err = _json(capsys, ["steady", PAPER, "--set", "bias.V=1.045", "--lindblad", "--json"])
+    assert d["stable"] is True and d["N"] > 10
+    assert d["lindblad"]["N"] is None and d["lindblad"]["tail_probability"] > 1e-10
+    assert "lindblad: truncation" in err
