@@ -11,6 +11,7 @@ energies and temperatures in the config's unit, time in 1/energy.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -39,9 +40,9 @@ class RateModel:
     T_ph: float
     T_e: float
 
-    @property
+    @cached_property
     def n_ph(self) -> NDArray[np.float64]:
-        """``nB(Omega, T_ph)``."""
+        """``nB(Omega, T_ph)`` (computed once: the model is immutable)."""
         return bose(self.omega, self.T_ph)
 
     @property
