@@ -31,6 +31,9 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
     q.add_argument("--method", choices=METHODS, default="population", help="default: population")
     q.add_argument("--initial", help="initial state (default: run.initial)")
     q.add_argument("--cutoff", type=int, help="Fock levels kept (default: chosen from the predicted distribution)")
+    q.add_argument("--bias-table", metavar="CSV",
+                   help="time-dependent bias: a CSV with columns t, mu_L, mu_R (linear interpolation, constant "
+                        "outside; a repeated t is a step); the rates follow it adiabatically")
     q.add_argument("--out", required=True, metavar="DIR", help="run directory")
     q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
     q.set_defaults(handler=cmd_evolve)
@@ -47,6 +50,29 @@ def evolution_table(model, t: np.ndarray, N: np.ndarray) -> pd.DataFrame:
     for i, c in enumerate(CHANNELS):
         cols[f"Ie_{c}"] = f["Ie_channel"][i]
     return pd.DataFrame(cols)
+
+
+def _bias_schedule(path: str | None):
+    """A :class:`sim.timedep.BiasSchedule` from a CSV (columns t, mu_L, mu_R), and its rows."""
+    if path is None:
+        return None, None
+    from sim.timedep import BiasSchedule
+
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"--bias-table {path!r} cannot be read as CSV: {e}") from None
+    if list(df.columns) != ["t", "mu_L", "mu_R"]:
+        raise ConfigError(f"--bias-table {path!r} must have the columns t, mu_L, mu_R, got {list(df.columns)}")
+    vals = df.to_numpy(dtype=float) if all(df.dtypes.map(pd.api.types.is_numeric_dtype)) else None
+    if vals is None or not np.all(np.isfinite(vals)) or len(vals) == 0:
+        raise ConfigError(f"--bias-table {path!r} must hold finite numbers in every row")
+    if np.any(np.diff(vals[:, 0]) < 0):
+        raise ConfigError(f"--bias-table {path!r}: t must not decrease")
+    try:
+        return BiasSchedule.from_table(vals[:, 0], vals[:, 1], vals[:, 2]), vals.tolist()
+    except ValueError as e:
+        raise ConfigError(f"--bias-table {path!r}: {e}") from None
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
@@ -79,8 +105,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         raise ConfigError(f"run.initial = 'steady' needs a stable mode, but kappa = {float(model.kappa):.6g} <= 0")
     if spec.kind == "coherent" and args.method == "population":
         raise ConfigError("a coherent initial state is not Fock-diagonal: use --method lindblad (or rate for N(t))")
+    schedule, table_rows = _bias_schedule(args.bias_table)
     identity = {"command": "evolve", "config": cfg.to_dict(), "method": args.method, "t_end": t_end,
-                "n_points": n_points, "initial": initial, "cutoff": cutoff}
+                "n_points": n_points, "initial": initial, "cutoff": cutoff, "bias_table": table_rows}
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
                            metadata={"command": "evolve", "config": cfg.to_dict(), "method": args.method})
     if rd.resumed and rd.has_part("evolution", 0):
@@ -89,7 +116,20 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         return 0
     t = np.linspace(0.0, t_end, n_points)
     stopped_at, message, used_cutoff = None, None, None
-    if args.method == "rate":
+    if schedule is not None:
+        from sim import timedep
+
+        if args.method == "rate":
+            res = timedep.evolve_rate_timedep(cfg, schedule, t, spec.mean(model))
+            t, N = res.t, res.N
+        else:
+            evolve = timedep.evolve_population_timedep if args.method == "population" else \
+                timedep.evolve_lindblad_timedep
+            res = evolve(cfg, schedule, t, initial, cutoff)
+            t, N, used_cutoff = res.t, res.N, res.cutoff
+            stopped_at, message = res.stopped_at, res.message
+        model = timedep.rates_at(cfg, schedule, np.asarray(t))  # instantaneous rates for the fluxes
+    elif args.method == "rate":
         N = model.N_t(t, spec.mean(model))
         if not model.stable:
             message = (f"unstable: kappa = {float(model.kappa):.6g} <= 0; N grows at rate {-float(model.kappa):.6g} "
@@ -103,17 +143,22 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         t, N, used_cutoff = res.t, res.N, res.cutoff
         stopped_at, message = res.stopped_at, res.message
     table = evolution_table(model, np.asarray(t), np.asarray(N))
+    if schedule is not None:
+        table.insert(2, "mu_L", schedule(np.asarray(t))[0])
+        table.insert(3, "mu_R", schedule(np.asarray(t))[1])
     rd.write_part("evolution", 0, table)
     wall = time.perf_counter() - start
+    kappa_end = float(np.asarray(model.kappa).ravel()[-1])
     summary = {"method": args.method, "t_end": t_end, "n_points": int(len(table)), "initial": initial,
-               "cutoff": used_cutoff, "kappa": float(model.kappa), "stable": bool(model.stable),
+               "cutoff": used_cutoff, "kappa": kappa_end, "stable": bool(kappa_end > 0),
                "N_final": float(table["N"].iloc[-1]), "stopped_at": stopped_at, "message": message, "wall_s": wall}
     rd.write_summary(summary)
     rd.write_metadata(wall_s=wall, status="complete")
     if message:
         print(message, file=sys.stderr)
     print(f"method     {args.method}" + (f" (cutoff {used_cutoff})" if used_cutoff else ""))
-    print(f"kappa      {float(model.kappa):.6g}  ({'stable' if model.stable else 'unstable'})")
+    print(f"kappa      {kappa_end:.6g}  ({'stable' if kappa_end > 0 else 'unstable'})"
+          + ("  (at t_end)" if schedule is not None else ""))
     print(f"N(t_end)   {summary['N_final']:.6g}" + (f"  (stopped at t = {stopped_at:.6g})" if stopped_at else ""))
     print(f"table      {rd.path / 'evolution.parquet'}")
     return 0

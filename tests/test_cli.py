@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from analysis.cli import main
@@ -141,3 +142,32 @@ def test_steady_lindblad_beyond_its_cutoff_cap_is_null_not_a_crash(capsys):
     assert d["stable"] is True and d["N"] > 10
     assert d["lindblad"]["N"] is None and d["lindblad"]["tail_probability"] > 1e-10
     assert "lindblad: truncation" in err
+
+
+@pytest.mark.parametrize("method", ["rate", "population"])
+def test_evolve_with_a_bias_step_table(tmp_path, method):
+    """A step V: 0 -> 0.5 at t = 20: N(t) is the piecewise exponential with the two kappa's."""
+    import pandas as pd
+
+    import sim
+
+    csv = tmp_path / "step.csv"
+    csv.write_text("t,mu_L,mu_R\n0,0.0,0.0\n20,0.0,0.0\n20,0.25,-0.25\n60,0.25,-0.25\n")
+    out = tmp_path / method
+    assert main(["evolve", PAPER, "--t-end", "30", "--n-points", "31", "--method", method,
+                 "--bias-table", str(csv), "--out", str(out)]) == 0
+    tab = pd.read_parquet(out / "evolution.parquet")
+    cfg = sim.load_config(PAPER)
+    m1 = sim.rate_model(cfg.with_value("bias.V", 0.0))
+    m2 = sim.rate_model(cfg.with_value("bias.V", 0.5))
+    N20 = float(m1.N_t(20.0, 0.0))
+    expect = np.where(tab["t"] <= 20, m1.N_t(tab["t"], 0.0), m2.N_t(tab["t"] - 20, N20))
+    np.testing.assert_allclose(tab["N"], expect, rtol=1e-6, atol=1e-12)
+    assert list(tab["mu_L"].iloc[[0, -1]]) == [0.0, 0.25]
+
+
+def test_evolve_rejects_a_bad_bias_table(tmp_path, capsys):
+    csv = tmp_path / "bad.csv"
+    csv.write_text("t,muL,mu_R\n0,0,0\n")
+    assert main(["evolve", PAPER, "--t-end", "5", "--bias-table", str(csv), "--out", str(tmp_path / "o")]) == 2
+    assert "columns t, mu_L, mu_R" in capsys.readouterr().err
