@@ -285,7 +285,8 @@ class Config:
         return d
 
     def with_value(self, key: str, value: Any) -> Config:
-        """A new config with ``section.key`` set to ``value`` (validated again).
+        """A new config with ``section.key`` (or a list element ``section.key[i]``) set to
+        ``value`` (validated again).
 
         Setting ``bias.V`` or ``bias.mu0`` on a config given as ``mu_L, mu_R``
         (or the reverse) converts the bias to that form first.
@@ -293,14 +294,31 @@ class Config:
         return parse_config(_set(self.to_dict(), key, value))
 
     def get(self, key: str) -> Any:
-        """The value of ``section.key`` (``bias.V`` and ``bias.mu0`` always work)."""
+        """The value of ``section.key`` (``bias.V`` and ``bias.mu0`` always work); a list
+        element as ``section.key[i]`` (for example ``conductor.eps[0]``)."""
         section, _, name = key.partition(".")
         if section == "bias" and name in ("V", "mu0", "mu_L", "mu_R", "T_e", "T_L", "T_R"):
             return getattr(self.bias, name)
+        name, index = _split_index(key, name)
         d = self.to_dict()
         if section not in d or name not in d[section]:
             raise ConfigError(f"{key} is not a known key of this config")
-        return d[section][name]
+        v = d[section][name]
+        if index is None:
+            return v
+        if not isinstance(v, list) or not -len(v) <= index < len(v):
+            raise ConfigError(f"{key}: {section}.{name} = {v!r} has no element {index}")
+        return v[index]
+
+
+def _split_index(key: str, name: str) -> tuple[str, int | None]:
+    """``eps[0]`` -> (``eps``, 0); ``eps`` -> (``eps``, None)."""
+    if not name.endswith("]"):
+        return name, None
+    base, bracket, idx = name[:-1].partition("[")
+    if not bracket or not base or not idx.strip().lstrip("-").isdigit():
+        raise ConfigError(f"{key!r}: a list element is written section.key[i] with an integer i")
+    return base, int(idx)
 
 
 def _set(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
@@ -315,7 +333,14 @@ def _set(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     elif section == "bias" and name in ("mu_L", "mu_R") and "V" in sec:
         V, mu0 = sec.pop("V"), sec.pop("mu0", 0.0)
         sec["mu_L"], sec["mu_R"] = mu0 + V / 2, mu0 - V / 2
-    sec[name] = value
+    name, index = _split_index(key, name)
+    if index is None:
+        sec[name] = value
+        return d
+    current = sec.get(name)
+    if not isinstance(current, list) or not -len(current) <= index < len(current):
+        raise ConfigError(f"{key}: {section}.{name} = {current!r} has no element {index}")
+    current[index] = value
     return d
 
 

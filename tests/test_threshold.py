@@ -40,3 +40,18 @@ def test_no_sign_change_shows_both_kappas():
         find_threshold(cfg, "bias.V", (0.0, 0.5))
     with pytest.raises(ConfigError, match="not a known key"):
         find_threshold(cfg, "bias.nonsense", (0.0, 2.0))
+
+
+def test_list_elements_are_numeric_keys():
+    """conductor.eps[0] can be set, varied and root-found like any numeric key."""
+    cfg = make_config(bias={"V": 1.2, "T_e": 0.1})
+    assert cfg.get("conductor.eps[0]") == 0.5
+    moved = cfg.with_value("conductor.eps[0]", 0.8)
+    assert moved.get("conductor.eps[0]") == 0.8 and moved.get("conductor.eps[1]") == -0.5
+    # at V = 1.2 the mode is unstable for the paper's levels; detuning eps_1 stabilises it
+    th = find_threshold(cfg, "conductor.eps[0]", (0.5, 3.0))
+    assert abs(kappa_at(cfg, "conductor.eps[0]", th.threshold)) < 1e-10 and th.slope > 0
+    with pytest.raises(ConfigError, match="has no element 2"):
+        cfg.with_value("conductor.eps[2]", 1.0)
+    with pytest.raises(ConfigError, match="integer i"):
+        cfg.get("conductor.eps[x]")
