@@ -39,7 +39,7 @@ from sim.lindblad import steady_lindblad
 from sim.population import TruncationError, steady_population
 from sim.rate_equation import rate_model, steady_state
 
-from .counting import estimate_cumulant_rates, totals_per_trajectory
+from .estimators import estimate_cumulant_rates, totals_per_trajectory
 
 __all__ = ["crosscheck", "CrossCheck", "plot_crosscheck"]
 

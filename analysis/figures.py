@@ -46,7 +46,8 @@ import pandas as pd
 
 from sim.config import Config, ConfigError, parse_config
 from sim.io import RunDirectory, now_iso
-from sim.sweep import Grid, GridAxis, Scheduler, SteadyPoint, SweepJob, run_sweeps
+from sim.parallel import Scheduler
+from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps
 
 from . import plots
 from .maps import InstabilityMap, confirm_runs, initial_population, threshold_curve

@@ -32,8 +32,9 @@ import pandas as pd
 from numpy.typing import ArrayLike, NDArray
 
 from sim.config import Config, ConfigError
+from sim.parallel import Scheduler
 from sim.rate_equation import rate_model
-from sim.sweep import Grid, GridAxis, Scheduler, sweep
+from sim.sweep import Grid, GridAxis, sweep
 
 from .threshold import find_threshold
 

@@ -23,10 +23,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from sim.counting import first_passage_mean
 from sim.io import part_files, read_table
 from sim.special import bose
-
-from .counting import first_passage_mean
 
 __all__ = ["ModeStats", "mode_stats", "first_passage_times", "exact_first_passage_mean"]
 

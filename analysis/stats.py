@@ -5,7 +5,7 @@ Reads ``metadata.json`` and the ``jumps.parquet`` parts of an ``ehp trajectories
 long-time cumulant rates ``c_1 .. c_4`` (charge L -> R, energy into the mode from each
 bath ``energy:CHANNEL``, jumps per label; k-statistics of the per-trajectory totals over
 ``[t_min, t_end]`` divided by the duration, jackknife standard errors) beside the exact
-values of the tilted generator (:mod:`analysis.counting`), and the waiting-time
+values of the tilted generator (:mod:`sim.counting`), and the waiting-time
 statistics between consecutive jumps. A pair starts only at a jump with
 ``t <= t_end - horizon``, ``horizon = min((t_end - t_min)/2, 20 / escape(n=0))``, so that
 waits are not censored by the end of the run (reported as ``waiting_horizon``).
@@ -15,7 +15,7 @@ otherwise jumps before ``t_min = min(10 / kappa, t_end / 2)`` are discarded (the
 distribution has then relaxed to within ``e^-10`` of the steady state), and the output
 says so. The constant offsets ``C_n`` of the cumulants (``k_n(T) = c_n T + C_n``) from the
 window's edges are removed by differencing the full and the half window
-(:func:`analysis.counting.estimate_cumulant_rates`).
+(:func:`analysis.estimators.estimate_cumulant_rates`).
 """
 
 from __future__ import annotations
@@ -31,17 +31,17 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 from scipy import linalg
 
-from sim.io import part_files
-from sim.special import bose
-
-from .counting import (
+from sim.counting import (
     JUMP_LABELS,
     BirthDeath,
     cumulant_rates,
-    estimate_cumulant_rates,
     quantity_weights,
     waiting_time_probability,
 )
+from sim.io import part_files
+from sim.special import bose
+
+from .estimators import estimate_cumulant_rates
 
 __all__ = ["RunStats", "run_stats", "chain_from_metadata", "mean_waiting_time"]
 

@@ -12,9 +12,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from sim.counting import JUMP_LABELS, waiting_time_density  # noqa: E402
 from sim.io import read_table  # noqa: E402
 
-from .counting import JUMP_LABELS, waiting_time_density  # noqa: E402
 from .stats import RunStats, chain_from_metadata, waiting_times  # noqa: E402
 
 __all__ = ["plot_sample_trajectories", "plot_cumulants", "plot_waiting_times", "plot_fock_histogram",

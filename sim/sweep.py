@@ -39,26 +39,20 @@ point with ``if __name__ == "__main__":``, and code piped to ``python -`` cannot
 from __future__ import annotations
 
 import itertools
-import logging
 import math
-import os
-import re
-import sys
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from .config import Config, ConfigError
 from .io import RunDirectory, now_iso, read_table
+from .parallel import Scheduler, available_workers, run_tasks
 
 __all__ = [
     "GridAxis", "Grid", "Scheduler", "SteadyPoint", "SweepJob", "run_tasks", "evaluate_chunk", "default_chunk_size",
@@ -313,197 +307,6 @@ def evaluate_chunk(task: tuple[Config, tuple[str, ...], list[tuple[Any, ...]], C
             raise ValueError(f"point function result {name!r} clashes with a parameter column")
         cols[name] = _column([r.get(name) for r in records])
     return pd.DataFrame(cols)
-
-
-# --------------------------------------------------------------------------- schedulers
-
-def available_workers() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-@dataclass(frozen=True)
-class Scheduler:
-    """Where tasks run.
-
-    Attributes
-    ----------
-    kind
-        ``"serial"``, ``"processes"`` or ``"dask"``.
-    workers
-        Number of worker processes (``processes``, ``dask`` LocalCluster); default: the cores available.
-    address
-        Address of an existing Dask scheduler (``tcp://HOST:PORT``); None starts a LocalCluster.
-    """
-
-    kind: str = "serial"
-    workers: int | None = None
-    address: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in ("serial", "processes", "dask"):
-            raise ConfigError(f"--scheduler must be serial, processes, dask or tcp://HOST:PORT, got {self.kind!r}")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise ConfigError(f"--workers must be an integer >= 1, got {self.workers!r}")
-        if self.address is not None and self.kind != "dask":
-            raise ConfigError("a scheduler address needs kind 'dask'")
-        if self.address is not None:
-            ok = re.fullmatch(r"(tcp|tls|ucx|ws|wss)://[^:/]+:\d+/?", self.address) or \
-                self.address.startswith("inproc://")
-            if not ok:
-                raise ConfigError(f"--scheduler address must be tcp://HOST:PORT, got {self.address!r}")
-
-    @classmethod
-    def parse(cls, text: str | Scheduler | None, workers: int | None = None) -> Scheduler:
-        """``serial``, ``processes``, ``dask`` or a Dask address such as ``tcp://127.0.0.1:8786``."""
-        if isinstance(text, Scheduler):
-            return text if workers is None else cls(text.kind, workers, text.address)
-        text = (text or "serial").strip()
-        if "://" in text:
-            return cls("dask", workers, text)
-        return cls(text, workers)
-
-    @property
-    def n_workers(self) -> int:
-        return 1 if self.kind == "serial" else (self.workers or available_workers())
-
-    def describe(self) -> str:
-        if self.kind == "serial":
-            return "serial"
-        return self.address or f"{self.kind} ({self.n_workers} workers)"
-
-
-def _progress(total: float, progress: bool, desc: str | None, unit: str) -> tqdm:
-    if float(total).is_integer():
-        total = int(total)
-    return tqdm(total=total, disable=not progress, file=sys.stderr, desc=desc, unit=unit, dynamic_ncols=True,
-                smoothing=0.1)
-
-
-def run_tasks(
-    fn: Callable[[Any], Any],
-    tasks: Sequence[Any],
-    scheduler: str | Scheduler = "serial",
-    *,
-    progress: bool = False,
-    weights: Sequence[float] | None = None,
-    desc: str | None = None,
-    unit: str = "pt",
-) -> Iterator[tuple[int, Any]]:
-    """Map ``fn`` over ``tasks`` on a scheduler; yield ``(index, result)`` as tasks finish.
-
-    Parameters
-    ----------
-    fn
-        A picklable (module-level) function of one task, for ``processes`` and ``dask``.
-    tasks
-        The tasks; ``index`` in the yielded pairs is the position in this sequence.
-    scheduler
-        A :class:`Scheduler` or its text form (``serial``, ``processes``, ``dask``, ``tcp://HOST:PORT``).
-    progress
-        Show a tqdm bar on stderr, advanced by ``weights[index]`` per finished task (default 1).
-    weights, desc, unit
-        Progress units per task (e.g. points per chunk), the bar's label and its unit name.
-
-    Notes
-    -----
-    Results arrive in completion order (any order except with ``serial``): the caller
-    stores them by index. If ``fn`` raises, or the consumer stops early (``break``,
-    ``KeyboardInterrupt``), tasks not yet started are cancelled and the workers are
-    released (a LocalCluster is closed) before the exception propagates.
-    """
-    sched = Scheduler.parse(scheduler)
-    tasks = list(tasks)
-    w = [1.0] * len(tasks) if weights is None else [float(x) for x in weights]
-    if len(w) != len(tasks):
-        raise ValueError(f"weights has {len(w)} entries for {len(tasks)} tasks")
-    bar = _progress(sum(w), progress, desc, unit)
-    try:
-        if not tasks:
-            return
-        if sched.kind == "serial":
-            for i, t in enumerate(tasks):
-                r = fn(t)
-                bar.update(w[i])
-                yield i, r
-        elif sched.kind == "processes":
-            yield from _run_processes(fn, tasks, sched, bar, w)
-        else:
-            yield from _run_dask(fn, tasks, sched, bar, w)
-    finally:
-        bar.close()
-
-
-def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
-    """Worker initializer: end this worker when the process that started it is gone.
-
-    A pool's workers otherwise outlive a parent killed with SIGKILL (they wait forever on the
-    task queue); a daemon thread checks ``os.getppid()`` every ``interval`` seconds.
-    """
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
-
-
-def _run_processes(fn, tasks, sched: Scheduler, bar: tqdm, w: list[float]) -> Iterator[tuple[int, Any]]:
-    ex = ProcessPoolExecutor(max_workers=min(sched.n_workers, len(tasks)), mp_context=get_context("spawn"),
-                             initializer=_exit_with_parent, initargs=(os.getpid(),))
-    try:
-        pending: dict[Future, int] = {ex.submit(fn, t): i for i, t in enumerate(tasks)}
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for f in sorted(done, key=pending.__getitem__):
-                i = pending.pop(f)
-                r = f.result()
-                bar.update(w[i])
-                yield i, r
-    finally:
-        ex.shutdown(wait=True, cancel_futures=True)
-
-
-def _run_dask(fn, tasks, sched: Scheduler, bar: tqdm, w: list[float]) -> Iterator[tuple[int, Any]]:
-    try:
-        from distributed import Client, LocalCluster, as_completed
-    except ImportError:  # pragma: no cover - dask is needed by this scheduler only
-        raise ConfigError("--scheduler dask needs dask[distributed] (pip install 'dask[distributed]')") from None
-    cluster = None
-    try:
-        if sched.address is None:
-            # worker logs are silenced (a benign heartbeat race at shut-down logs an ERROR); task
-            # exceptions and lost workers still reach us through the futures
-            cluster = LocalCluster(n_workers=min(sched.n_workers, len(tasks)), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
-            client = Client(cluster)
-        else:
-            try:
-                client = Client(sched.address, timeout=10)
-            except (OSError, TimeoutError) as e:
-                raise ConfigError(f"--scheduler {sched.address}: cannot connect to a Dask scheduler ({e})") from None
-        futures = []
-        try:
-            futures = client.map(fn, tasks, pure=False)
-            index = {f.key: i for i, f in enumerate(futures)}
-            for fut in as_completed(futures):
-                i = index[fut.key]
-                r = fut.result()
-                fut.release()
-                bar.update(w[i])
-                yield i, r
-        finally:
-            if futures:
-                client.cancel(futures)
-            client.close()
-    finally:
-        if cluster is not None:
-            cluster.close()
 
 
 # --------------------------------------------------------------------------- sweeps

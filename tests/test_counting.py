@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from scipy.integrate import quad
 
-from analysis.counting import (
+from analysis.estimators import estimate_cumulant_rates
+from sim.counting import (
     JUMP_LABELS,
     birth_death,
     cumulant_rates,
-    estimate_cumulant_rates,
     g2_from_distribution,
     mean_first_passage,
     mean_first_passage_recursion,

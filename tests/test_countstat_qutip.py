@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import qutip
 
-from analysis.counting import JUMP_LABELS, birth_death, cumulant_rates, quantity_weights
+from sim.counting import JUMP_LABELS, birth_death, cumulant_rates, quantity_weights
 from sim.lindblad import collapse_operators, hamiltonian
 from sim.rate_equation import rate_model
 

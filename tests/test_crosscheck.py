@@ -30,9 +30,9 @@ def test_all_routes_within_expected_differences():
 
 
 def test_crosscheck_cli(tmp_path, capsys, monkeypatch):
-    import analysis.cli as cli
+    import analysis.cli.app as cli
 
-    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli_crosscheck",))
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli.crosscheck",))
     cfg = tmp_path / "c.toml"
     cfg.write_text('[conductor]\nkind = "double_dot"\nhopping = 0.2\ncoupling = 0.3\n[mode]\nomega = 1.0\n'
                    '[bias]\nV = 0.6\nT_e = 0.4\n[phonon_bath]\nT = 0.3\ngamma = 0.2\n')

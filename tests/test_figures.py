@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analysis.cli as cli
+import analysis.cli.app as cli
 from analysis.figures import cooling_window, run_study
 from analysis.maps import confirm_runs, fitted_kappa, instability_map, threshold_curve, zero_crossing
 from sim.config import ConfigError, load_config

@@ -10,7 +10,7 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
-import analysis.cli as cli
+import analysis.cli.app as cli
 import sim.trajectories.runner as runner
 from sim.config import ConfigError
 from sim.io import RunDirectory, part_files, read_table
@@ -153,7 +153,7 @@ def test_directories_that_are_not_runs(model, tmp_path):
 
 
 def _cli(monkeypatch, argv):
-    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli_trajectories",))
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli.trajectories",))
     return cli.main(argv)
 
 

@@ -59,9 +59,9 @@ def test_transient_is_discarded_when_not_stationary(tmp_path):
 
 
 def test_stats_cli_json_and_outputs(run_dir, tmp_path, capsys, monkeypatch):
-    import analysis.cli as cli
+    import analysis.cli.app as cli
 
-    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli_stats",))
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli.stats",))
     assert main(["stats", str(run_dir), "--json", "--out", str(tmp_path / "s")]) == 0
     d = json.loads(capsys.readouterr().out)
     rec = d["cumulants"][0]
@@ -90,7 +90,7 @@ def test_mode_statistics_match_bose_einstein(run_dir):
 
 def test_first_passage_to_runaway(tmp_path, capsys, monkeypatch):
     """Above threshold: mean first-passage time from vacuum to n = 20 vs the birth-death formula."""
-    import analysis.cli as cli
+    import analysis.cli.app as cli
     from analysis.mode_stats import exact_first_passage_mean, first_passage_times
 
     cfg = make_config(bias={"V": 2.0, "T_e": 0.1})
@@ -101,7 +101,7 @@ def test_first_passage_to_runaway(tmp_path, capsys, monkeypatch):
     assert np.all(np.isfinite(fp))  # kappa t_end ~ -33: every trajectory runs away within the window
     exact = exact_first_passage_mean(out, 20)
     assert abs(fp.mean() - exact) < 4 * fp.std(ddof=1) / np.sqrt(fp.size)
-    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli_stats",))
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli.stats",))
     assert main(["stats", str(out), "--json", "--first-passage", "20", "--out", str(tmp_path / "s")]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["first_passage"]["exact_mean_from_vacuum"] == pytest.approx(exact)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import analysis.cli as cli
+import analysis.cli.app as cli
 from sim.config import ConfigError, load_config
 from sim.io import part_files
 from sim.sweep import Grid, GridAxis, Scheduler, SteadyPoint, default_chunk_size, read_sweep, run_tasks, sweep

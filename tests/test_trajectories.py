@@ -269,7 +269,7 @@ def test_engines_take_one_model_at_a_time(model):
 @pytest.mark.parametrize("scheduler", ["processes", "dask"])
 def test_schedulers_give_the_serial_tables(tmp_path, scheduler):
     """Batches on worker processes or a Dask LocalCluster: the same tables as a serial run."""
-    from sim.sweep import Scheduler
+    from sim.parallel import Scheduler
 
     cfg = parse_config({"conductor": {"kind": "flat", "K_LL": 0.6, "K_RR": 0.4, "K_LR": 0.5, "K_RL": 0.3},
                         "mode": {"omega": 1.0}, "bias": {"V": 2.0, "T_e": 0.5},

@@ -251,7 +251,7 @@ def run_trajectories(
         Recorded in ``metadata.json`` (the config's ``[run]`` is replaced by the values used).
     scheduler
         Where batches run: ``serial``, ``processes``, ``dask`` or ``tcp://HOST:PORT``
-        (:func:`sim.sweep.run_tasks`); the tables are identical whichever runs them, since
+        (:func:`sim.parallel.run_tasks`); the tables are identical whichever runs them, since
         trajectory ``i`` always draws from child ``i`` of ``SeedSequence(seed)``.
 
     Raises
@@ -311,7 +311,7 @@ def run_trajectories(
                 n_resumed += 1
                 continue
         todo.append((eng.name, model, spec, start, count))
-    from ..sweep import run_tasks
+    from ..parallel import run_tasks
 
     done_traj = ntraj - sum(t[4] for t in todo)
     results = run_tasks(_simulate_batch, todo, scheduler, progress=progress, weights=[t[4] for t in todo],

@@ -69,7 +69,7 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
              "seed": args.seed}
     run = dataclasses.replace(cfg.run, **{k: v for k, v in flags.items() if v is not None})
     cfg = dataclasses.replace(cfg, run=run)
-    from sim.sweep import Scheduler
+    from sim.parallel import Scheduler
 
     sched = Scheduler.parse(args.scheduler, args.workers)
     res = trajectories_from_config(cfg, out_dir=args.out, overwrite=args.overwrite, batch_size=args.batch_size,

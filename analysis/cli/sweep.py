@@ -1,4 +1,4 @@
-"""``ehp sweep`` and ``ehp run``: a plugin of :mod:`analysis.cli` (add it to ``PLUGINS``).
+"""``ehp sweep`` and ``ehp run``: a plugin of :mod:`analysis.cli.app` (listed in ``PLUGINS``).
 
 ::
 
@@ -19,7 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sim.config import load_config
-from sim.sweep import Scheduler, sweep
+from sim.parallel import Scheduler
+from sim.sweep import sweep
 
 __all__ = ["register", "cmd_sweep", "cmd_run"]
 
@@ -62,7 +63,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .figures import default_out, run_study
+    from ..figures import default_out, run_study
 
     cfg = load_config(args.config, args.set or ())
     out = Path(args.out) if args.out else default_out(args.config)

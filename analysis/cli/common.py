@@ -1,0 +1,30 @@
+"""Shared helpers of the command-line handlers: config loading and number printing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+from sim.config import Config, load_config
+
+__all__ = ["load", "num", "print_json"]
+
+
+def load(args: argparse.Namespace) -> Config:
+    """The validated config named by ``args.config`` with the ``--set`` overrides."""
+    return load_config(args.config, args.set or ())
+
+
+def num(v) -> str:
+    """A number for a text table: ``-`` for missing or non-finite, no ``-0``."""
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    return f"{v + 0.0:.6g}"  # + 0.0: no "-0"
+
+
+def print_json(d) -> None:
+    """JSON on stdout (non-finite numbers must already be ``None``)."""
+    print(json.dumps(d, indent=2, allow_nan=False))

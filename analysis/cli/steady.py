@@ -1,0 +1,67 @@
+"""``ehp steady``: rates, steady state and stability (optionally Landauer and Lindblad)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import sim
+
+from .common import load, num, print_json
+
+__all__ = ["register", "cmd_steady"]
+
+
+def register(sub: argparse._SubParsersAction, with_config) -> None:
+    """Add the ``steady`` sub-command."""
+    q = with_config("steady", "rates, steady state and stability")
+    q.set_defaults(handler=cmd_steady)
+    q.add_argument("--landauer", choices=("lowest", "full"), help="add the Landauer-like fluxes (Eqs. 13-14)")
+    q.add_argument("--lindblad", action="store_true", help="add the QuTiP Lindblad steady state {N, cutoff, tail}")
+    q.add_argument("--json", action="store_true", help="JSON on stdout")
+
+
+def cmd_steady(args: argparse.Namespace) -> int:
+    cfg = load(args)
+    ss = sim.steady_state(cfg)
+    out = ss.to_dict()
+    if args.landauer:
+        out["landauer"] = sim.landauer(cfg, args.landauer).to_dict()
+    if args.lindblad:
+        from sim.lindblad import steady_lindblad
+        from sim.population import TruncationError
+
+        try:
+            out["lindblad"] = steady_lindblad(ss.model).to_dict()
+        except TruncationError as e:
+            part = e.partial
+            out["lindblad"] = {"N": None, "cutoff": getattr(part, "cutoff", None),
+                               "tail_probability": getattr(part, "tail_probability", None)}
+            print(f"lindblad: {e}; N is null (the population route has no such cap)", file=sys.stderr)
+    if args.landauer == "lowest" and ss.stable and abs(ss.model.gamma_e) > 0.1 * cfg.phonon_bath.gamma:
+        ratio = float(ss.model.gamma_e) / cfg.phonon_bath.gamma if cfg.phonon_bath.gamma > 0 else float("inf")
+        print(f"note: lowest-order Landauer holds N at n_ph; it matches the rate equation only if |Gamma_e| << "
+              f"gamma_ph, here Gamma_e/gamma_ph = {ratio:.3g} (physics.md sec. 5): expect a gap of about that size",
+              file=sys.stderr)
+    if not ss.stable:
+        print(f"unstable: kappa = {ss.kappa:.6g} <= 0, the mode runs away at growth rate {ss.growth_rate:.6g} "
+              "(no steady state; N, J, Ie are null)", file=sys.stderr)
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{'channel':8s}{'mu':>12s}{'emission':>14s}{'absorption':>14s}{'damping':>14s}{'J':>14s}{'Ie':>14s}")
+    for c, r in out["channels"].items():
+        print(f"{c:8s}" + "".join(f"{num(r[k]):>14s}" if k != "mu" else f"{num(r[k]):>12s}"
+                                   for k in ("mu", "emission", "absorption", "damping", "J", "Ie")))
+    print()
+    for k in ("gamma_e", "emission_total", "kappa", "kappa_over_omega", "stable", "growth_rate", "N", "T_eff",
+              "mu_eff", "J", "J_ph", "Ie", "eta", "n_ph"):
+        print(f"{k:18s}{num(out[k])}")
+    if args.landauer:
+        la = out["landauer"]
+        print(f"{'landauer':18s}level={la['level']} J={num(la['J'])} (+-{num(la['J_err'])}) "
+              f"Ie={num(la['Ie'])} (+-{num(la['Ie_err'])})")
+    if args.lindblad:
+        li = out["lindblad"]
+        print(f"{'lindblad':18s}N={num(li['N'])} cutoff={li['cutoff']} tail={num(li['tail_probability'])}")
+    return 0

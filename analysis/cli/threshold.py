@@ -1,0 +1,32 @@
+"""``ehp threshold``: where kappa crosses zero in one config key."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import load, print_json
+
+__all__ = ["register", "cmd_threshold"]
+
+
+def register(sub: argparse._SubParsersAction, with_config) -> None:
+    """Add the ``threshold`` sub-command."""
+    q = with_config("threshold", "where kappa crosses zero")
+    q.set_defaults(handler=cmd_threshold)
+    q.add_argument("--vary", required=True, metavar="SECTION.KEY")
+    q.add_argument("--between", required=True, nargs=2, type=float, metavar=("A", "B"))
+    q.add_argument("--json", action="store_true")
+
+
+def cmd_threshold(args: argparse.Namespace) -> int:
+    from analysis.threshold import find_threshold
+
+    cfg = load(args)
+    th = find_threshold(cfg, args.vary, tuple(args.between))
+    if args.json:
+        print_json(th.to_dict())
+    else:
+        print(f"threshold  {args.vary} = {th.threshold:.10g}")
+        print(f"slope      d kappa / d {args.vary} = {th.slope:.6g}")
+        print(f"kappa at   {args.between[0]:g}: {th.kappa_low:.6g},  {args.between[1]:g}: {th.kappa_high:.6g}")
+    return 0
