@@ -104,7 +104,7 @@ def _flux_density_scale(config: Config) -> dict[str, dict[str, float]]:
     add ``O(kappa/Omega)`` of it).
     """
     from sim.channels import channel_rates
-    from sim.conductor import CHANNELS, CHARGE_SIGN
+    from sim.conductor import CHANNEL_SIGN
     from sim.special import bose
 
     om, g = config.mode.omega, config.phonon_bath.gamma
@@ -112,7 +112,7 @@ def _flux_density_scale(config: Config) -> dict[str, dict[str, float]]:
     w = np.linspace(0.05, 3.0, 300) * om
     r = channel_rates(config.conductor.build(), w, b.mu_L, b.mu_R, b.T_L, b.T_R)
     net = r.emission - r.damping * bose(w, config.phonon_bath.T)
-    sign = np.array([CHARGE_SIGN[c] for c in CHANNELS])[:, None]
+    sign = CHANNEL_SIGN[:, None]
     low_J = float(np.max(np.abs(w * net.sum(axis=0))))
     low_I = float(np.max(np.abs((sign * net).sum(axis=0))))
     gam_e = r.damping.sum(axis=0)

@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from sim.counting import first_passage_mean
 from sim.io import part_files, read_table
-from sim.special import bose
+from sim.model import JumpModel
 
 __all__ = ["ModeStats", "mode_stats", "first_passage_times", "exact_first_passage_mean"]
 
@@ -71,10 +71,7 @@ def mode_stats(run_dir: str | Path, t_min: float = 0.0) -> ModeStats:
     grid = read_table(run_dir, "trajectories")
     late = grid[(grid["t"] >= t_min) & grid["N"].notna()]
     per = [g.to_numpy() for _, g in late.groupby("traj")["N"]]
-    n_ph = float(bose(om, m["T_ph"]))
-    E = sum(m["emission"]) + m["gamma_ph"] * n_ph
-    B = sum(m["absorption"]) + m["gamma_ph"] * (n_ph + 1)
-    N_ex = E / (B - E) if B > E else np.nan
+    N_ex = float(JumpModel.from_record(m).N_ss())
 
     def g2(v):
         return float(np.mean(v * (v - 1)) / np.mean(v) ** 2) if np.mean(v) > 0 else np.nan
@@ -119,8 +116,5 @@ def first_passage_times(run_dir: str | Path, level: int) -> NDArray[np.float64]:
 
 def exact_first_passage_mean(run_dir: str | Path, level: int, n0: int = 0) -> float:
     """Mean first-passage time from ``n0`` to ``level`` of the run's birth-death chain."""
-    m = json.loads((Path(run_dir) / "metadata.json").read_text())["identity"]["model"]
-    n_ph = float(bose(m["omega"], m["T_ph"]))
-    A = sum(m["emission"]) + m["gamma_ph"] * n_ph
-    B = sum(m["absorption"]) + m["gamma_ph"] * (n_ph + 1)
-    return first_passage_mean(A, B, n0, level)
+    m = JumpModel.from_record(json.loads((Path(run_dir) / "metadata.json").read_text())["identity"]["model"])
+    return first_passage_mean(float(m.up_rate), float(m.down_rate), n0, level)

@@ -34,12 +34,13 @@ from scipy import linalg
 from sim.counting import (
     JUMP_LABELS,
     BirthDeath,
+    birth_death,
     cumulant_rates,
     quantity_weights,
     waiting_time_probability,
 )
 from sim.io import part_files
-from sim.special import bose
+from sim.model import JumpModel
 
 from .estimators import estimate_cumulant_rates
 
@@ -83,16 +84,10 @@ def _none(v):
 
 def chain_from_metadata(meta: dict[str, Any], cutoff: int | None = None, tol: float = 1e-14) -> BirthDeath | None:
     """The birth-death chain of the run's model record; ``None`` if the mode is unstable."""
-    m = meta["identity"]["model"]
-    n_ph = float(bose(m["omega"], m["T_ph"]))
-    a = np.append(np.asarray(m["emission"], dtype=float), m["gamma_ph"] * n_ph)
-    b = np.append(np.asarray(m["absorption"], dtype=float), m["gamma_ph"] * (n_ph + 1))
-    if b.sum() <= a.sum():
+    model = JumpModel.from_record(meta["identity"]["model"])
+    if not bool(model.stable):
         return None
-    x = a.sum() / b.sum()  # N/(N+1) of the geometric steady state
-    if cutoff is None:
-        cutoff = 20 if x == 0 else max(20, int(np.ceil(np.log(tol) / np.log(x))) + 5)
-    return BirthDeath(a, b, int(cutoff), float(m["omega"]))
+    return birth_death(model, cutoff, tol)
 
 
 def mean_waiting_time(chain: BirthDeath, first: int, second: int) -> float:

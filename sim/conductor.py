@@ -14,12 +14,14 @@ from functools import cached_property
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["Conductor", "FlatConductor", "double_dot", "CHANNELS", "CHARGE_SIGN", "ELECTRODES"]
+__all__ = ["Conductor", "FlatConductor", "double_dot", "CHANNELS", "CHARGE_SIGN", "CHANNEL_SIGN", "ELECTRODES"]
 
 #: The four EHP channels, electron electrode first, hole electrode second.
 CHANNELS: tuple[str, ...] = ("LL", "RR", "LR", "RL")
 #: Electrons moved L -> R by one emission event of the channel (Eq. 14's signs).
 CHARGE_SIGN: dict[str, int] = {"LL": 0, "RR": 0, "LR": 1, "RL": -1}
+#: The signs ``s_c`` as a float array in the order of :data:`CHANNELS`.
+CHANNEL_SIGN: NDArray[np.float64] = np.array([CHARGE_SIGN[c] for c in CHANNELS], dtype=float)
 #: (electron electrode a, hole electrode b) of each channel.
 ELECTRODES: dict[str, tuple[str, str]] = {"LL": ("L", "L"), "RR": ("R", "R"), "LR": ("L", "R"), "RL": ("R", "L")}
 

@@ -28,8 +28,9 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import linalg
 
-from .conductor import CHANNELS, CHARGE_SIGN
-from .rate_equation import RateModel
+from .cutoff import counting_cutoff
+from .model import BATHS, CHARGE, LABELS
+from .model import JumpModel as RateModel
 
 __all__ = [
     "JUMP_LABELS", "BirthDeath", "birth_death", "cumulant_rates", "quantity_weights", "waiting_time_density",
@@ -37,59 +38,54 @@ __all__ = [
     "g2_from_distribution",
 ]
 
-#: (channel, direction) labels, in the jump table's order.
-JUMP_LABELS: tuple[tuple[str, str], ...] = tuple((c, d) for c in (*CHANNELS, "ph") for d in ("emission", "absorption"))
+#: (channel, direction) labels, in the jump table's order (those of :data:`sim.model.LABELS`).
+JUMP_LABELS: tuple[tuple[str, str], ...] = tuple((lab.channel, lab.direction) for lab in LABELS)
 
 
 @dataclass(frozen=True)
 class BirthDeath:
-    """The birth-death chain of a :class:`RateModel` truncated at ``cutoff`` levels.
+    """The birth-death chain of a :class:`sim.model.JumpModel` truncated at ``cutoff`` levels.
 
-    ``a[l]``, ``b[l]``: per-label coefficients (emission ``a (n+1)``, absorption ``b n``).
+    Every rate comes from the model (:attr:`JumpModel.label_rates`); ``a[c]``, ``b[c]``
+    are the per-bath coefficients (emission ``a (n+1)``, absorption ``b n``, 1/time).
     """
 
-    a: NDArray[np.float64]
-    b: NDArray[np.float64]
+    model: RateModel
     cutoff: int
-    omega: float
+
+    @property
+    def omega(self) -> float:
+        return float(self.model.omega)
+
+    @property
+    def a(self) -> NDArray[np.float64]:
+        return self.model.coefficients()[0]
+
+    @property
+    def b(self) -> NDArray[np.float64]:
+        return self.model.coefficients()[1]
 
     def jump_matrix(self, label: int) -> NDArray[np.float64]:
-        """``J_l``: the rate matrix of one label's jumps (column = from, row = to)."""
-        K = self.cutoff
-        n = np.arange(K)
-        J = np.zeros((K, K))
-        if label % 2 == 0:  # emission: n -> n + 1 (the top level has no up jump: truncation)
-            J[n[1:], n[:-1]] = self.a[label // 2] * (n[:-1] + 1)
-        else:
-            J[n[:-1], n[1:]] = self.b[label // 2] * n[1:]
-        return J
+        """``J_l``: the rate matrix of one label's jumps (column = from, row = to; dense)."""
+        return self.model.jump_matrix(label, self.cutoff).toarray()
 
     def generator(self) -> NDArray[np.float64]:
-        """``L_0 = sum_l J_l - diag(escape rates)``: columns sum to zero."""
-        J = sum(self.jump_matrix(l) for l in range(len(JUMP_LABELS)))
-        return J - np.diag(J.sum(axis=0))
+        """``L_0 = sum_l J_l - diag(escape rates)``: columns sum to zero (dense)."""
+        return self.model.generator(self.cutoff, dense=True)
 
     def steady(self) -> NDArray[np.float64]:
         """Stationary P_n of the truncated chain (detailed balance ratio ``P_{n+1}/P_n``)."""
-        up = self.a.sum() * (np.arange(self.cutoff - 1) + 1)
-        down = self.b.sum() * (np.arange(1, self.cutoff))
-        logp = np.concatenate([[0.0], np.cumsum(np.log(up) - np.log(down))])
-        p = np.exp(logp - logp.max())
-        return p / p.sum()
+        return self.model.stationary(self.cutoff)
 
 
 def birth_death(model: RateModel, cutoff: int | None = None, tol: float = 1e-14) -> BirthDeath:
-    """Chain of a stable model; the cutoff makes the geometric tail ``x^K`` below ``tol``."""
+    """Chain of a stable model; the cutoff (:func:`sim.cutoff.counting_cutoff`) makes the tail ``x^K`` below ``tol``."""
     if not bool(model.stable):
         raise ValueError(f"the mode is unstable (kappa = {float(model.kappa):.6g} <= 0): no stationary statistics")
-    r = model.rates
-    a = np.append(np.asarray(r.emission, dtype=float), model.gamma_ph * float(model.n_ph))
-    b = np.append(np.asarray(r.absorption, dtype=float), model.gamma_ph * (float(model.n_ph) + 1))
+    model.coefficients()  # checks one bias point, finite and >= 0
     if cutoff is None:
-        N = float(model.N_ss())
-        x = N / (N + 1)
-        cutoff = 20 if x == 0 else max(20, int(np.ceil(np.log(tol) / np.log(x))) + 5)
-    return BirthDeath(a, b, int(cutoff), model.omega)
+        cutoff = counting_cutoff(float(model.N_ss()), tol)
+    return BirthDeath(model, int(cutoff))
 
 
 def quantity_weights(quantity: str, omega: float) -> NDArray[np.float64]:
@@ -98,12 +94,11 @@ def quantity_weights(quantity: str, omega: float) -> NDArray[np.float64]:
     nu = np.zeros(len(JUMP_LABELS))
     parts = quantity.split(":")
     if quantity == "charge":
-        for i, (c, d) in enumerate(JUMP_LABELS):
-            nu[i] = CHARGE_SIGN.get(c, 0) * (1 if d == "emission" else -1)
-    elif parts[0] == "energy" and len(parts) == 2 and parts[1] in (*CHANNELS, "ph"):
-        for i, (c, d) in enumerate(JUMP_LABELS):
-            if c == parts[1]:
-                nu[i] = omega if d == "emission" else -omega
+        nu[:] = CHARGE
+    elif parts[0] == "energy" and len(parts) == 2 and parts[1] in BATHS:
+        for i, lab in enumerate(LABELS):
+            if lab.channel == parts[1]:
+                nu[i] = lab.energy(omega)
     elif parts[0] == "jumps" and len(parts) == 3 and (parts[1], parts[2]) in JUMP_LABELS:
         nu[JUMP_LABELS.index((parts[1], parts[2]))] = 1.0
     else:
@@ -162,9 +157,7 @@ def waiting_time_probability(chain: BirthDeath, first: int, second: int) -> floa
 def mean_first_passage(model: RateModel, n0: int, level: int) -> float:
     """Mean time for the population to first reach ``level`` from ``n0 < level``:
     the absorbing-chain linear system ``L_0^T T = -1`` on ``0 .. level-1`` (works above threshold too)."""
-    r = model.rates
-    A = float(r.emission.sum()) + model.gamma_ph * float(model.n_ph)
-    B = float(r.absorption.sum()) + model.gamma_ph * (float(model.n_ph) + 1)
+    A, B = float(model.up_rate), float(model.down_rate)
     n = np.arange(level)
     up, down = A * (n + 1), B * n
     M = np.diag(-(up + down)) + np.diag(up[:-1], 1) + np.diag(down[1:], -1)
@@ -174,10 +167,7 @@ def mean_first_passage(model: RateModel, n0: int, level: int) -> float:
 
 def mean_first_passage_recursion(model: RateModel, n0: int, level: int) -> float:
     """The birth-death closed form: ``tau_k = 1/up_k + (down_k / up_k) tau_{k-1}`` for ``k -> k+1``."""
-    r = model.rates
-    A = float(r.emission.sum()) + model.gamma_ph * float(model.n_ph)
-    B = float(r.absorption.sum()) + model.gamma_ph * (float(model.n_ph) + 1)
-    return first_passage_mean(A, B, n0, level)
+    return first_passage_mean(float(model.up_rate), float(model.down_rate), n0, level)
 
 
 def first_passage_mean(A: float, B: float, n0: int, level: int) -> float:

@@ -24,14 +24,13 @@ import numpy as np
 from scipy import integrate
 
 from .channels import channel_rates
-from .conductor import CHANNELS, CHARGE_SIGN
+from .conductor import CHANNEL_SIGN as _SIGN
 from .config import Config
 from .rate_equation import rate_model
 from .special import x_bose
 
 __all__ = ["LandauerResult", "landauer", "a_ph", "a_ph_weight"]
 
-_SIGN = np.array([CHARGE_SIGN[c] for c in CHANNELS], dtype=float)
 LEVELS = ("lowest", "full")
 
 

@@ -30,27 +30,20 @@ import qutip
 from numpy.typing import ArrayLike, NDArray
 from scipy import optimize
 
-from .conductor import CHANNELS
-from .population import (
-    DEFAULT_TOL,
-    InitialSpec,
-    OnTruncation,
-    TruncationError,
-    choose_cutoff,
-    predicted_tail,
-    stop_message,
-    unstable_message,
-)
-from .rate_equation import RateModel
+from .cutoff import DEFAULT_TOL, choose_cutoff, predicted_tail
+from .grids import time_grid
+from .initial import InitialSpec
+from .model import LABELS as MODEL_LABELS
+from .model import JumpModel as RateModel
+from .population import OnTruncation, TruncationError, stop_message, unstable_message
 
 __all__ = [
     "LABELS", "LINDBLAD_MAX_CUTOFF", "LindbladResult", "LindbladSteady", "collapse_operators", "evolve_lindblad",
     "guarded_result", "hamiltonian", "initial_state", "label_rates", "mesolve_options", "run_guarded", "steady_lindblad",
 ]
 
-LABELS: tuple[tuple[str, str], ...] = tuple(
-    (c, d) for c in (*CHANNELS, "ph") for d in ("emission", "absorption"))
-"""All ``(channel, direction)`` labels in their fixed order."""
+LABELS: tuple[tuple[str, str], ...] = tuple((lab.channel, lab.direction) for lab in MODEL_LABELS)
+"""All ``(channel, direction)`` labels in their fixed order (those of :data:`sim.model.LABELS`)."""
 
 LINDBLAD_MAX_CUTOFF = 150
 """Largest automatic cutoff of the Lindblad route (``cutoff^2`` density-matrix elements)."""
@@ -68,16 +61,7 @@ def label_rates(model: RateModel) -> list[tuple[str, str, NDArray[np.float64]]]:
     ``gamma_ph n_ph`` / ``gamma_ph (n_ph + 1)`` for the ph-bath; arrays where the
     model is vectorised over bias points.
     """
-    r = model.rates
-    out: list[tuple[str, str, NDArray[np.float64]]] = []
-    for i, c in enumerate(CHANNELS):
-        out.append((c, "emission", np.asarray(r.emission[i], dtype=float)))
-        out.append((c, "absorption", np.asarray(r.absorption[i], dtype=float)))
-    n_ph = np.asarray(model.n_ph, dtype=float)
-    shape = np.shape(r.emission[0])
-    out.append(("ph", "emission", np.broadcast_to(model.gamma_ph * n_ph, shape).astype(float)))
-    out.append(("ph", "absorption", np.broadcast_to(model.gamma_ph * (n_ph + 1), shape).astype(float)))
-    return out
+    return [(c, d, np.asarray(r, dtype=float)) for (c, d), r in zip(LABELS, model.label_rates, strict=True)]
 
 
 def _check_cutoff(cutoff: int) -> int:
@@ -191,13 +175,6 @@ class LindbladSteady:
 
 
 # --------------------------------------------------------------------------- solvers
-
-def _grid(t: ArrayLike) -> NDArray[np.float64]:
-    t = np.asarray(t, dtype=float).ravel()
-    if t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a non-empty, finite, strictly increasing time grid")
-    return t
-
 
 _CHUNK = 50  # time points per solver run, so that the guard can stop a runaway early
 
@@ -318,7 +295,7 @@ def evolve_lindblad(
     on_truncation
         ``"raise"``, ``"return"``, or None: return for an unstable model, raise otherwise.
     """
-    t = _grid(t)
+    t = time_grid(t)
     if isinstance(initial, qutip.Qobj):
         rho0 = initial if initial.isoper else qutip.ket2dm(initial)
         if cutoff is not None and rho0.shape[0] != cutoff:

@@ -44,10 +44,13 @@ import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 from numpy.typing import ArrayLike, NDArray
-from scipy import optimize, stats
+from scipy import optimize
 from scipy.sparse.linalg import expm_multiply
 
-from .rate_equation import RateModel
+from .cutoff import DEFAULT_TOL, MAX_CUTOFF, choose_cutoff, geometric_cutoff, predicted_tail
+from .grids import time_grid
+from .initial import InitialSpec, initial_distribution
+from .model import JumpModel as RateModel
 
 __all__ = [
     "DEFAULT_TOL", "MAX_CUTOFF", "InitialSpec", "PopulationResult", "PopulationSteady", "TruncationError",
@@ -55,11 +58,6 @@ __all__ = [
     "initial_distribution", "steady_population", "stop_message", "unstable_message",
 ]
 
-DEFAULT_TOL = 1e-10
-"""Default tolerance on the probability of the top Fock level (and on the predicted tail)."""
-
-MAX_CUTOFF = 1000
-"""Largest automatic cutoff of the population route (an unstable run stops at the guard)."""
 
 _DENSE_MAX = 600  # up to this many levels the propagator exp(G dt) is formed densely
 _CHUNK = 64  # time points per expm_multiply call on large spaces (so the guard can stop early)
@@ -87,236 +85,7 @@ class TruncationError(RuntimeError):
         self.partial = partial
 
 
-# --------------------------------------------------------------------------- initial states
-
-_KINDS = ("vacuum", "steady", "thermal", "fock", "coherent", "distribution")
-
-
-@dataclass(frozen=True)
-class InitialSpec:
-    """A parsed ``run.initial``: ``vacuum``, ``steady``, ``thermal:N``, ``fock:n``, ``coherent:alpha``.
-
-    ``kind = "distribution"`` holds an explicit diagonal ``P_n`` (tuple of floats).
-    ``coherent`` takes a complex ``alpha`` (``coherent:1.5``, ``coherent:1+0.5j``);
-    its populations are Poissonian with mean ``|alpha|^2``.
-    """
-
-    kind: str
-    value: float | int | complex | tuple[float, ...] | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in _KINDS:
-            raise ValueError(f"initial kind must be one of {', '.join(_KINDS)}, got {self.kind!r}")
-        if self.kind == "thermal" and isinstance(self.value, int | float) and not isinstance(self.value, bool):
-            object.__setattr__(self, "value", float(self.value))
-        if self.kind == "coherent" and isinstance(self.value, int | float | complex) and not isinstance(self.value, bool):
-            object.__setattr__(self, "value", complex(self.value))
-        if self.kind == "thermal" and not (isinstance(self.value, float) and self.value >= 0 and math.isfinite(self.value)):
-            raise ValueError(f"thermal:N needs a finite N >= 0, got {self.value!r}")
-        if self.kind == "fock" and not (isinstance(self.value, int) and self.value >= 0):
-            raise ValueError(f"fock:n needs an integer n >= 0, got {self.value!r}")
-        if self.kind == "coherent" and not (isinstance(self.value, complex) and np.isfinite(self.value)):
-            raise ValueError(f"coherent:alpha needs a finite complex alpha, got {self.value!r}")
-        if self.kind == "distribution":
-            p = np.asarray(self.value, dtype=float)
-            if p.ndim != 1 or p.size == 0 or np.any(p < -1e-14) or not np.isclose(p.sum(), 1.0, rtol=0, atol=1e-9):
-                raise ValueError("an initial distribution must be a 1-d array of probabilities >= 0 summing to 1")
-
-    @classmethod
-    def parse(cls, spec: str | InitialSpec | ArrayLike) -> InitialSpec:
-        """Parse ``run.initial`` (or wrap an explicit distribution ``P_n``)."""
-        if isinstance(spec, InitialSpec):
-            return spec
-        if not isinstance(spec, str):
-            return cls("distribution", tuple(float(x) for x in np.asarray(spec, dtype=float).ravel()))
-        s = spec.strip()
-        if s in ("vacuum", "steady"):
-            return cls(s)
-        kind, colon, raw = s.partition(":")
-        try:
-            if colon and kind == "thermal":
-                return cls("thermal", float(raw))
-            if colon and kind == "fock":
-                return cls("fock", int(raw))
-            if colon and kind == "coherent":
-                return cls("coherent", complex(raw.replace(" ", "")))
-        except ValueError:
-            pass
-        raise ValueError(
-            f"initial must be 'vacuum', 'steady', 'thermal:N', 'fock:n' or 'coherent:alpha', got {spec!r}")
-
-    def mean(self, model: RateModel | None = None) -> float:
-        """Mean population ``N0`` of the initial state."""
-        if self.kind == "vacuum":
-            return 0.0
-        if self.kind == "steady":
-            return _steady_mean(model)
-        if self.kind == "thermal":
-            return float(self.value)
-        if self.kind == "fock":
-            return float(self.value)
-        if self.kind == "coherent":
-            return abs(self.value) ** 2
-        p = np.asarray(self.value)
-        return float(np.arange(p.size) @ p)
-
-    def tail(self, cutoff: int, model: RateModel | None = None) -> float:
-        """``P(n >= cutoff - 1)`` of the untruncated initial distribution."""
-        m = cutoff - 1
-        if self.kind in ("vacuum", "fock"):
-            n0 = 0 if self.kind == "vacuum" else self.value
-            return 1.0 if n0 >= m else 0.0
-        if self.kind in ("steady", "thermal"):
-            return _geometric_tail(self.mean(model), cutoff)
-        if self.kind == "coherent":
-            return float(stats.poisson.sf(m - 1, abs(self.value) ** 2))
-        p = np.asarray(self.value)
-        return float(p[m:].sum())
-
-    def min_cutoff(self, tol: float, model: RateModel | None = None) -> int:
-        """Smallest cutoff ``K >= 2`` with ``P(n >= K - 1) <= tol``."""
-        if self.kind in ("vacuum", "fock"):
-            return (0 if self.kind == "vacuum" else self.value) + 2
-        if self.kind in ("steady", "thermal"):
-            return geometric_cutoff(self.mean(model), tol)
-        if self.kind == "coherent":
-            mu = abs(self.value) ** 2
-            ks = np.arange(2, int(mu + 40 * math.sqrt(mu) + 60))
-            ok = np.flatnonzero(stats.poisson.sf(ks - 2, mu) <= tol)
-            return int(ks[ok[0]] if ok.size else ks[-1])
-        p = np.asarray(self.value)
-        tails = np.cumsum(p[::-1])[::-1]  # tails[m] = P(n >= m)
-        ok = np.flatnonzero(tails <= tol)
-        return max(2, int(ok[0]) + 1 if ok.size else p.size + 1)
-
-    def populations(self, cutoff: int, model: RateModel | None = None) -> NDArray[np.float64]:
-        """``P_n`` on ``n = 0 .. cutoff - 1``, renormalised after truncation.
-
-        Raises ``ValueError`` when the state has no weight inside the cutoff.
-        """
-        n = np.arange(cutoff)
-        if self.kind in ("vacuum", "fock"):
-            n0 = 0 if self.kind == "vacuum" else self.value
-            if n0 >= cutoff:
-                raise ValueError(f"fock:{n0} does not fit in cutoff {cutoff} (levels 0..{cutoff - 1})")
-            p = (n == n0).astype(float)
-        elif self.kind in ("steady", "thermal"):
-            p = _geometric(self.mean(model), cutoff)
-        elif self.kind == "coherent":
-            p = stats.poisson.pmf(n, abs(self.value) ** 2)
-        else:
-            q = np.clip(np.asarray(self.value), 0.0, None)
-            p = np.zeros(cutoff)
-            p[: min(cutoff, q.size)] = q[:cutoff]
-        total = p.sum()
-        if not total > 0:
-            raise ValueError(f"initial state {self} has no weight inside cutoff {cutoff}")
-        return p / total
-
-
-def initial_distribution(spec: str | InitialSpec | ArrayLike, cutoff: int, model: RateModel | None = None
-                         ) -> NDArray[np.float64]:
-    """Fock populations of a ``run.initial`` spec on ``0 .. cutoff - 1`` (``steady`` needs ``model``)."""
-    return InitialSpec.parse(spec).populations(cutoff, model)
-
-
-def _steady_mean(model: RateModel | None) -> float:
-    if model is None:
-        raise ValueError("initial = 'steady' needs the model (its steady state)")
-    k = float(model.kappa)
-    if not k > 0:
-        raise ValueError(f"initial = 'steady' needs a stable mode, but kappa = {k:.6g} <= 0: "
-                         f"there is no steady state (N grows at rate {-k:.6g})")
-    return float(model.N_ss())
-
-
-def _geometric(N: float, cutoff: int) -> NDArray[np.float64]:
-    """``P_n = (1 - x) x^n``, ``x = N/(N+1)``, on ``0 .. cutoff - 1`` (not renormalised)."""
-    n = np.arange(cutoff)
-    if N <= 0:
-        return (n == 0).astype(float)
-    logx = -math.log1p(1.0 / N)
-    return -math.expm1(logx) * np.exp(n * logx)
-
-
-def _geometric_tail(N: float, cutoff: int) -> float:
-    """``P(n >= cutoff - 1) = x^(cutoff - 1)`` of a geometric distribution of mean ``N``."""
-    if N <= 0:
-        return 0.0 if cutoff >= 2 else 1.0
-    return math.exp(-(cutoff - 1) * math.log1p(1.0 / N))
-
-
-def geometric_cutoff(N: float, tol: float = DEFAULT_TOL) -> int:
-    """Smallest ``K >= 2`` with ``x^(K-1) <= tol`` for a geometric distribution of mean ``N``."""
-    if not 0 < tol < 1:
-        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
-    if N <= 0:
-        return 2
-    m = math.ceil(math.log(tol) / -math.log1p(1.0 / N) - 1e-9)
-    return max(2, m + 1)
-
-
-def _predicted_mean(model: RateModel, spec: InitialSpec, t: ArrayLike | None) -> float:
-    """``max(N0, N_ss, max_t N_rate(t))`` (inf when it overflows)."""
-    N0 = spec.mean(model)
-    Ns = [N0]
-    stable = bool(model.stable)
-    if stable:
-        Ns.append(float(model.N_ss()))
-    if t is not None and not stable:  # a stable N_rate(t) lies between N0 and N_ss
-        with np.errstate(over="ignore"):
-            Nt = float(model.N_t(float(np.max(t)) - float(np.min(t)), N0))
-        Ns.append(Nt if math.isfinite(Nt) else math.inf)
-    elif not stable:
-        raise ValueError(f"unstable mode (kappa = {float(model.kappa):.6g} <= 0): give a time grid or an explicit cutoff")
-    return max(Ns)
-
-
-def predicted_tail(model: RateModel, initial: str | InitialSpec | ArrayLike, cutoff: int,
-                   t: ArrayLike | None = None) -> float:
-    """Predicted ``P(n >= cutoff - 1)``: ``max(x^(cutoff-1), P_init(n >= cutoff-1))``, ``x = N/(N+1)``,
-    ``N = max(N_ss, N0, max_t N_rate(t))`` (see :func:`choose_cutoff`)."""
-    spec = InitialSpec.parse(initial)
-    N = _predicted_mean(model, spec, t)
-    return max(_geometric_tail(N, cutoff) if math.isfinite(N) else 1.0, spec.tail(cutoff, model))
-
-
-def choose_cutoff(
-    model: RateModel,
-    initial: str | InitialSpec | ArrayLike = "vacuum",
-    t: ArrayLike | None = None,
-    *,
-    tol: float = DEFAULT_TOL,
-    max_cutoff: int = MAX_CUTOFF,
-) -> tuple[int, float]:
-    """Smallest cutoff whose predicted probability at and above the top level is ``<= tol``.
-
-    The prediction is ``max(x^(K-1), P_init(n >= K-1))`` with ``x = N/(N+1)`` and
-    ``N = max(N_ss, N0, max_t N_rate(t))``: a geometric distribution is the widest of a
-    given mean. ``N_rate(t)`` (physics.md sec. 4) is used when a time grid ``t`` is given
-    and is what sizes an unstable (growing) run. Capped at ``max_cutoff``; the guard of
-    the evolution catches what the prediction misses.
-
-    Returns
-    -------
-    (cutoff, tail_probability)
-        The number of Fock levels and the predicted ``P(n >= cutoff - 1)``.
-    """
-    spec = InitialSpec.parse(initial)
-    N = _predicted_mean(model, spec, t)
-    K_geo = geometric_cutoff(N, tol) if math.isfinite(N) else max_cutoff
-    K = min(max(K_geo, spec.min_cutoff(tol, model), 2), max_cutoff)
-    return K, max(_geometric_tail(N, K) if math.isfinite(N) else 1.0, spec.tail(K, model))
-
-
 # --------------------------------------------------------------------------- generator
-
-def _scalar_rates(model: RateModel) -> tuple[float, float]:
-    u, d = np.asarray(model.up_rate, dtype=float), np.asarray(model.down_rate, dtype=float)
-    if u.size != 1 or d.size != 1:
-        raise ValueError(f"the population route needs a scalar-bias RateModel, got rate arrays of shape {u.shape}")
-    return float(u), float(d)
-
 
 def birth_death_parts(cutoff: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     """Unit-rate parts ``(A, B)`` of the generator: ``G = up_rate A + down_rate B``.
@@ -334,28 +103,6 @@ def birth_death_parts(cutoff: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
     return A, B
 
 
-def _diagonals(u: float, d: float, cutoff: int) -> tuple[NDArray[np.float64], ...]:
-    """Sub-, super- and main diagonal of the generator."""
-    n = np.arange(cutoff, dtype=float)
-    up = u * (n + 1.0)
-    up[-1] = 0.0
-    down = d * n
-    return up[:-1], down[1:], -(up + down)
-
-
-def _matrix(model: RateModel, cutoff: int, dense: bool) -> NDArray[np.float64] | sp.csr_matrix:
-    if cutoff < 2:
-        raise ValueError(f"cutoff must be >= 2, got {cutoff}")
-    sub, sup, main = _diagonals(*_scalar_rates(model), cutoff)
-    if not dense:
-        return sp.diags([sub, sup, main], [-1, 1, 0], format="csr")
-    G = np.diag(main)
-    i = np.arange(cutoff - 1)
-    G[i + 1, i] = sub
-    G[i, i + 1] = sup
-    return G
-
-
 def generator(model: RateModel, cutoff: int) -> sp.csr_matrix:
     """Sparse tridiagonal generator ``G`` of ``dP/dt = G P`` on ``0 .. cutoff - 1``.
 
@@ -363,7 +110,7 @@ def generator(model: RateModel, cutoff: int) -> sp.csr_matrix:
     ``G[n, n] = -(sum of the column)``; equal to ``up_rate A + down_rate B`` of
     :func:`birth_death_parts`. Units: 1/time.
     """
-    return _matrix(model, cutoff, dense=False)
+    return model.generator(cutoff)
 
 
 # --------------------------------------------------------------------------- results
@@ -436,13 +183,6 @@ def stop_message(kappa: float, stable: bool, t_stop: float, cutoff: int, tol: fl
 
 
 # --------------------------------------------------------------------------- evolution
-
-def _check_grid(t: ArrayLike) -> NDArray[np.float64]:
-    t = np.asarray(t, dtype=float).ravel()
-    if t.size == 0 or not np.all(np.isfinite(t)) or np.any(np.diff(t) < 0):
-        raise ValueError("t must be a non-empty, finite, non-decreasing time grid")
-    return t
-
 
 def _uniform(dts: NDArray[np.float64]) -> bool:
     return dts.size > 0 and bool(np.allclose(dts, dts.mean(), rtol=1e-10, atol=0.0))
@@ -554,13 +294,13 @@ def evolve_population(
         ``"return"`` the partial result; default (None): return for an unstable model
         (``kappa <= 0``, a runaway), raise for a stable one (a too-small cutoff).
     """
-    t = _check_grid(t)
+    t = time_grid(t, strict=False)
     spec = InitialSpec.parse(initial)
     if cutoff is None:
         cutoff, tail = choose_cutoff(model, spec, t, tol=tol, max_cutoff=max_cutoff)
     else:
         tail = predicted_tail(model, spec, cutoff, t)
-    G = _matrix(model, cutoff, dense=cutoff <= _DENSE_MAX)
+    G = model.generator(cutoff, dense=cutoff <= _DENSE_MAX)
     p0 = spec.populations(cutoff, model)
     kappa = float(model.kappa)
     stable = kappa > 0

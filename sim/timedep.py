@@ -34,8 +34,10 @@ from numpy.typing import ArrayLike, NDArray
 from scipy.integrate import solve_ivp
 from scipy.interpolate import CubicSpline
 
-from .channels import channel_rates
 from .config import Config
+from .cutoff import DEFAULT_TOL, MAX_CUTOFF, cutoff_for
+from .grids import time_grid
+from .initial import InitialSpec
 from .lindblad import (
     LABELS,
     LINDBLAD_MAX_CUTOFF,
@@ -43,23 +45,18 @@ from .lindblad import (
     guarded_result,
     hamiltonian,
     initial_state,
-    label_rates,
     mesolve_options,
     run_guarded,
 )
+from .model import JumpModel as RateModel
+from .model import model_at
 from .population import (
-    DEFAULT_TOL,
-    MAX_CUTOFF,
-    InitialSpec,
     OnTruncation,
     PopulationResult,
     TruncationError,
-    _geometric_tail,
     birth_death_parts,
-    geometric_cutoff,
     stop_message,
 )
-from .rate_equation import RateModel
 
 __all__ = [
     "BiasSchedule", "RateEvolution", "RateSegment", "evolve_lindblad_timedep", "evolve_population_timedep",
@@ -160,10 +157,8 @@ def rates_at(config: Config, schedule: BiasSchedule, t: ArrayLike) -> RateModel:
     arrays have shape ``(4,) + shape(t)``. Temperatures, ``Omega`` and the ph-bath
     come from ``config``.
     """
-    b = config.bias
     mu_L, mu_R = schedule(t)
-    rates = channel_rates(config.conductor.build(), config.mode.omega, mu_L, mu_R, b.T_L, b.T_R)
-    return RateModel(config.mode.omega, rates, config.phonon_bath.gamma, config.phonon_bath.T, b.T_e)
+    return model_at(config, mu_L, mu_R)
 
 
 # --------------------------------------------------------------------------- rate tables
@@ -215,7 +210,7 @@ def rate_table(config: Config, schedule: BiasSchedule, t_start: float, t_end: fl
         probes.append(np.clip(x, a + eps, b - eps))
     model = rates_at(config, schedule, np.concatenate(probes))
     mu_L, mu_R = schedule(np.concatenate(probes))
-    lab = np.array([r for _, _, r in label_rates(model)])
+    lab = np.asarray(model.label_rates, dtype=float)
     up, down, kappa = (np.asarray(x, dtype=float) for x in (model.up_rate, model.down_rate, model.kappa))
     out, k = [], 0
     for (a, b), x in zip(zip(cuts[:-1], cuts[1:], strict=True), nodes, strict=True):
@@ -232,13 +227,6 @@ def _segment_runs(t: NDArray[np.float64], segments: tuple[RateSegment, ...]
         inside = t[(t > seg.t0) & (t <= seg.t1)]
         run = np.unique(np.concatenate([[seg.t0], inside, [seg.t1]]))
         yield seg, run, np.isin(run, inside)
-
-
-def _grid(t: ArrayLike) -> NDArray[np.float64]:
-    t = np.asarray(t, dtype=float).ravel()
-    if t.size < 2 or not np.all(np.isfinite(t)) or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a finite, strictly increasing time grid with at least 2 points")
-    return t
 
 
 # --------------------------------------------------------------------------- rate equation
@@ -266,7 +254,7 @@ def evolve_rate_timedep(config: Config, schedule: BiasSchedule, t: ArrayLike, N0
     Rates from :func:`rate_table` (cubic splines inside each smooth segment, restart at
     every breakpoint). ``t[0]`` is the time of ``N0``; times in 1/energy.
     """
-    t = _grid(t)
+    t = time_grid(t, min_points=2)
     segments = rate_table(config, schedule, float(t[0]), float(t[-1]), n_fine)
     N = [float(N0)]
     y = float(N0)
@@ -291,10 +279,7 @@ def _timedep_cutoff(config, schedule, t, spec, model0, tol, max_cutoff, n_fine, 
     rate = evolve_rate_timedep(config, schedule, t, spec.mean(model0), n_fine=n_fine)
     Ns = np.concatenate([[spec.mean(model0)], rate.N, rate.N_ss[np.isfinite(rate.N_ss)]])
     N = float(np.max(Ns)) if np.all(np.isfinite(Ns)) else math.inf
-    if cutoff is None:
-        K_geo = geometric_cutoff(N, tol) if math.isfinite(N) else max_cutoff
-        cutoff = min(max(K_geo, spec.min_cutoff(tol, model0)), max_cutoff)
-    return cutoff, max(_geometric_tail(N, cutoff) if math.isfinite(N) else 1.0, spec.tail(cutoff, model0))
+    return cutoff_for(N, spec, model0, tol=tol, max_cutoff=max_cutoff, cutoff=cutoff)
 
 
 def evolve_population_timedep(
@@ -323,7 +308,7 @@ def evolve_population_timedep(
     the partial result when ``kappa(t) <= 0`` somewhere on the table, and raises otherwise.
     """
     atol = 1e-6 * tol if atol is None else atol
-    t = _grid(t)
+    t = time_grid(t, min_points=2)
     model0, spec = rates_at(config, schedule, float(t[0])), InitialSpec.parse(initial)
     cutoff, tail = _timedep_cutoff(config, schedule, t, spec, model0, tol, max_cutoff, n_fine, cutoff)
     segments = rate_table(config, schedule, float(t[0]), float(t[-1]), n_fine)
@@ -406,7 +391,7 @@ def evolve_lindblad_timedep(
 
     Cutoff rule, guard and options as in :func:`sim.lindblad.evolve_lindblad`.
     """
-    t = _grid(t)
+    t = time_grid(t, min_points=2)
     model0 = rates_at(config, schedule, float(t[0]))
     if isinstance(initial, qutip.Qobj):
         rho = initial if initial.isoper else qutip.ket2dm(initial)

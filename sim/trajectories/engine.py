@@ -108,16 +108,7 @@ def bath_rates(model: RateModel) -> tuple[NDArray[np.float64], NDArray[np.float6
     ``em[c] (n + 1)``, of ``(c, absorption)`` ``ab[c] n``; for the ph-bath
     ``em = gamma_ph n_ph``, ``ab = gamma_ph (n_ph + 1)`` (energy units).
     """
-    if np.ndim(model.kappa) != 0:
-        raise ValueError(f"trajectories need a model at one bias point, got rates of shape {np.shape(model.kappa)}")
-    r = model.rates
-    n_ph = float(model.n_ph)
-    g = float(model.gamma_ph)
-    em = np.append(np.asarray(r.emission, dtype=float).reshape(4), g * n_ph)
-    ab = np.append(np.asarray(r.absorption, dtype=float).reshape(4), g * (n_ph + 1.0))
-    if np.any(~np.isfinite(em)) or np.any(~np.isfinite(ab)) or em.min() < 0 or ab.min() < 0:
-        raise ValueError(f"jump rates must be finite and >= 0, got emission {em.tolist()}, absorption {ab.tolist()}")
-    return em, ab
+    return model.coefficients()
 
 
 def expected_jumps(model: RateModel, spec: RunSpec, cap: int | None = None) -> float:

@@ -167,13 +167,6 @@ class TrajectoryResult:
         }
 
 
-def _model_record(model: RateModel) -> dict[str, Any]:
-    r = model.rates
-    return {"omega": model.omega, "gamma_ph": model.gamma_ph, "T_ph": model.T_ph, "T_e": model.T_e,
-            "emission": np.asarray(r.emission, dtype=float).tolist(),
-            "absorption": np.asarray(r.absorption, dtype=float).tolist()}
-
-
 @dataclass
 class _Totals:
     counts: NDArray[np.int64]
@@ -292,7 +285,7 @@ def run_trajectories(
         if config is not None:
             run = dataclasses.replace(config.run, **params)
             cfg_dict = dataclasses.replace(config, run=run).to_dict()
-        identity = {"command": command, "config": cfg_dict, "model": _model_record(model), "run": params,
+        identity = {"command": command, "config": cfg_dict, "model": model.record(), "run": params,
                     "layout": {"batch_size": batch_size}}
         rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
                                metadata={"command": command, "config": cfg_dict, "seed": spec.seed, "engine": eng.name})

@@ -23,33 +23,27 @@ import pandas as pd
 from numba import njit
 from numpy.typing import NDArray
 
-from ..conductor import CHANNELS, CHARGE_SIGN
+from ..model import BATHS, CHARGE, DIRECTIONS, DN, N_LABELS, label_index
 
 __all__ = [
     "JUMP_CHANNELS", "DIRECTIONS", "N_LABELS", "CHANNEL_DTYPE", "DIRECTION_DTYPE", "Batch", "label_of",
     "jumps_frame", "grid_frame", "stops_frame", "counts_frame", "empty_jumps", "JUMP_COLUMNS",
 ]
 
-#: Channels of the jump table: the four EHP channels, then the phonon bath.
-JUMP_CHANNELS: tuple[str, ...] = (*CHANNELS, "ph")
-#: Directions, seen from the bath.
-DIRECTIONS: tuple[str, ...] = ("emission", "absorption")
-#: Number of jump labels (channel, direction).
-N_LABELS = 2 * len(JUMP_CHANNELS)
+#: Channels of the jump table: the four EHP channels, then the phonon bath (:data:`sim.model.BATHS`).
+JUMP_CHANNELS: tuple[str, ...] = BATHS
 CHANNEL_DTYPE = pd.CategoricalDtype(list(JUMP_CHANNELS), ordered=False)
 DIRECTION_DTYPE = pd.CategoricalDtype(list(DIRECTIONS), ordered=False)
 JUMP_COLUMNS: tuple[str, ...] = ("traj", "t", "channel", "direction", "dn", "dQ", "dE")
 
-_DN = np.array([1 - 2 * (k % 2) for k in range(N_LABELS)], dtype=np.int8)
-_SIGN = np.array([CHARGE_SIGN.get(c, 0) for c in JUMP_CHANNELS], dtype=float)
-_DQ = np.array([_SIGN[k // 2] * _DN[k] for k in range(N_LABELS)], dtype=float) + 0.0  # no -0.0
+_DN = DN
+_DQ = CHARGE
 _CHAN = (np.arange(N_LABELS) // 2).astype(np.int8)
 _DIR = (np.arange(N_LABELS) % 2).astype(np.int8)
 
 
-def label_of(channel: str, direction: str) -> int:
-    """Integer label of ``(channel, direction)``: ``2 * channel_index + direction_index``."""
-    return 2 * JUMP_CHANNELS.index(channel) + DIRECTIONS.index(direction)
+label_of = label_index
+"""Integer label of ``(channel, direction)``: ``2 * channel_index + direction_index``."""
 
 
 @dataclass(frozen=True)

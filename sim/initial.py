@@ -1,0 +1,166 @@
+r"""Initial states of the mode: one type and one parser (``run.initial``) for every route.
+
+``vacuum``, ``steady`` (the Bose-Einstein state with ``N_ss``; stable mode only),
+``thermal:N`` (Bose-Einstein, mean N), ``fock:n`` and ``coherent:alpha`` (``alpha`` real
+or complex, ``coherent:1+0.5j``; Poissonian populations with mean ``|alpha|^2``), or an
+explicit diagonal distribution ``P_n``. The population and Lindblad routes, the
+trajectory engines and config validation all use :class:`InitialSpec`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+
+from .fock import geometric, geometric_cutoff, geometric_tail
+
+if TYPE_CHECKING:
+    from .model import JumpModel as RateModel
+
+__all__ = ["InitialSpec", "initial_distribution"]
+
+
+_KINDS = ("vacuum", "steady", "thermal", "fock", "coherent", "distribution")
+
+
+@dataclass(frozen=True)
+class InitialSpec:
+    """A parsed ``run.initial``: ``vacuum``, ``steady``, ``thermal:N``, ``fock:n``, ``coherent:alpha``.
+
+    ``kind = "distribution"`` holds an explicit diagonal ``P_n`` (tuple of floats).
+    ``coherent`` takes a complex ``alpha`` (``coherent:1.5``, ``coherent:1+0.5j``);
+    its populations are Poissonian with mean ``|alpha|^2``.
+    """
+
+    kind: str
+    value: float | int | complex | tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"initial kind must be one of {', '.join(_KINDS)}, got {self.kind!r}")
+        if self.kind == "thermal" and isinstance(self.value, int | float) and not isinstance(self.value, bool):
+            object.__setattr__(self, "value", float(self.value))
+        if self.kind == "coherent" and isinstance(self.value, int | float | complex) and not isinstance(self.value, bool):
+            object.__setattr__(self, "value", complex(self.value))
+        if self.kind == "thermal" and not (isinstance(self.value, float) and self.value >= 0 and math.isfinite(self.value)):
+            raise ValueError(f"thermal:N needs a finite N >= 0, got {self.value!r}")
+        if self.kind == "fock" and not (isinstance(self.value, int) and self.value >= 0):
+            raise ValueError(f"fock:n needs an integer n >= 0, got {self.value!r}")
+        if self.kind == "coherent" and not (isinstance(self.value, complex) and np.isfinite(self.value)):
+            raise ValueError(f"coherent:alpha needs a finite complex alpha, got {self.value!r}")
+        if self.kind == "distribution":
+            p = np.asarray(self.value, dtype=float)
+            if p.ndim != 1 or p.size == 0 or np.any(p < -1e-14) or not np.isclose(p.sum(), 1.0, rtol=0, atol=1e-9):
+                raise ValueError("an initial distribution must be a 1-d array of probabilities >= 0 summing to 1")
+
+    @classmethod
+    def parse(cls, spec: str | InitialSpec | ArrayLike) -> InitialSpec:
+        """Parse ``run.initial`` (or wrap an explicit distribution ``P_n``)."""
+        if isinstance(spec, InitialSpec):
+            return spec
+        if not isinstance(spec, str):
+            return cls("distribution", tuple(float(x) for x in np.asarray(spec, dtype=float).ravel()))
+        s = spec.strip()
+        if s in ("vacuum", "steady"):
+            return cls(s)
+        kind, colon, raw = s.partition(":")
+        try:
+            if colon and kind == "thermal":
+                return cls("thermal", float(raw))
+            if colon and kind == "fock":
+                return cls("fock", int(raw))
+            if colon and kind == "coherent":
+                return cls("coherent", complex(raw.replace(" ", "")))
+        except ValueError:
+            pass
+        raise ValueError(
+            f"initial must be 'vacuum', 'steady', 'thermal:N', 'fock:n' or 'coherent:alpha', got {spec!r}")
+
+    def mean(self, model: RateModel | None = None) -> float:
+        """Mean population ``N0`` of the initial state."""
+        if self.kind == "vacuum":
+            return 0.0
+        if self.kind == "steady":
+            return _steady_mean(model)
+        if self.kind == "thermal":
+            return float(self.value)
+        if self.kind == "fock":
+            return float(self.value)
+        if self.kind == "coherent":
+            return abs(self.value) ** 2
+        p = np.asarray(self.value)
+        return float(np.arange(p.size) @ p)
+
+    def tail(self, cutoff: int, model: RateModel | None = None) -> float:
+        """``P(n >= cutoff - 1)`` of the untruncated initial distribution."""
+        m = cutoff - 1
+        if self.kind in ("vacuum", "fock"):
+            n0 = 0 if self.kind == "vacuum" else self.value
+            return 1.0 if n0 >= m else 0.0
+        if self.kind in ("steady", "thermal"):
+            return geometric_tail(self.mean(model), cutoff)
+        if self.kind == "coherent":
+            return float(stats.poisson.sf(m - 1, abs(self.value) ** 2))
+        p = np.asarray(self.value)
+        return float(p[m:].sum())
+
+    def min_cutoff(self, tol: float, model: RateModel | None = None) -> int:
+        """Smallest cutoff ``K >= 2`` with ``P(n >= K - 1) <= tol``."""
+        if self.kind in ("vacuum", "fock"):
+            return (0 if self.kind == "vacuum" else self.value) + 2
+        if self.kind in ("steady", "thermal"):
+            return geometric_cutoff(self.mean(model), tol)
+        if self.kind == "coherent":
+            mu = abs(self.value) ** 2
+            ks = np.arange(2, int(mu + 40 * math.sqrt(mu) + 60))
+            ok = np.flatnonzero(stats.poisson.sf(ks - 2, mu) <= tol)
+            return int(ks[ok[0]] if ok.size else ks[-1])
+        p = np.asarray(self.value)
+        tails = np.cumsum(p[::-1])[::-1]  # tails[m] = P(n >= m)
+        ok = np.flatnonzero(tails <= tol)
+        return max(2, int(ok[0]) + 1 if ok.size else p.size + 1)
+
+    def populations(self, cutoff: int, model: RateModel | None = None) -> NDArray[np.float64]:
+        """``P_n`` on ``n = 0 .. cutoff - 1``, renormalised after truncation.
+
+        Raises ``ValueError`` when the state has no weight inside the cutoff.
+        """
+        n = np.arange(cutoff)
+        if self.kind in ("vacuum", "fock"):
+            n0 = 0 if self.kind == "vacuum" else self.value
+            if n0 >= cutoff:
+                raise ValueError(f"fock:{n0} does not fit in cutoff {cutoff} (levels 0..{cutoff - 1})")
+            p = (n == n0).astype(float)
+        elif self.kind in ("steady", "thermal"):
+            p = geometric(self.mean(model), cutoff)
+        elif self.kind == "coherent":
+            p = stats.poisson.pmf(n, abs(self.value) ** 2)
+        else:
+            q = np.clip(np.asarray(self.value), 0.0, None)
+            p = np.zeros(cutoff)
+            p[: min(cutoff, q.size)] = q[:cutoff]
+        total = p.sum()
+        if not total > 0:
+            raise ValueError(f"initial state {self} has no weight inside cutoff {cutoff}")
+        return p / total
+
+
+def initial_distribution(spec: str | InitialSpec | ArrayLike, cutoff: int, model: RateModel | None = None
+                         ) -> NDArray[np.float64]:
+    """Fock populations of a ``run.initial`` spec on ``0 .. cutoff - 1`` (``steady`` needs ``model``)."""
+    return InitialSpec.parse(spec).populations(cutoff, model)
+
+
+def _steady_mean(model: RateModel | None) -> float:
+    if model is None:
+        raise ValueError("initial = 'steady' needs the model (its steady state)")
+    k = float(model.kappa)
+    if not k > 0:
+        raise ValueError(f"initial = 'steady' needs a stable mode, but kappa = {k:.6g} <= 0: "
+                         f"there is no steady state (N grows at rate {-k:.6g})")
+    return float(model.N_ss())
