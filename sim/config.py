@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .conductor import Conductor, FlatConductor, double_dot
+from .initial import InitialSpec
 
 __all__ = [
     "Config", "ConfigError", "ConductorConfig", "ModeConfig", "BiasConfig", "PhononBathConfig",
@@ -246,8 +247,6 @@ class RunConfig:
         ok = isinstance(self.initial, str) and (
             self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:]))
         if ok:
-            from .population import InitialSpec  # lazy: population imports this module
-
             try:
                 InitialSpec.parse(self.initial)
             except ValueError:
