@@ -26,7 +26,8 @@ from scipy import integrate
 from .channels import channel_rates
 from .conductor import CHANNEL_SIGN as _SIGN
 from .config import Config
-from .rate_equation import rate_model
+from .model import rate_model
+from .results import Result
 from .special import x_bose
 
 __all__ = ["LandauerResult", "landauer", "a_ph", "a_ph_weight"]
@@ -35,7 +36,7 @@ LEVELS = ("lowest", "full")
 
 
 @dataclass(frozen=True)
-class LandauerResult:
+class LandauerResult(Result):
     """Fluxes at one level of theory, with quadrature error estimates.
 
     ``valid`` is False at full broadening where ``kappa <= 0`` (``D(w)`` has no

@@ -36,6 +36,7 @@ from .initial import InitialSpec
 from .model import LABELS as MODEL_LABELS
 from .model import JumpModel as RateModel
 from .population import OnTruncation, TruncationError, stop_message, unstable_message
+from .results import Result, TimeSeries
 
 __all__ = [
     "LABELS", "LINDBLAD_MAX_CUTOFF", "LindbladResult", "LindbladSteady", "collapse_operators", "evolve_lindblad",
@@ -120,7 +121,7 @@ def _spec_of_state(rho: qutip.Qobj) -> InitialSpec:
 # --------------------------------------------------------------------------- results
 
 @dataclass(frozen=True)
-class LindbladResult:
+class LindbladResult(TimeSeries):
     """mesolve on a time grid.
 
     Attributes
@@ -150,7 +151,7 @@ class LindbladResult:
 
 
 @dataclass(frozen=True)
-class LindbladSteady:
+class LindbladSteady(Result):
     """``qutip.steadystate`` of the truncated mode, or the instability verdict.
 
     ``tail_probability`` is the probability of the top Fock level in the computed

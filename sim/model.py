@@ -135,7 +135,10 @@ def clean(v: Any) -> Any:
         return bool(v)
     if isinstance(v, int | np.integer):
         return int(v)
-    x = float(v)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return str(v)
     return x if np.isfinite(x) else None
 
 

@@ -51,6 +51,7 @@ from .cutoff import DEFAULT_TOL, MAX_CUTOFF, choose_cutoff, geometric_cutoff, pr
 from .grids import time_grid
 from .initial import InitialSpec, initial_distribution
 from .model import JumpModel as RateModel
+from .results import Result, TimeSeries
 
 __all__ = [
     "DEFAULT_TOL", "MAX_CUTOFF", "InitialSpec", "PopulationResult", "PopulationSteady", "TruncationError",
@@ -116,7 +117,7 @@ def generator(model: RateModel, cutoff: int) -> sp.csr_matrix:
 # --------------------------------------------------------------------------- results
 
 @dataclass(frozen=True)
-class PopulationResult:
+class PopulationResult(TimeSeries):
     """Fock populations on a time grid.
 
     Attributes
@@ -151,7 +152,7 @@ class PopulationResult:
 
 
 @dataclass(frozen=True)
-class PopulationSteady:
+class PopulationSteady(Result):
     """Steady state of the truncated birth-death chain, or the instability verdict.
 
     Where ``stable`` is False, ``P`` is None and ``N`` NaN: there is no steady state.

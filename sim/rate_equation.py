@@ -18,16 +18,18 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .conductor import CHANNELS
-from .model import JumpModel, RateModel, clean, rate_model
+from .grids import time_grid
+from .model import JumpModel, RateModel, rate_model
+from .results import Result, TimeSeries, clean
 
 if TYPE_CHECKING:
     from .config import Config
 
 __all__ = ["JumpModel", "RateModel", "SteadyState", "rate_model", "steady_state", "effective_temperature",
-           "effective_chemical_potential"]
+           "effective_chemical_potential", "RateSolution", "evolve_rate"]
 
 @dataclass(frozen=True)
-class SteadyState:
+class SteadyState(Result):
     """Steady state of the rate equation, or the instability verdict.
 
     Where ``stable`` is False every steady-state number is NaN (``null`` in JSON)
@@ -106,3 +108,28 @@ def steady_state(config: Config) -> SteadyState:
         m, N, float(effective_temperature(N, m.omega)), float(effective_chemical_potential(N, m.omega, m.T_e)),
         float(f["J"]), J_ph, Ie, eta, f["J_channel"], f["Ie_channel"],
     )
+
+
+@dataclass(frozen=True)
+class RateSolution(TimeSeries):
+    """``N(t)`` of the rate equation (Eq. 8 with the ph-bath) at a constant bias.
+
+    ``N(t) = N0 e^{-kappa t} + (E + gamma_ph n_ph)(1 - e^{-kappa t})/kappa`` on the grid
+    ``t`` (1/energy); no truncation, so a runaway (``kappa <= 0``) grows without a stop.
+    """
+
+    t: NDArray[np.float64]
+    N: NDArray[np.float64]
+    message: str | None = None
+    route = "rate"
+
+
+def evolve_rate(model: JumpModel, t: ArrayLike, N0: float = 0.0) -> RateSolution:
+    """Closed-form solution of Eq. 8 plus the ph-bath from ``N(t[0]) = N0`` (see :class:`RateSolution`)."""
+    t = time_grid(t, strict=False)
+    N = model.N_t(t - t[0], N0)
+    message = None
+    if not bool(model.stable):
+        k = float(model.kappa)
+        message = f"unstable: kappa = {k:.6g} <= 0; N grows at rate {-k:.6g} (the rate equation has no truncation)"
+    return RateSolution(t, N, message, model=model)

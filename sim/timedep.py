@@ -57,6 +57,7 @@ from .population import (
     birth_death_parts,
     stop_message,
 )
+from .results import TimeSeries
 
 __all__ = [
     "BiasSchedule", "RateEvolution", "RateSegment", "evolve_lindblad_timedep", "evolve_population_timedep",
@@ -232,7 +233,7 @@ def _segment_runs(t: NDArray[np.float64], segments: tuple[RateSegment, ...]
 # --------------------------------------------------------------------------- rate equation
 
 @dataclass(frozen=True)
-class RateEvolution:
+class RateEvolution(TimeSeries):
     """Mean population under a time-dependent bias.
 
     ``t``, ``N``; the bias ``mu_L``, ``mu_R``; the instantaneous ``kappa(t)`` and

@@ -18,17 +18,17 @@ import numpy as np
 import pandas as pd
 
 from sim.config import ConfigError, load_config
+from sim.routes import ROUTES
 
-__all__ = ["register", "cmd_evolve", "evolution_table"]
+__all__ = ["register", "cmd_evolve"]
 
-METHODS = ("rate", "population", "lindblad")
 
 
 def register(sub: argparse._SubParsersAction, with_config) -> None:
     q = with_config("evolve", "N(t) and fluxes by the rate, population or Lindblad route")
     q.add_argument("--t-end", type=float, help="final time in 1/energy (default: run.t_end)")
     q.add_argument("--n-points", type=int, help="points of the time grid (default: run.n_points)")
-    q.add_argument("--method", choices=METHODS, default="population", help="default: population")
+    q.add_argument("--method", choices=tuple(ROUTES), default="population", help="default: population")
     q.add_argument("--initial", help="initial state (default: run.initial)")
     q.add_argument("--cutoff", type=int, help="Fock levels kept (default: chosen from the predicted distribution)")
     q.add_argument("--bias-table", metavar="CSV",
@@ -37,19 +37,6 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
     q.add_argument("--out", required=True, metavar="DIR", help="run directory")
     q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
     q.set_defaults(handler=cmd_evolve)
-
-
-def evolution_table(model, t: np.ndarray, N: np.ndarray) -> pd.DataFrame:
-    """Tidy time series: ``t``, ``N``, totals and per-channel fluxes at each N(t)."""
-    from sim.conductor import CHANNELS
-
-    f = model.fluxes(N)
-    cols = {"t": t, "N": N, "J": f["J"], "J_ph": f["J_ph"], "Ie": f["Ie"]}
-    for i, c in enumerate(CHANNELS):
-        cols[f"J_{c}"] = f["J_channel"][i]
-    for i, c in enumerate(CHANNELS):
-        cols[f"Ie_{c}"] = f["Ie_channel"][i]
-    return pd.DataFrame(cols)
 
 
 def _bias_schedule(path: str | None):
@@ -76,9 +63,10 @@ def _bias_schedule(path: str | None):
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
+    from sim.initial import InitialSpec
     from sim.io import RunDirectory, read_table
-    from sim.population import InitialSpec
-    from sim.rate_equation import rate_model
+    from sim.model import rate_model
+    from sim.routes import evolve
 
     start = time.perf_counter()
     cfg = load_config(args.config, args.set or ())
@@ -103,7 +91,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         raise ConfigError(f"run.initial = {initial!r}: {e}") from None
     if spec.kind == "steady" and not model.stable:
         raise ConfigError(f"run.initial = 'steady' needs a stable mode, but kappa = {float(model.kappa):.6g} <= 0")
-    if spec.kind == "coherent" and args.method == "population":
+    if spec.kind == "coherent" and ROUTES[args.method].fock_diagonal:
         raise ConfigError("a coherent initial state is not Fock-diagonal: use --method lindblad (or rate for N(t))")
     schedule, table_rows = _bias_schedule(args.bias_table)
     identity = {"command": "evolve", "config": cfg.to_dict(), "method": args.method, "t_end": t_end,
@@ -114,38 +102,14 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         table = read_table(rd.path, "evolution")
         print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
         return 0
-    t = np.linspace(0.0, t_end, n_points)
-    stopped_at, message, used_cutoff = None, None, None
+    res = evolve(cfg, np.linspace(0.0, t_end, n_points), args.method, spec, cutoff, schedule)
+    table = res.to_frame()
     if schedule is not None:
-        from sim import timedep
-
-        if args.method == "rate":
-            res = timedep.evolve_rate_timedep(cfg, schedule, t, spec.mean(model))
-            t, N = res.t, res.N
-        else:
-            evolve = timedep.evolve_population_timedep if args.method == "population" else \
-                timedep.evolve_lindblad_timedep
-            res = evolve(cfg, schedule, t, initial, cutoff)
-            t, N, used_cutoff = res.t, res.N, res.cutoff
-            stopped_at, message = res.stopped_at, res.message
-        model = timedep.rates_at(cfg, schedule, np.asarray(t))  # instantaneous rates for the fluxes
-    elif args.method == "rate":
-        N = model.N_t(t, spec.mean(model))
-        if not model.stable:
-            message = (f"unstable: kappa = {float(model.kappa):.6g} <= 0; N grows at rate {-float(model.kappa):.6g} "
-                       "(the rate equation has no truncation)")
-    else:
-        if args.method == "population":
-            from sim.population import evolve_population as evolve
-        else:
-            from sim.lindblad import evolve_lindblad as evolve
-        res = evolve(model, t, initial, cutoff)
-        t, N, used_cutoff = res.t, res.N, res.cutoff
-        stopped_at, message = res.stopped_at, res.message
-    table = evolution_table(model, np.asarray(t), np.asarray(N))
-    if schedule is not None:
-        table.insert(2, "mu_L", schedule(np.asarray(t))[0])
-        table.insert(3, "mu_R", schedule(np.asarray(t))[1])
+        table.insert(2, "mu_L", schedule(table["t"].to_numpy())[0])
+        table.insert(3, "mu_R", schedule(table["t"].to_numpy())[1])
+    model = res.model
+    used_cutoff = getattr(res, "cutoff", None)
+    stopped_at, message = getattr(res, "stopped_at", None), getattr(res, "message", None)
     rd.write_part("evolution", 0, table)
     wall = time.perf_counter() - start
     kappa_end = float(np.asarray(model.kappa).ravel()[-1])

@@ -26,7 +26,8 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from ..config import Config, ConfigError
-from ..rate_equation import RateModel
+from ..model import JumpModel as RateModel
+from ..results import Result
 from .engine import Engine, RunSpec, expected_jumps
 from .initial import parse_initial
 from .mcsolve import MCSOLVE
@@ -70,7 +71,7 @@ def default_batch_size(engine: str, ntraj: int, jumps_per_traj: float, n_points:
 
 
 @dataclass(frozen=True)
-class TrajectoryResult:
+class TrajectoryResult(Result):
     """Outcome of :func:`run_trajectories`.
 
     Tables (``jumps``, ``trajectories``, ``stops``) are in memory when no ``out_dir``
@@ -109,6 +110,15 @@ class TrajectoryResult:
     jumps: pd.DataFrame | None = None
     trajectories: pd.DataFrame | None = None
     stops: pd.DataFrame | None = None
+    model: RateModel | None = dataclasses.field(default=None, kw_only=True)
+
+    @property
+    def route(self) -> str:  # type: ignore[override]
+        return self.engine
+
+    def to_frame(self) -> pd.DataFrame:
+        """The jump table (:meth:`jump_table`)."""
+        return self.jump_table()
 
     @property
     def t(self) -> NDArray[np.float64]:
@@ -327,7 +337,10 @@ def run_trajectories(
     res = TrajectoryResult(
         eng.name, ntraj, spec, batch_size, counts_frame(totals.counts), int(totals.counts.sum()), totals.N_sum,
         totals.N_sumsq, totals.N_count, totals.n_stopped, totals.sim_s, time.perf_counter() - t_wall, n_batches,
-        n_resumed, None if rd is None else rd.path, mem.get("jumps"), mem.get("trajectories"), mem.get("stops"))
+        n_resumed, None if rd is None else rd.path, mem.get("jumps"), mem.get("trajectories"), mem.get("stops"),
+        model=model, config=config, options={"engine": eng.name, "ntraj": ntraj, "t_end": spec.t_end,
+                                             "n_points": spec.n_points, "seed": spec.seed, "initial": initial,
+                                             "cutoff": spec.cutoff})
     if rd is not None:
         rd.write_summary(res.summary())
         rd.write_metadata(wall_s=res.wall_s, status="complete")
@@ -344,7 +357,7 @@ def trajectories_from_config(config: Config, *, out_dir: str | Path | None = Non
     sim.config.ConfigError
         ``run.t_end`` is not set.
     """
-    from ..rate_equation import rate_model
+    from ..model import rate_model
 
     r = config.run
     if r.t_end is None:

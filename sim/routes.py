@@ -1,0 +1,149 @@
+r"""Time-domain routes, chosen from one registry: ``rate``, ``population``, ``lindblad`` (solvers load on use).
+
+Every route evolves the mode of a config from an initial state on a time grid and returns
+a :class:`sim.results.TimeSeries` (``t``, ``N``, the model, the config and the options;
+``to_frame()`` is the ``evolution.parquet`` table of ``ehp evolve``):
+
+- ``rate``: the mean population, Eq. 8 with the ph-bath (closed form; ``solve_ivp`` with a
+  time-dependent bias). No truncation.
+- ``population``: the birth-death master equation for ``P_n(t)`` (exact propagators,
+  Fock-diagonal initial states).
+- ``lindblad``: QuTiP's ``mesolve`` of the Lindblad equation with one labelled collapse
+  operator per (channel, direction); any initial state, coherent ones included.
+
+With a :class:`sim.timedep.BiasSchedule` the rates follow ``mu_L(t)``, ``mu_R(t)``
+adiabatically and the fluxes use the instantaneous rates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from .config import Config
+    from .initial import InitialSpec
+    from .results import TimeSeries
+    from .timedep import BiasSchedule
+
+__all__ = ["Route", "ROUTES", "get_route", "evolve"]
+
+
+def _rate(model, t, spec: InitialSpec, cutoff):
+    from .rate_equation import evolve_rate
+
+    return evolve_rate(model, t, spec.mean(model))
+
+
+def _population(model, t, spec, cutoff):
+    from .population import evolve_population
+
+    return evolve_population(model, t, spec, cutoff)
+
+
+def _lindblad(model, t, spec, cutoff):
+    from .lindblad import evolve_lindblad
+
+    return evolve_lindblad(model, t, spec, cutoff)
+
+
+def _rate_timedep(config, schedule, t, spec, cutoff, model0):
+    from .timedep import evolve_rate_timedep
+
+    return evolve_rate_timedep(config, schedule, t, spec.mean(model0))
+
+
+def _population_timedep(config, schedule, t, spec, cutoff, model0):
+    from .timedep import evolve_population_timedep
+
+    return evolve_population_timedep(config, schedule, t, spec, cutoff)
+
+
+def _lindblad_timedep(config, schedule, t, spec, cutoff, model0):
+    from .timedep import evolve_lindblad_timedep
+
+    return evolve_lindblad_timedep(config, schedule, t, spec, cutoff)
+
+
+@dataclass(frozen=True)
+class Route:
+    """A time-domain route: ``evolve(model, t, initial, cutoff)`` and its time-dependent-bias form.
+
+    ``fock_diagonal`` routes accept only Fock-diagonal initial states (not coherent ones);
+    ``truncated`` routes use a Fock cutoff.
+    """
+
+    name: str
+    evolve: Callable[..., Any]
+    evolve_timedep: Callable[..., Any]
+    fock_diagonal: bool
+    truncated: bool
+    description: str
+
+
+#: The registry: the CLI's ``--method`` choices and the tests read it.
+ROUTES: dict[str, Route] = {
+    "rate": Route("rate", _rate, _rate_timedep, False, False, "mean population, Eq. 8 with the ph-bath"),
+    "population": Route("population", _population, _population_timedep, True, True,
+                        "birth-death master equation for P_n(t)"),
+    "lindblad": Route("lindblad", _lindblad, _lindblad_timedep, False, True,
+                      "QuTiP mesolve with labelled collapse operators"),
+}
+
+
+def get_route(name: str) -> Route:
+    """The route called ``name`` (ValueError naming the choices otherwise)."""
+    try:
+        return ROUTES[name]
+    except KeyError:
+        raise ValueError(f"method must be one of {', '.join(ROUTES)}, got {name!r}") from None
+
+
+def evolve(config: Config, t: ArrayLike, method: str = "population", initial: str | InitialSpec = "vacuum",
+           cutoff: int | None = None, schedule: BiasSchedule | None = None) -> TimeSeries:
+    """Evolve the mode of ``config`` on the grid ``t`` (1/energy) by one route of :data:`ROUTES`.
+
+    Parameters
+    ----------
+    config
+        Validated config (rates at ``Omega``, Eqs. 5 and 7; ph-bath).
+    t
+        Time grid; ``t[0]`` is the time of the initial state.
+    method
+        ``rate``, ``population`` or ``lindblad``.
+    initial
+        ``run.initial`` text or an :class:`sim.initial.InitialSpec`. ``rate`` uses only its mean.
+    cutoff
+        Fock levels (truncated routes); default: the cutoff rule of :mod:`sim.cutoff`.
+    schedule
+        Time-dependent bias (adiabatic rates), or None for the config's constant bias.
+
+    Returns
+    -------
+    TimeSeries
+        The route's result with ``model`` (instantaneous rates on the returned grid for a
+        schedule), ``config`` and ``options`` set; ``to_frame()`` gives the table.
+    """
+    import numpy as np
+
+    from .initial import InitialSpec
+    from .model import rate_model
+
+    route = get_route(method)
+    spec = InitialSpec.parse(initial)
+    model = rate_model(config)
+    if schedule is None:
+        res = route.evolve(model, t, spec, cutoff)
+        flux_model = model
+    else:
+        from .timedep import rates_at
+
+        res = route.evolve_timedep(config, schedule, t, spec, cutoff, model)
+        flux_model = rates_at(config, schedule, np.asarray(res.t))
+    options = {"method": route.name, "initial": str(initial) if isinstance(initial, str) else str(spec),
+               "cutoff": cutoff, "schedule": schedule is not None}
+    return dataclasses.replace(res, model=flux_model, config=config, options=options)
