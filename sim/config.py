@@ -17,6 +17,7 @@ import numpy as np
 
 from .conductor import Conductor, FlatConductor, double_dot
 from .initial import InitialSpec
+from .registry import ENGINE_NAMES
 
 __all__ = [
     "Config", "ConfigError", "ConductorConfig", "ModeConfig", "BiasConfig", "PhononBathConfig",
@@ -219,7 +220,6 @@ class PhononBathConfig:
 
 
 _INITIAL_PREFIXES = ("vacuum", "steady", "thermal:", "fock:", "coherent:")
-_ENGINES = ("ssa", "mcsolve", "qutip")
 
 
 @dataclass(frozen=True)
@@ -242,8 +242,8 @@ class RunConfig:
         _int("run.seed", self.seed, ge=0)
         if self.cutoff is not None:
             _int("run.cutoff", self.cutoff, ge=1)
-        if self.engine not in _ENGINES:
-            raise ConfigError(f"run.engine must be one of {', '.join(_ENGINES)}, got {self.engine!r}")
+        if self.engine not in ENGINE_NAMES:
+            raise ConfigError(f"run.engine must be one of {', '.join(ENGINE_NAMES)}, got {self.engine!r}")
         ok = isinstance(self.initial, str) and (
             self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:]))
         if ok:

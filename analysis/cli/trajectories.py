@@ -17,6 +17,7 @@ import sys
 from collections.abc import Callable
 
 from sim.config import load_config
+from sim.registry import ENGINE_NAMES
 
 __all__ = ["register", "cmd_trajectories"]
 
@@ -45,7 +46,7 @@ def _positive_float(text: str) -> float:
 def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """Add the ``trajectories`` sub-command."""
     q = with_config("trajectories", "quantum-jump trajectories (exact ssa or QuTiP mcsolve) to a run directory")
-    q.add_argument("--engine", choices=("ssa", "mcsolve", "qutip"), help="default: run.engine")
+    q.add_argument("--engine", choices=tuple(ENGINE_NAMES), help="default: run.engine")
     q.add_argument("--ntraj", type=_positive_int, help="number of trajectories (default: run.ntraj)")
     q.add_argument("--t-end", type=_positive_float, help="final time in 1/energy (default: run.t_end)")
     q.add_argument("--n-points", type=_positive_int, help="points of the N(t) grid (default: run.n_points)")

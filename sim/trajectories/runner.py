@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 
 from ..config import Config, ConfigError
 from ..model import JumpModel as RateModel
+from ..registry import ENGINE_NAMES
 from ..results import Result
 from .engine import Engine, RunSpec, expected_jumps
 from .initial import parse_initial
@@ -48,7 +49,7 @@ __all__ = ["ENGINES", "TrajectoryResult", "run_trajectories", "trajectories_from
            "default_batch_size"]
 
 #: Engines by name; ``qutip`` is an alias of ``mcsolve``.
-ENGINES: dict[str, Engine] = {"ssa": SSA, "mcsolve": MCSOLVE, "qutip": MCSOLVE}
+ENGINES: dict[str, Engine] = {name: {"ssa": SSA, "mcsolve": MCSOLVE}[target] for name, target in ENGINE_NAMES.items()}
 
 #: Jumps (and grid cells) per batch aimed at by :func:`default_batch_size`: tables of ~25 MB, ~70 MB peak.
 BATCH_CELLS = 1_000_000
