@@ -145,9 +145,8 @@ def _iter_jumps(run_dir: Path, progress: bool | None = False, desc: str = "stats
 
 def _rates(meta: dict[str, Any]) -> tuple[float, float]:
     """``A = sum_l a_l`` and ``B = sum_l b_l`` of the run's chain (emission ``A (n+1)``, absorption ``B n``)."""
-    m = meta["identity"]["model"]
-    n_ph = float(bose(m["omega"], m["T_ph"]))
-    return (float(sum(m["emission"]) + m["gamma_ph"] * n_ph), float(sum(m["absorption"]) + m["gamma_ph"] * (n_ph + 1)))
+    m = JumpModel.from_record(meta["identity"]["model"])
+    return float(m.up_rate), float(m.down_rate)
 
 
 def waiting_horizons(A: float, B: float, duration: float) -> NDArray[np.float64]:
