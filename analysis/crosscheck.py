@@ -20,7 +20,10 @@ Landauer full broadening      narrow-resonance limit: ``3 kappa/Omega`` times th
                               compared only for kappa/Omega <= 0.1 (defined only for kappa > 0)
 ============================  ===============================================================
 
-N is not defined for the Landauer rows (``NaN``); J_ph = J in steady state there. A row
+Columns: ``difference`` = value - rate equation; ``deviation`` = value - the row's center
+(the rate equation, or ``X(n_ph)`` for Landauer lowest order); ``within`` =
+``|deviation| <= tolerance``. The reference row has no tolerance. N is not defined for
+the Landauer rows (``NaN``); J_ph = J in steady state there. A row
 outside its limit's range is reported with ``within = None`` and says why. The factor 3 on
 the O(gamma/Omega) and O(kappa/Omega) terms allows for the energy dependence of the rates
 across the resonance (their coefficient is of order one but not known in closed form).
@@ -70,11 +73,11 @@ def _fluxes(model, N):
     return {"N": N, "J": float(f["J"]), "J_ph": float(f["J_ph"]), "Ie": float(f["Ie"])}
 
 
-def _trajectories(config: Config, model, ntraj: int, t_end: float, seed: int):
+def _trajectories(config: Config, model, ntraj: int, t_end: float, seed: int, progress: bool = False):
     from sim.trajectories import run_trajectories
 
     res = run_trajectories(model, engine="ssa", ntraj=ntraj, t_end=t_end, n_points=201, seed=seed,
-                           initial="steady", progress=False)
+                           initial="steady", progress=progress)
     jumps = res.jump_table()
     grid = res.trajectory_table()
     N_traj = grid.groupby("traj")["N"].mean().reindex(range(ntraj)).to_numpy()
@@ -125,9 +128,20 @@ def _flux_density_scale(config: Config) -> dict[str, dict[str, float]]:
             "full": {"N": 0.0, "J": full_J, "J_ph": full_J, "Ie": full_I}}
 
 
-def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None = None, seed: int | None = None
-               ) -> CrossCheck:
-    """Compare all routes for one config (see the module docstring for the expected gaps)."""
+def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None = None, seed: int | None = None,
+               progress: bool | None = None) -> CrossCheck:
+    """Compare all routes for one config (see the module docstring for the expected gaps).
+
+    ``progress``: tqdm bars on stderr, one over the routes and the trajectory run's own
+    (``None``: when stderr is a terminal).
+    """
+    from .stats import progress_bar, progress_enabled
+
+    with progress_bar(6, "crosscheck", "route", progress) as bar:
+        return _crosscheck(config, ntraj, t_end, seed, bar, progress_enabled(progress))
+
+
+def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> CrossCheck:
     model = rate_model(config)
     ss = steady_state(config)
     om, g = config.mode.omega, config.phonon_bath.gamma
@@ -142,10 +156,13 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
             err = (errs or {}).get(q, np.nan)
             diff = v - ref
             tol = expected_abs(q, ref) if np.isfinite(v) and expected_abs is not None else np.nan
+            if route == "rate_equation":
+                tol = np.nan  # the reference itself: no tolerance, nothing to check
             dev = v - (ref if center is None else center[q])
             rows.append({"route": route, "level": level, "quantity": q, "value": v, "stderr": err,
-                         "rate_equation": ref, "difference": diff, "expected": expected_text,
+                         "rate_equation": ref, "difference": diff, "deviation": dev, "expected": expected_text,
                          "tolerance": tol, "within": bool(abs(dev) <= tol) if np.isfinite(tol) else None})
+        bar.update(1)
 
     if not ss.stable:
         low = landauer(config, "lowest")
@@ -158,7 +175,7 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
     def rel(tol):
         return lambda q, ref: tol * abs(ref) + 1e-300
 
-    add("rate_equation", "Eq. 8", _fluxes(model, ss.N), rel(0.0), "reference")
+    add("rate_equation", "Eq. 8", _fluxes(model, ss.N), None, "reference")
     pop = steady_population(model)
     add("population", f"cutoff {pop.cutoff}", _fluxes(model, pop.N), rel(_NUM_TOL), "truncation <= 1e-8 relative")
     try:
@@ -172,7 +189,7 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
     ntraj = ntraj or config.run.ntraj
     t_end = t_end or config.run.t_end or 200.0 / kappa
     seed = config.run.seed if seed is None else seed
-    tr = _trajectories(config, model, ntraj, t_end, seed)
+    tr = _trajectories(config, model, ntraj, t_end, seed, progress)
     add("trajectories", f"ssa, {ntraj} x T={t_end:.4g}", {q: v for q, (v, _) in tr.items()},
         lambda q, ref: 4 * tr[q][1], "within 4 standard errors", {q: e for q, (_, e) in tr.items()})
 
@@ -200,6 +217,7 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
             f"not comparable: kappa/Omega = {kappa / om:.3g} > {_FULL_MAX}; the rate equation is its narrow-resonance "
             "limit only")
     table = pd.DataFrame(rows)
+    table["within"] = table["within"].astype(object)
     ok = table["within"].dropna().all()
     skipped = int((table["within"].isna() & table["expected"].str.startswith("not")).sum())
     msg = "all compared routes agree within their expected differences" if ok else \
@@ -210,7 +228,15 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
 
 
 def plot_crosscheck(report: CrossCheck, path) -> None:
-    """Relative difference from the rate equation per route and quantity (symmetric log scale)."""
+    """Two linear panels per route and quantity, the reference (rate equation) row left out.
+
+    Left: relative difference from the rate equation, ``(X - X_rate)/|X_rate|``, with the
+    trajectory rows' standard errors as error bars. Right: the deviation in units of the
+    row's own tolerance, ``(X - X_center)/tolerance``; a row agrees when it lies in the
+    shaded band ``[-1, 1]`` (rows without a tolerance are not drawn there).
+    """
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
@@ -221,12 +247,39 @@ def plot_crosscheck(report: CrossCheck, path) -> None:
     t = t[t["route"] != "rate_equation"].assign(
         label=lambda d: d["route"] + " " + d["level"].str.split(",").str[0],
         rel=lambda d: d["difference"] / d["rate_equation"].abs(),
-        band=lambda d: d["tolerance"] / d["rate_equation"].abs())
-    fig, ax = plt.subplots(figsize=(8, 4))
-    sns.barplot(t, x="quantity", y="rel", hue="label", ax=ax)
-    ax.set_yscale("symlog", linthresh=1e-10)
-    ax.set_ylabel("(route - rate equation) / |rate equation|")
-    ax.set_title(report.message, fontsize=9)
+        rel_err=lambda d: d["stderr"] / d["rate_equation"].abs())
+    labels = list(dict.fromkeys(t["label"]))
+    qs = [q for q in QUANTITIES if q in set(t["quantity"])]
+    colors = dict(zip(labels, sns.color_palette("colorblind", len(labels)), strict=True))
+    width = 0.8 / max(1, len(labels))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    for k, lab in enumerate(labels):
+        sub = t[t["label"] == lab]
+        x = np.array([qs.index(q) for q in sub["quantity"]]) - 0.4 + width * (k + 0.5)
+        err = sub["rel_err"].to_numpy()
+        axes[0].errorbar(x, sub["rel"], yerr=np.where(np.isfinite(err), err, 0), fmt="o", ms=5, capsize=3,
+                         color=colors[lab], label=lab)
+        tol = sub["tolerance"].to_numpy()
+        has = np.isfinite(tol) & (tol > 0)
+        if has.any():
+            dev = sub["deviation"].to_numpy()  # from the row's center: the rate equation or the pinned X(n_ph)
+            zerr = np.where(np.isfinite(sub["stderr"].to_numpy()), sub["stderr"].to_numpy(), 0)
+            axes[1].errorbar(x[has], (dev / np.where(has, tol, 1))[has], yerr=(zerr / np.where(has, tol, 1))[has],
+                             fmt="o", ms=5, capsize=3, color=colors[lab])
+    for ax in axes:
+        ax.axhline(0, color="0.4", lw=0.8)
+        ax.set_xticks(range(len(qs)), qs)
+        ax.set_xlim(-0.6, len(qs) - 0.4)
+        for b in np.arange(len(qs) - 1) + 0.5:
+            ax.axvline(b, color="0.9", lw=0.8, zorder=0)
+    axes[0].set_ylabel("(route - rate equation) / |rate equation|")
+    axes[0].legend(fontsize=7, loc="best")
+    axes[1].axhspan(-1, 1, color="C2", alpha=0.12, label="within the expected difference")
+    axes[1].set_ylabel("deviation / tolerance")
+    lim = max(1.5, float(np.nanmax(np.abs(axes[1].get_ylim()))))
+    axes[1].set_ylim(-lim, lim)
+    axes[1].legend(fontsize=7, loc="upper right")
+    fig.suptitle("\n".join(textwrap.wrap(report.message, 110)), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

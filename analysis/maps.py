@@ -105,13 +105,16 @@ def instability_map(
     y: GridAxis | tuple[str, str],
     *,
     scheduler: str | Scheduler = "serial",
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> InstabilityMap:
     """Sweep ``kappa`` over ``y`` (slow) x ``x`` (fast) and return the map.
 
     ``x`` and ``y`` are :class:`GridAxis` objects or ``(key, spec)`` pairs such as
-    ``("bias.V", "0:2:41")``.
+    ``("bias.V", "0:2:41")``. ``progress``: tqdm bar on stderr (``None``: when stderr is a terminal).
     """
+    from .stats import progress_enabled
+
+    progress = progress_enabled(progress)
     ax = x if isinstance(x, GridAxis) else GridAxis.make(*x)
     ay = y if isinstance(y, GridAxis) else GridAxis.make(*y)
     table = sweep(config, Grid((ay, ax)), scheduler=scheduler, progress=progress)
@@ -119,20 +122,30 @@ def instability_map(
 
 
 def threshold_curve(config: Config, x_key: str, between: tuple[float, float], y_key: str,
-                    y_values: ArrayLike) -> pd.DataFrame:
+                    y_values: ArrayLike, progress: bool | None = None) -> pd.DataFrame:
     """The root finder's threshold ``x`` (and ``d kappa/dx`` there) for each ``y``.
 
-    Rows where ``kappa`` does not change sign in ``between`` get NaN.
+    Rows where ``kappa`` does not change sign in ``between`` get NaN. ``progress``: tqdm bar
+    on stderr over the ``y`` values (``None``: when stderr is a terminal).
     """
+    from .stats import progress_bar
+
     rows = []
-    for yv in np.asarray(y_values, dtype=float):
-        cfg = config.with_value(y_key, float(yv))
-        try:
-            th = find_threshold(cfg, x_key, between)
-            rows.append((yv, th.threshold, th.slope))
-        except ConfigError:
-            rows.append((yv, np.nan, np.nan))
+    ys = np.asarray(y_values, dtype=float)
+    with progress_bar(len(ys), "threshold curve", "root", progress) as bar:
+        for yv in ys:
+            rows.append(_threshold_row(config, x_key, between, y_key, float(yv)))
+            bar.update(1)
     return pd.DataFrame(rows, columns=[y_key, "threshold", "slope"])
+
+
+def _threshold_row(config: Config, x_key: str, between: tuple[float, float], y_key: str, yv: float) -> tuple:
+    cfg = config.with_value(y_key, float(yv))
+    try:
+        th = find_threshold(cfg, x_key, between)
+    except ConfigError:
+        return (yv, np.nan, np.nan)
+    return (yv, th.threshold, th.slope)
 
 
 def fitted_kappa(t: ArrayLike, N: ArrayLike) -> float:
@@ -172,6 +185,7 @@ def confirm_runs(
     *,
     N0: float = 0.0,
     method: str = "rate",
+    progress: bool | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Evolve ``N(t)`` at each ``key = value`` and measure the relaxation/growth rate.
 
@@ -190,6 +204,8 @@ def confirm_runs(
         ``"rate"``: closed form ``RateModel.N_t``; ``"population"``: the birth-death master
         equation (:func:`sim.population.evolve_population`; a runaway stops at its
         truncation guard, so its series may end early).
+    progress
+        tqdm bar on stderr over the runs (``None``: when stderr is a terminal).
 
     Returns
     -------
@@ -201,9 +217,14 @@ def confirm_runs(
     """
     if method not in ("rate", "population"):
         raise ConfigError(f"method must be rate or population, got {method!r}")
+    from .stats import progress_bar
+
     t = np.asarray(t, dtype=float)
     series, rates = [], []
-    for v in np.asarray(values, dtype=float):
+    vals = np.asarray(values, dtype=float)
+    bar = progress_bar(len(vals), "confirm runs", "run", progress)
+    for v in vals:
+        bar.update(1)
         m = rate_model(config.with_value(key, float(v)))
         if method == "rate":
             tt, N = t, m.N_t(t, N0)
@@ -219,4 +240,5 @@ def confirm_runs(
         series.append(pd.DataFrame({key: v, "t": tt, "N": N, "method": method}))
         rates.append({key: v, "kappa": k, "growth_rate": -k, "fitted_kappa": kf, "stable": k > 0,
                       "relaxes": relaxes, "method": method})
+    bar.close()
     return pd.concat(series, ignore_index=True), pd.DataFrame(rates)

@@ -6,9 +6,16 @@ long-time cumulant rates ``c_1 .. c_4`` (charge L -> R, energy into the mode fro
 bath ``energy:CHANNEL``, jumps per label; k-statistics of the per-trajectory totals over
 ``[t_min, t_end]`` divided by the duration, jackknife standard errors) beside the exact
 values of the tilted generator (:mod:`sim.counting`), and the waiting-time
-statistics between consecutive jumps. A pair starts only at a jump with
-``t <= t_end - horizon``, ``horizon = min((t_end - t_min)/2, 20 / escape(n=0))``, so that
-waits are not censored by the end of the run (reported as ``waiting_horizon``).
+statistics between consecutive jumps.
+
+Waiting times: after a jump of label ``i`` the next jump is watched for at least
+``H_i = min((t_end - t_min)/2, 20/escape_min_i)`` (:func:`waiting_horizons`): only jumps
+with ``t <= t_end - H_i`` start a pair. Starts whose next jump falls after ``t_end`` are
+censored; their fraction bounds the bias of the pair probabilities, and a pair whose bias
+bound exceeds its statistical error is marked ``estimable = False`` (its probability and
+mean are NaN, never a biased number). The waiting-time density itself is unbiased for
+``tau <= H_i`` (figure). Runs much shorter than the slowest wait ``1/escape(0)`` have
+such pairs.
 
 Transient: a run started with ``run.initial = "steady"`` is stationary from ``t = 0``;
 otherwise jumps before ``t_min = min(10 / kappa, t_end / 2)`` are discarded (the
@@ -21,6 +28,7 @@ window's edges are removed by differencing the full and the half window
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 from scipy import linalg
+from tqdm import tqdm
 
 from sim.counting import (
     JUMP_LABELS,
@@ -44,7 +53,8 @@ from sim.model import JumpModel
 
 from .estimators import estimate_cumulant_rates
 
-__all__ = ["RunStats", "run_stats", "chain_from_metadata", "mean_waiting_time"]
+__all__ = ["RunStats", "run_stats", "chain_from_metadata", "mean_waiting_time", "waiting_times", "waiting_horizons",
+           "progress_enabled", "progress_bar"]
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,8 @@ class RunStats:
 
 
 def _none(v):
+    if isinstance(v, bool | np.bool_):
+        return bool(v)
     if isinstance(v, float | np.floating):
         return float(v) if np.isfinite(v) else None
     if isinstance(v, np.integer):
@@ -101,23 +113,71 @@ def mean_waiting_time(chain: BirthDeath, first: int, second: int) -> float:
     return float(np.ones(chain.cutoff) @ chain.jump_matrix(second) @ x) / p
 
 
-def _iter_jumps(run_dir: Path):
-    for f in part_files(run_dir, "jumps"):
-        df = pq.read_table(f, columns=["traj", "t", "channel", "direction"]).to_pandas()
-        codes = (2 * df["channel"].cat.codes.to_numpy() + df["direction"].cat.codes.to_numpy()).astype(np.int64)
-        yield df["traj"].to_numpy(np.int64), df["t"].to_numpy(), codes
+def progress_enabled(progress: bool | None) -> bool:
+    """``progress`` itself, or when ``None`` whether stderr is a terminal (interactive use)."""
+    if progress is None:
+        try:
+            return bool(sys.stderr.isatty())
+        except (AttributeError, ValueError):
+            return False
+    return bool(progress)
 
 
-def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
-    """Counting statistics of a trajectory run directory (see the module docstring)."""
+def progress_bar(total: int, desc: str, unit: str, progress: bool | None) -> tqdm:
+    """A tqdm bar on stderr with integer counts (disabled unless :func:`progress_enabled`)."""
+    return tqdm(total=int(total), desc=desc, unit=unit, file=sys.stderr, disable=not progress_enabled(progress),
+                dynamic_ncols=True, leave=False)
+
+
+def _rows(files: list[Path]) -> int:
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+
+
+def _iter_jumps(run_dir: Path, progress: bool | None = False, desc: str = "stats: jumps"):
+    files = part_files(run_dir, "jumps")
+    with progress_bar(_rows(files), desc, "jump", progress) as bar:
+        for f in files:
+            df = pq.read_table(f, columns=["traj", "t", "channel", "direction"]).to_pandas()
+            codes = (2 * df["channel"].cat.codes.to_numpy() + df["direction"].cat.codes.to_numpy()).astype(np.int64)
+            yield df["traj"].to_numpy(np.int64), df["t"].to_numpy(), codes
+            bar.update(len(df))
+
+
+def _rates(meta: dict[str, Any]) -> tuple[float, float]:
+    """``A = sum_l a_l`` and ``B = sum_l b_l`` of the run's chain (emission ``A (n+1)``, absorption ``B n``)."""
+    m = JumpModel.from_record(meta["identity"]["model"])
+    return float(m.up_rate), float(m.down_rate)
+
+
+def waiting_horizons(A: float, B: float, duration: float) -> NDArray[np.float64]:
+    r"""Per first label, the horizon ``H_i`` up to which waits are observed without censoring.
+
+    After an emission the mode holds ``n >= 1``, after an absorption ``n >= 0``; the escape
+    rate ``A (n + 1) + B n`` is smallest at the lowest ``n``, so the no-jump survival after
+    label ``i`` is at most ``exp(-escape_min_i tau)``. ``H_i = min(duration/2, 20/escape_min_i)``
+    (survival ``<= e^-20`` where the run is long enough).
+    """
+    out = np.empty(len(JUMP_LABELS))
+    for i, (_, d) in enumerate(JUMP_LABELS):
+        esc = 2 * A + B if d == "emission" else A
+        out[i] = min(duration / 2, 20.0 / esc) if esc > 0 else duration / 2
+    return out
+
+
+def run_stats(run_dir: str | Path, t_min: float | None = None, progress: bool | None = None) -> RunStats:
+    """Counting statistics of a trajectory run directory (see the module docstring).
+
+    ``progress``: tqdm bars on stderr (``None``: when stderr is a terminal).
+    """
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "metadata.json").read_text())
     ident = meta["identity"]
     run = ident["run"]
     ntraj, t_end, omega = int(run["ntraj"]), float(run["t_end"]), float(ident["model"]["omega"])
+    A, B = _rates(meta)
     chain = chain_from_metadata(meta)
     stable = chain is not None
-    kappa = float(chain.b.sum() - chain.a.sum()) if stable else float("nan")
+    kappa = B - A
     if t_min is not None:
         transient = f"jumps before t_min = {t_min:g} discarded (given)"
     elif run["initial"] == "steady":
@@ -127,75 +187,115 @@ def run_stats(run_dir: str | Path, t_min: float | None = None) -> RunStats:
         transient = (f"run.initial = {run['initial']}: jumps before t_min = {t_min:.4g} "
                      f"(= min(10/kappa, t_end/2)) discarded as transient")
     else:
-        t_min, transient = 0.0, "unstable mode: no steady state; statistics over the whole run, no exact values"
+        t_min, transient = 0.0, (f"unstable mode: kappa = {kappa:.6g} <= 0, N grows at rate -kappa = {-kappa:.6g}; "
+                                 "no steady state, so no stationary cumulants, waiting times or mode statistics")
     duration = t_end - t_min
-    # waiting times: only jumps at t <= t_end - horizon start a pair, so waits up to the horizon are
-    # never cut off by the end of the run (no-jump survival <= exp(-escape(0) * horizon) = e^-20)
-    slowest = 1.0 / float(chain.a.sum()) if stable and chain.a.sum() > 0 else float("nan")
-    horizon = duration / 2 if not stable else min(duration / 2, 20.0 * slowest)
-    censored = bool(stable and horizon < 20.0 * slowest)
+    slowest = 1.0 / A if A > 0 else float("nan")
+    horizons = waiting_horizons(A, B, duration)
+    n_lab = len(JUMP_LABELS)
+    label_counts = np.zeros(n_lab, dtype=np.int64)
+    if not stable:
+        for _, _, code in _iter_jumps(run_dir, progress):
+            label_counts += np.bincount(code, minlength=n_lab)
+        return RunStats(str(run_dir), ntraj, float(t_min), t_end, transient, False, _empty_cumulants(),
+                        _empty_waiting(), _counts(label_counts), float(horizons.max()), False, slowest)
 
-    active = [i for i in range(len(JUMP_LABELS)) if stable and (chain.a if i % 2 == 0 else chain.b)[i // 2] > 0]
-    labels = [JUMP_LABELS[i] for i in active] if stable else list(JUMP_LABELS)
+    active = [i for i in range(n_lab) if (chain.a if i % 2 == 0 else chain.b)[i // 2] > 0]
+    labels = [JUMP_LABELS[i] for i in active]
     baths = list(dict.fromkeys(c for c, _ in labels))
     quantities = (["charge"] + [f"energy:{c}" for c in baths] + [f"jumps:{c}:{d}" for c, d in labels])
     nus = np.array([quantity_weights(q, omega) for q in quantities])  # (nq, labels)
-    totals = np.zeros((len(quantities), ntraj))
-    halves = np.zeros((len(quantities), ntraj))  # totals over [t_min, t_min + duration/2]
+    per_label = np.zeros((ntraj, n_lab))  # jumps per trajectory and label over [t_min, t_end]
+    per_label_half = np.zeros((ntraj, n_lab))  # ... over [t_min, t_min + duration/2]
     t_half = t_min + duration / 2
-    n_lab = len(JUMP_LABELS)
     pair_n = np.zeros((n_lab, n_lab))
     pair_sum = np.zeros((n_lab, n_lab))
     pair_sq = np.zeros((n_lab, n_lab))
-    label_counts = np.zeros(n_lab, dtype=np.int64)
-    n_starts = np.zeros(n_lab)  # jumps that may start a pair (t_min <= t <= t_end - horizon)
-    for traj, t, code in _iter_jumps(run_dir):
+    n_starts = np.zeros(n_lab)  # jumps that may start a pair (t_min <= t <= t_end - H_label)
+    for traj, t, code in _iter_jumps(run_dir, progress):
         label_counts += np.bincount(code, minlength=n_lab)
         keep = t >= t_min
         tr, tt, cc = traj[keep], t[keep], code[keep]
         first = tt < t_half
-        for q in range(len(quantities)):
-            totals[q] += np.bincount(tr, weights=nus[q][cc], minlength=ntraj)[:ntraj]
-            halves[q] += np.bincount(tr[first], weights=nus[q][cc[first]], minlength=ntraj)[:ntraj]
-        same = (tr[1:] == tr[:-1]) & (tt[:-1] <= t_end - horizon)  # consecutive jumps of one trajectory
+        per_label += np.bincount(tr * n_lab + cc, minlength=ntraj * n_lab)[: ntraj * n_lab].reshape(ntraj, n_lab)
+        per_label_half += np.bincount(tr[first] * n_lab + cc[first],
+                                      minlength=ntraj * n_lab)[: ntraj * n_lab].reshape(ntraj, n_lab)
+        starts = tt <= t_end - horizons[cc]  # waits up to H_label after this jump are inside the run
+        same = (tr[1:] == tr[:-1]) & starts[:-1]  # consecutive jumps of one trajectory
         a, b, dt = cc[:-1][same], cc[1:][same], np.diff(tt)[same]
         idx = a * n_lab + b
-        n_starts += np.bincount(cc[tt <= t_end - horizon], minlength=n_lab)
+        n_starts += np.bincount(cc[starts], minlength=n_lab)
         pair_n += np.bincount(idx, minlength=n_lab * n_lab).reshape(n_lab, n_lab)
         pair_sum += np.bincount(idx, weights=dt, minlength=n_lab * n_lab).reshape(n_lab, n_lab)
         pair_sq += np.bincount(idx, weights=dt * dt, minlength=n_lab * n_lab).reshape(n_lab, n_lab)
 
+    est, err = estimate_cumulant_rates((per_label @ nus.T).T, duration, half=(per_label_half @ nus.T).T)
     rows = []
     for q, name in enumerate(quantities):
-        est, err = estimate_cumulant_rates(totals[q], duration, half=halves[q])
-        exact = cumulant_rates(chain, nus[q]) if stable else np.full(4, np.nan)
+        exact = cumulant_rates(chain, nus[q])
         for k in range(4):
-            rows.append({"quantity": name, "order": k + 1, "estimate": est[k], "stderr": err[k], "exact": exact[k]})
+            rows.append({"quantity": name, "order": k + 1, "estimate": est[q, k], "stderr": err[q, k],
+                         "exact": exact[k]})
     cumulants = pd.DataFrame(rows)
+    waiting = _waiting_table(chain, active, pair_n, pair_sum, pair_sq, n_starts, horizons)
+    censored = bool((~waiting["estimable"]).any()) if len(waiting) else False
+    return RunStats(str(run_dir), ntraj, float(t_min), t_end, transient, True, cumulants, waiting,
+                    _counts(label_counts), float(horizons.max()), censored, slowest)
 
+
+def _counts(label_counts: NDArray[np.int64]) -> pd.DataFrame:
+    return pd.DataFrame([{"channel": c, "direction": d, "count": int(label_counts[i])}
+                         for i, (c, d) in enumerate(JUMP_LABELS)])
+
+
+_CUMULANT_COLUMNS = ["quantity", "order", "estimate", "stderr", "exact"]
+_WAITING_COLUMNS = ["first", "second", "n", "n_first", "horizon", "censored", "estimable", "probability",
+                    "probability_stderr", "probability_exact", "mean", "mean_stderr", "mean_exact"]
+
+
+def _empty_cumulants() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object if c == "quantity" else float) for c in _CUMULANT_COLUMNS})
+
+
+def _empty_waiting() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=object if c in ("first", "second") else float) for c in _WAITING_COLUMNS})
+
+
+def _waiting_table(chain: BirthDeath, active: list[int], pair_n, pair_sum, pair_sq, n_starts, horizons
+                   ) -> pd.DataFrame:
+    r"""One row per pair of labels: probability and mean wait, or NaN where censoring would bias them.
+
+    ``censored``: the fraction of starts after label ``i`` with no next jump before the run's
+    end (all were observed for at least ``H_i``). It bounds the bias of every ``p_ij`` (the
+    missing waits could all be pair ``ij``), so a pair is ``estimable`` when that fraction is
+    zero or below both the standard error of ``p_ij`` and ``p_ij / 10`` (at most a tenth of
+    the pair's waits missing).
+    """
+    n_lab = len(JUMP_LABELS)
     wrows = []
-    n_first = n_starts
     for i in range(n_lab):
+        n_first = n_starts[i]
+        cens = 1.0 - pair_n[i].sum() / n_first if n_first else np.nan
         for j in range(n_lab):
-            if pair_n[i, j] == 0 and not (stable and i in active and j in active):
+            ok = i in active and j in active
+            if pair_n[i, j] == 0 and not ok:
                 continue
             n = pair_n[i, j]
-            p = n / n_first[i] if n_first[i] else np.nan
+            p = n / n_first if n_first else np.nan
+            p_err = np.sqrt(p * (1 - p) / n_first) if n_first else np.nan
             mean = pair_sum[i, j] / n if n else np.nan
             var = pair_sq[i, j] / n - mean**2 if n > 1 else np.nan
-            ok = stable and i in active and j in active
+            estimable = bool(n_first > 0 and (cens == 0 or (cens <= p_err and cens <= 0.1 * p)))
             wrows.append({
                 "first": "{}:{}".format(*JUMP_LABELS[i]), "second": "{}:{}".format(*JUMP_LABELS[j]), "n": int(n),
-                "probability": p, "probability_stderr": np.sqrt(p * (1 - p) / n_first[i]) if n_first[i] else np.nan,
+                "n_first": int(n_first), "horizon": float(horizons[i]), "censored": cens, "estimable": estimable,
+                "probability": p if estimable else np.nan, "probability_stderr": p_err if estimable else np.nan,
                 "probability_exact": waiting_time_probability(chain, i, j) if ok else np.nan,
-                "mean": mean, "mean_stderr": np.sqrt(var / n) if n > 1 else np.nan,
+                "mean": mean if estimable else np.nan,
+                "mean_stderr": np.sqrt(var / n) if estimable and n > 1 else np.nan,
                 "mean_exact": mean_waiting_time(chain, i, j) if ok else np.nan,
             })
-    waiting = pd.DataFrame(wrows)
-    counts = pd.DataFrame([{"channel": c, "direction": d, "count": int(label_counts[i])}
-                           for i, (c, d) in enumerate(JUMP_LABELS)])
-    return RunStats(str(run_dir), ntraj, float(t_min), t_end, transient, stable, cumulants, waiting, counts,
-                    float(horizon), censored, slowest)
+    return pd.DataFrame(wrows, columns=_WAITING_COLUMNS) if wrows else _empty_waiting()
 
 
 def waiting_times(run_dir: str | Path, first: int, second: int, t_min: float = 0.0, t_last: float = np.inf

@@ -10,15 +10,16 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from sim.counting import JUMP_LABELS, waiting_time_density  # noqa: E402
-from sim.io import read_table  # noqa: E402
+from sim.io import part_files  # noqa: E402
 
 from .stats import RunStats, chain_from_metadata, waiting_times  # noqa: E402
 
 __all__ = ["plot_sample_trajectories", "plot_cumulants", "plot_waiting_times", "plot_fock_histogram",
-           "plot_first_passage", "stats_figures"]
+           "plot_first_passage", "plot_growth", "stats_figures"]
 
 _PALETTE = dict(zip(("LL", "RR", "LR", "RL", "ph"), sns.color_palette("colorblind", 5), strict=True))
 
@@ -28,24 +29,47 @@ def _legend(ax, **kw) -> None:
         ax.legend(**kw)
 
 
+def _first_part_rows(run_dir: Path, table: str, n: int) -> pd.DataFrame:
+    """Rows of ``table`` with ``traj < n``, read from the first part only (trajectories 0.. are there)."""
+    files = part_files(run_dir, table)
+    if not files:
+        return pd.DataFrame(columns=["traj"])
+    return pq.read_table(files[0], filters=[("traj", "<", n)]).to_pandas()
+
+
 def plot_sample_trajectories(run_dir: Path, path: Path, n: int = 4) -> Path:
-    """N(t) of the first ``n`` trajectories as step functions, jumps colored by channel."""
-    grid = read_table(run_dir, "trajectories")
-    jumps = read_table(run_dir, "jumps")
+    """N(t) of the first ``n`` trajectories as step functions, jumps colored by channel.
+
+    A trajectory stopped at the population cap ends where it stopped, marked with a red
+    cross and ``capped at n = ...`` (not drawn on as a flat line).
+    """
+    grid = _first_part_rows(run_dir, "trajectories", n)
+    jumps = _first_part_rows(run_dir, "jumps", n)
+    stops = _first_part_rows(run_dir, "stops", n)
+    stop_at = dict(zip(stops["traj"], zip(stops["t_stop"], stops["n"], strict=True), strict=True)) if len(stops) else {}
     fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), sharex=True, squeeze=False)
     for k, ax in enumerate(axes[:, 0]):
         g = grid[grid["traj"] == k]
-        j = jumps[jumps["traj"] == k]
+        j = jumps[jumps["traj"] == k].reset_index(drop=True)
         n0 = float(g["N"].iloc[0]) if len(g) else 0.0
-        t = np.concatenate([[0.0], j["t"].to_numpy(), [float(g["t"].max()) if len(g) else 0.0]])
-        N = n0 + np.concatenate([[0], np.cumsum(j["dn"].to_numpy()), [j["dn"].sum()]])
+        after = n0 + np.cumsum(j["dn"].to_numpy())
+        t_last = float(g["t"].max()) if len(g) else 0.0
+        if k in stop_at:
+            t_last = float(stop_at[k][0])
+        t = np.concatenate([[0.0], j["t"].to_numpy(), [t_last]])
+        N = np.concatenate([[n0], after, [after[-1] if len(after) else n0]])
         ax.step(t, N, where="post", color="0.3", lw=0.8)
         for ch, sub in j.groupby("channel", observed=True):
-            after = n0 + np.cumsum(j["dn"].to_numpy())[j.index.get_indexer(sub.index)]
-            ax.scatter(sub["t"], after, s=10, color=_PALETTE[str(ch)], label=str(ch), zorder=3)
+            ax.scatter(sub["t"], after[sub.index.to_numpy()], s=10, color=_PALETTE[str(ch)], label=str(ch), zorder=3)
+        if k in stop_at:
+            ax.plot([t_last], [N[-1]], "x", color="red", ms=9, mew=2, zorder=4)
+            ax.annotate(f"capped at n = {int(stop_at[k][1])}, t = {t_last:.3g}", (t_last, N[-1]), fontsize=7,
+                        color="red", xytext=(-4, -4), textcoords="offset points", ha="right", va="top")
         ax.set_ylabel(f"N, traj {k}")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=ch) for ch, c in _PALETTE.items()]
-    _legend(axes[0, 0], handles=handles, ncol=5, fontsize=8, loc="upper left")
+    if stop_at:
+        handles.append(plt.Line2D([], [], marker="x", ls="", color="red", label="stopped at the cap"))
+    _legend(axes[0, 0], handles=handles, ncol=6, fontsize=8, loc="upper left")
     axes[-1, 0].set_xlabel("t (1/energy)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -75,28 +99,42 @@ def plot_cumulants(stats: RunStats, path: Path) -> Path:
 
 
 def plot_waiting_times(stats: RunStats, meta: dict, path: Path, pairs: int = 4) -> Path:
-    """Histograms of the most frequent waiting-time pairs against the exact densities."""
+    """Histograms of the most frequent waiting-time pairs against the exact densities.
+
+    The density ``w_ij(tau)`` (per start of label ``i``) is unbiased for ``tau <= H_i``, the
+    window every start was watched for; waits beyond it are cut off by the end of the run.
+    The histogram stops at ``H_i`` and, for pairs that are not estimable (censored), the
+    panel says so instead of quoting a biased probability.
+    """
     chain = chain_from_metadata(meta)
-    top = stats.waiting.sort_values("n", ascending=False).head(pairs)
-    fig, axes = plt.subplots(1, len(top), figsize=(3.2 * len(top), 3), squeeze=False)
+    top = stats.waiting[stats.waiting["n"] > 0].sort_values("n", ascending=False).head(pairs)
+    fig, axes = plt.subplots(1, max(1, len(top)), figsize=(3.4 * max(1, len(top)), 3.2), squeeze=False)
     names = ["{}:{}".format(*lab) for lab in JUMP_LABELS]
     for ax, (_, row) in zip(axes[0], top.iterrows(), strict=False):
         i, j = names.index(row["first"]), names.index(row["second"])
-        w = waiting_times(stats.run_dir, i, j, stats.t_min, stats.t_end - stats.horizon)
-        if len(w) == 0 or not row["probability"] > 0:
+        H = float(row["horizon"])
+        w = waiting_times(stats.run_dir, i, j, stats.t_min, stats.t_end - H)
+        if len(w) == 0 or not row["n_first"] > 0:
             continue
-        n_first = row["n"] / row["probability"]  # jumps that could start a pair
-        hi = np.quantile(w, 0.99)
+        hi = min(float(np.quantile(w, 0.99)), H)
         bins = np.linspace(0, hi, 40)
         h, edges = np.histogram(w, bins=bins)
-        ax.bar(edges[:-1], h / (n_first * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.5,
+        ax.bar(edges[:-1], h / (row["n_first"] * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.5,
                label="trajectories")
         if chain is not None:
             tau = np.linspace(0, hi, 300)
             ax.plot(tau, waiting_time_density(chain, i, j, tau), color="k", lw=1.2, label="exact")
-        ax.set_title(f"{row['first']} -> {row['second']}", fontsize=8)
+        title = f"{row['first']} -> {row['second']}"
+        if row["estimable"]:
+            title += (f"\nP = {row['probability']:.3g} +- {row['probability_stderr']:.2g} "
+                      f"(exact {row['probability_exact']:.3g})")
+        else:
+            title += (f"\nP not estimable: {100 * row['censored']:.0f}% of waits > H = {H:.3g}\n"
+                      f"cut off by t_end (exact P = {row['probability_exact']:.3g})")
+            ax.set_facecolor("0.95")
+        ax.set_title(title, fontsize=7)
         ax.set_xlabel("tau (1/energy)")
-    axes[0, 0].set_ylabel("w(tau)")
+    axes[0, 0].set_ylabel("w(tau) per start")
     _legend(axes[0, 0], fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -104,13 +142,19 @@ def plot_waiting_times(stats: RunStats, meta: dict, path: Path, pairs: int = 4) 
     return path
 
 
-def plot_fock_histogram(stats: RunStats, meta: dict, path: Path) -> Path:
-    """Fock histogram of N on the time grid after ``t_min`` against the Bose-Einstein P_n."""
-    grid = read_table(stats.run_dir, "trajectories")
-    late = grid[(grid["t"] >= stats.t_min) & grid["N"].notna()]
-    n = late["N"].to_numpy().astype(int)
-    nmax = max(int(n.max()) + 1, 5)
-    P = np.bincount(n, minlength=nmax) / len(n)
+def plot_fock_histogram(stats: RunStats, meta: dict, path: Path, fock: pd.DataFrame | None = None) -> Path:
+    """Fock histogram of N on the time grid after ``t_min`` against the Bose-Einstein P_n.
+
+    ``fock``: the histogram of :func:`analysis.mode_stats.mode_stats` (read again from the
+    run when not given).
+    """
+    if fock is None:
+        from .mode_stats import mode_stats
+
+        fock = mode_stats(stats.run_dir, stats.t_min, progress=False).fock
+    nmax = max(len(fock), 5)
+    P = np.zeros(nmax)
+    P[: len(fock)] = fock["P_n"].to_numpy()
     df = pd.DataFrame({"n": np.arange(nmax), "P_n": P})
     fig, ax = plt.subplots(figsize=(5, 3.5))
     sns.barplot(df, x="n", y="P_n", color=sns.color_palette("colorblind")[0], ax=ax, label="trajectories")
@@ -119,6 +163,32 @@ def plot_fock_histogram(stats: RunStats, meta: dict, path: Path) -> Path:
         x = chain.a.sum() / chain.b.sum()
         ax.plot(np.arange(nmax), (1 - x) * x ** np.arange(nmax), "ko-", ms=3, label="Bose-Einstein")
     ax.set_yscale("log")
+    _legend(ax, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_growth(growth, path: Path) -> Path:
+    """Unstable run: mean N(t) (error bars) and the fitted growth against ``e^{-kappa t}``, log scale."""
+    c = growth.curve
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ok = c["N"] > 0
+    ax.errorbar(c["t"][ok], c["N"][ok], yerr=c["N_sem"][ok], fmt="o", ms=4, label="trajectories (mean)")
+    lam, err, exact = growth.growth_rate
+    if np.isfinite(lam):
+        tt = np.linspace(c["t"].min(), c["t"].max(), 200)
+        n0 = float(c["N"].iloc[0])
+        S = growth.source[0]
+        e = np.expm1(lam * tt)
+        ax.plot(tt, n0 * (1 + e) + S * e / lam, "k-", lw=1.2,
+                label=f"fit: growth rate {lam:.4g} +- {err:.2g}\n(-kappa = {exact:.4g})")
+    ax.set_yscale("log")
+    ax.set_xlabel("t (1/energy)")
+    ax.set_ylabel("N(t), before any trajectory reached the cap")
+    ax.set_title(f"unstable mode: no steady state; cap n = {growth.cap}, reached by {growth.n_capped} of "
+                 f"{growth.ntraj}", fontsize=8)
     _legend(ax, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -143,11 +213,15 @@ def plot_first_passage(times: np.ndarray, record: dict, path: Path) -> Path:
     return path
 
 
-def stats_figures(stats: RunStats, meta: dict, out: Path) -> list[Path]:
+def stats_figures(stats: RunStats, meta: dict, out: Path, fock: pd.DataFrame | None = None, growth=None
+                  ) -> list[Path]:
+    """The figures of ``ehp stats --out``: stationary ones for a stable run, growth ones for an unstable one."""
     run = Path(stats.run_dir)
-    return [
-        plot_sample_trajectories(run, out / "sample_trajectories.png"),
+    paths = [plot_sample_trajectories(run, out / "sample_trajectories.png")]
+    if not stats.stable:
+        return paths + ([plot_growth(growth, out / "growth.png")] if growth is not None else [])
+    return paths + [
         plot_cumulants(stats, out / "cumulants.png"),
         plot_waiting_times(stats, meta, out / "waiting_times.png"),
-        plot_fock_histogram(stats, meta, out / "fock_histogram.png"),
+        plot_fock_histogram(stats, meta, out / "fock_histogram.png", fock),
     ]

@@ -44,3 +44,30 @@ def test_crosscheck_cli(tmp_path, capsys, monkeypatch):
     assert main(["crosscheck", str(cfg), "--set", "bias.V=3", "--json"]) == 0
     captured = capsys.readouterr()
     assert json.loads(captured.out)["stable"] is False and "unstable" in captured.err
+
+
+def test_reference_rows_have_no_tolerance_in_table_or_figure(tmp_path, monkeypatch):
+    """The rate equation is the reference: no tolerance, no `within`, not drawn; trajectory rows carry error bars."""
+    import matplotlib.figure
+
+    from analysis.crosscheck import plot_crosscheck
+
+    cfg = make_config(conductor={"kind": "double_dot", "hopping": 0.2, "coupling": 0.3},
+                      bias={"V": 0.6, "T_e": 0.4}, phonon_bath={"T": 0.3, "gamma": 0.2}, run={"seed": 3})
+    rep = crosscheck(cfg, ntraj=200, progress=False)
+    ref = rep.table[rep.table["route"] == "rate_equation"]
+    assert ref["tolerance"].isna().all() and ref["within"].isna().all()
+    others = rep.table[(rep.table["route"] != "rate_equation") & rep.table["tolerance"].notna()]
+    assert (others["tolerance"] > 1e-200).all()  # no 1e-300 placeholders left
+    figs = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: figs.append(self))
+    plot_crosscheck(rep, tmp_path / "c.png")
+    (fig,) = figs
+    left, right = fig.axes
+    labels = left.get_legend_handles_labels()[1]
+    assert not any("rate_equation" in s for s in labels) and any(s.startswith("trajectories") for s in labels)
+    assert left.get_yscale() == "linear" and right.get_yscale() == "linear"
+    # the right panel draws one point per compared row (finite tolerance), none for the reference
+    n_points = sum(len(line.get_xdata()) for line in right.get_lines() if line.get_marker() == "o")
+    assert n_points == len(others)
+    assert rep.message in fig._suptitle.get_text().replace("\n", " ")

@@ -88,15 +88,22 @@ def test_mode_statistics_match_bose_einstein(run_dir):
     assert ms.fock["P_n"].sum() == pytest.approx(1.0)
 
 
-def test_first_passage_to_runaway(tmp_path, capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def runaway(tmp_path_factory):
+    """Above threshold (kappa = -0.82): every trajectory runs away to the cap n = 999 by t ~ 18."""
+    cfg = make_config(bias={"V": 2.0, "T_e": 0.1})
+    out = tmp_path_factory.mktemp("runaway") / "run"
+    res = run_trajectories(rate_model(cfg), engine="ssa", ntraj=3000, t_end=40.0, n_points=41, seed=3,
+                           initial="vacuum", out_dir=out, config=cfg, progress=False)
+    return out, res, float(rate_model(cfg).kappa)
+
+
+def test_first_passage_to_runaway(runaway, tmp_path, capsys, monkeypatch):
     """Above threshold: mean first-passage time from vacuum to n = 20 vs the birth-death formula."""
     import analysis.cli.app as cli
     from analysis.mode_stats import exact_first_passage_mean, first_passage_times
 
-    cfg = make_config(bias={"V": 2.0, "T_e": 0.1})
-    out = tmp_path / "runaway"
-    run_trajectories(rate_model(cfg), engine="ssa", ntraj=3000, t_end=40.0, n_points=11, seed=3, initial="vacuum",
-                     out_dir=out, config=cfg, progress=False)
+    out = runaway[0]
     fp = first_passage_times(out, 20)
     assert np.all(np.isfinite(fp))  # kappa t_end ~ -33: every trajectory runs away within the window
     exact = exact_first_passage_mean(out, 20)
@@ -106,3 +113,122 @@ def test_first_passage_to_runaway(tmp_path, capsys, monkeypatch):
     d = json.loads(capsys.readouterr().out)
     assert d["first_passage"]["exact_mean_from_vacuum"] == pytest.approx(exact)
     assert d["stable"] is False and (tmp_path / "s" / "first_passage.png").is_file()
+
+
+def _kstat_reference(x, duration, half, groups=20):
+    """The former implementation: scipy k-statistics, jackknife by deleting each group and recomputing."""
+    from scipy.stats import kstat
+
+    def est(idx):
+        return np.array([(kstat(x[idx], k) - kstat(half[idx], k)) / (duration / 2) for k in (1, 2, 3, 4)])
+
+    everything = np.arange(len(x))
+    parts = np.array_split(everything, groups)
+    loo = np.array([est(np.delete(everything, p)) for p in parts])
+    return est(everything), np.sqrt((groups - 1) / groups * ((loo - loo.mean(axis=0)) ** 2).sum(axis=0))
+
+
+def test_vectorised_estimators_match_the_reference_implementation(run_dir):
+    """Power-sum k-statistics and group jackknife = scipy.stats.kstat with explicit deletion, to rounding."""
+    from analysis.estimators import estimate_cumulant_rates, totals_per_trajectory
+    from sim.io import read_table
+
+    jumps = read_table(run_dir, "jumps")
+    x = np.stack([totals_per_trajectory(jumps, q, 1.0, 1000) for q in ("charge", "jumps:LR:emission")])
+    h = np.stack([totals_per_trajectory(jumps[jumps["t"] < 500.0], q, 1.0, 1000)
+                  for q in ("charge", "jumps:LR:emission")])
+    est, err = estimate_cumulant_rates(x, 1000.0, half=h)
+    for q in range(2):
+        ref_est, ref_err = _kstat_reference(x[q], 1000.0, h[q])
+        np.testing.assert_allclose(est[q], ref_est, rtol=1e-9, atol=1e-12 * np.abs(ref_est).max())
+        np.testing.assert_allclose(err[q], ref_err, rtol=1e-9)
+    # run_stats uses the same estimator on the same totals
+    c = run_stats(run_dir, progress=False).cumulants
+    row = c[c["quantity"] == "charge"].sort_values("order")
+    np.testing.assert_allclose(row["estimate"], est[0], rtol=1e-9)
+
+
+def test_mode_statistics_match_the_reference_implementation(run_dir):
+    """Vectorised sums and group jackknife of N, g2 = concatenating per-trajectory samples and recomputing."""
+    from analysis.mode_stats import mode_stats
+    from sim.io import read_table
+
+    grid = read_table(run_dir, "trajectories")
+    per = [g.to_numpy() for _, g in grid[grid["N"].notna()].groupby("traj")["N"]]
+
+    def jack(stat):
+        parts = np.array_split(np.arange(len(per)), 20)
+        loo = np.array([stat(np.concatenate([v for i, v in enumerate(per) if not (p[0] <= i <= p[-1])]))
+                        for p in parts])
+        return stat(np.concatenate(per)), np.sqrt(19 / 20 * ((loo - loo.mean()) ** 2).sum())
+
+    ms = mode_stats(run_dir, progress=False)
+    for got, stat in ((ms.N, np.mean), (ms.g2, lambda v: np.mean(v * (v - 1)) / np.mean(v) ** 2)):
+        ref = jack(stat)
+        assert got[0] == pytest.approx(ref[0], rel=1e-12) and got[1] == pytest.approx(ref[1], rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def readme_run(tmp_path_factory):
+    """The README's run (paper_double_dot, t_end = 200, steady start), fewer trajectories: 1/escape(0) = 219 > t_end."""
+    from pathlib import Path
+
+    from sim.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "runs" / "paper_double_dot.toml")
+    out = tmp_path_factory.mktemp("readme") / "traj"
+    run_trajectories(rate_model(cfg), engine="ssa", ntraj=20000, t_end=200.0, n_points=11, seed=1,
+                     initial="steady", out_dir=out, config=cfg, progress=False)
+    return out
+
+
+def test_waiting_times_of_the_readme_run_agree_or_are_marked_not_estimable(readme_run, capsys, monkeypatch):
+    import analysis.cli.app as cli
+
+    st = run_stats(readme_run, progress=False)
+    w = st.waiting
+    ok = w[w["estimable"]]
+    bad = w[~w["estimable"] & (w["n_first"] > 0)]
+    # after an absorption the mode is mostly empty and waits ~ 1/escape(0) = 219 > t_end: not estimable,
+    # and no number is printed for them
+    assert set(bad["first"]) == {"LR:absorption", "RL:absorption", "ph:absorption"}
+    assert (bad["censored"] > 0.3).all() and bad[["probability", "mean"]].isna().all().all()
+    # after an emission (n >= 1, escape >= 0.77) every wait is seen: estimates agree with the exact ones
+    assert set(ok["first"]) >= {"LR:emission"} and (ok["censored"] <= ok["probability_stderr"]).all()
+    big = ok[ok["n"] > 100]
+    assert len(big) >= 4
+    zp = (big["probability"] - big["probability_exact"]) / big["probability_stderr"]
+    zm = (big["mean"] - big["mean_exact"]) / big["mean_stderr"]
+    assert np.all(np.abs(zp) < 4) and np.all(np.abs(zm) < 4), big.assign(zp=zp, zm=zm)
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli.stats",))
+    assert main(["stats", str(readme_run), "--json", "--no-progress"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    rec = [r for r in d["waiting_times"] if r["first"] == "LR:absorption" and r["second"] == "LR:emission"][0]
+    assert rec["estimable"] is False and rec["probability"] is None and rec["probability_exact"] > 0.98
+
+
+def test_unstable_run_has_no_stationary_statistics_and_fits_the_growth_rate(runaway, tmp_path, capsys, monkeypatch):
+    import analysis.cli.app as cli
+    from analysis.mode_stats import growth_stats
+
+    out, res, kappa = runaway
+    s = res.summary()
+    assert s["stable"] is False and s["growth_rate"] == pytest.approx(-kappa)
+    assert s["N_final"] is None and "cap" in s["N_final_note"]  # not the mean of the few below the cap
+    st = run_stats(out, progress=False)
+    assert not st.stable and st.cumulants.empty and st.waiting.empty
+    g = growth_stats(out, progress=False)
+    lam, err, exact = g.growth_rate
+    assert exact == pytest.approx(-kappa) and 0 < err < 0.05 * exact
+    assert abs(lam - exact) < 4 * err, (lam, err, exact)
+    fp_mean, fp_err, fp_exact = g.first_passage
+    assert g.cap == 999 and g.n_capped == 3000 and abs(fp_mean - fp_exact) < 4 * fp_err
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli.stats",))
+    assert main(["stats", str(out), "--no-progress", "--out", str(tmp_path / "s")]) == 0
+    text = capsys.readouterr().out
+    assert "unstable" in text and "growth rate" in text and "g2" not in text and "cumulant rates (per" not in text
+    assert (tmp_path / "s" / "growth.png").is_file() and not (tmp_path / "s" / "cumulants.png").exists()
+    assert main(["stats", str(out), "--json", "--no-progress"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["cumulants"] == [] and "mode" not in d
+    assert d["growth"]["growth_rate"]["exact"] == pytest.approx(-kappa)

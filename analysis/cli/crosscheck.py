@@ -19,6 +19,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
     q.add_argument("--ntraj", type=int, help="trajectories for the ssa row (default: run.ntraj)")
     q.add_argument("--t-end", type=float, help="trajectory length (default: run.t_end or 200/kappa)")
     q.add_argument("--seed", type=int, help="seed of the ssa row (default: run.seed)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr (default: on a terminal)")
     q.set_defaults(handler=cmd_crosscheck)
 
 
@@ -38,7 +39,8 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
                     "seed": args.seed}
         rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
                                metadata={"command": "crosscheck", "config": cfg.to_dict()})
-    rep = crosscheck(cfg, ntraj=args.ntraj, t_end=args.t_end, seed=args.seed)
+    rep = crosscheck(cfg, ntraj=args.ntraj, t_end=args.t_end, seed=args.seed,
+                     progress=False if args.no_progress else None)
     if rd is not None:
         rep.table.to_parquet(rd.path / "crosscheck.parquet")
         if rep.stable:
@@ -51,7 +53,7 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
         return 0
     cols = ["route", "level", "quantity", "value", "stderr", "difference", "tolerance", "within"]
     t = rep.table[[c for c in cols if c in rep.table]]
-    print(t.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    print(t.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
     if rep.stable:
         print("\nexpected differences from the rate equation:")
         for (route, level), exp in rep.table.groupby(["route", "level"], sort=False)["expected"].first().items():

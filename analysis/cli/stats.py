@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG
     q.add_argument("--overwrite", action="store_true", help="replace DIR2 if it holds a different result")
     q.add_argument("--first-passage", type=int, metavar="LEVEL",
                    help="first-passage time to population LEVEL (time to runaway above threshold)")
+    q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr (default: on a terminal)")
     q.set_defaults(handler=cmd_stats)
 
 
@@ -38,6 +39,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     t_end = float(source["identity"]["run"]["t_end"])
     if args.t_min is not None and not 0 <= args.t_min < t_end:
         raise ConfigError(f"--t-min must be >= 0 and below the run's t_end = {t_end:g}, got {args.t_min:g}")
+    if args.first_passage is not None and args.first_passage < 1:
+        raise ConfigError(f"--first-passage must be a population level >= 1, got {args.first_passage}")
     rd = None
     if args.out:
         from sim.io import RunDirectory
@@ -46,15 +49,19 @@ def cmd_stats(args: argparse.Namespace) -> int:
                     "first_passage": args.first_passage}
         rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite, metadata={"command": "stats",
                                "source_dir": str(run.resolve())})
-    st = run_stats(run, args.t_min)
-    from analysis.mode_stats import exact_first_passage_mean, first_passage_times, mode_stats
+    progress = False if args.no_progress else None
+    st = run_stats(run, args.t_min, progress=progress)
+    from analysis.mode_stats import exact_first_passage_mean, first_passage_times, growth_stats, mode_stats
 
-    ms = mode_stats(run, st.t_min)
-    extra = {"mode": ms.to_dict()}
+    ms = gs = None
+    if st.stable:
+        ms = mode_stats(run, st.t_min, progress=progress)
+        extra = {"mode": ms.to_dict()}
+    else:  # no steady state: non-stationary quantities only
+        gs = growth_stats(run, progress=progress)
+        extra = {"growth": gs.to_dict()}
     fp = None
     if args.first_passage is not None:
-        if args.first_passage < 1:
-            raise ConfigError(f"--first-passage must be a population level >= 1, got {args.first_passage}")
         fp = first_passage_times(run, args.first_passage)
         ok = fp[np.isfinite(fp)]
         init = json.loads((run / "metadata.json").read_text())["identity"]["run"]["initial"]
@@ -73,8 +80,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
         st.cumulants.to_parquet(targets[0])
         st.waiting.to_parquet(targets[1])
         st.counts.to_parquet(targets[2])
-        ms.fock.to_parquet(out / "fock.parquet")
-        stats_figures(st, json.loads((run / "metadata.json").read_text()), out)
+        if ms is not None:
+            ms.fock.to_parquet(out / "fock.parquet")
+        else:
+            gs.curve.to_parquet(out / "growth.parquet")
+        stats_figures(st, source, out, fock=None if ms is None else ms.fock, growth=gs)
         if fp is not None:
             from analysis.stats_plots import plot_first_passage
 
@@ -87,25 +97,55 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"transient: {st.transient}")
     print("\ncounts per (channel, direction), whole run:")
     print(st.counts[st.counts["count"] > 0].to_string(index=False))
-    print("\ncumulant rates (per unit time): estimate +- stderr, exact")
-    c = st.cumulants.copy()
-    print(c.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-    w = st.waiting.sort_values("n", ascending=False).head(10)
-    print(f"\nwaiting times, the 10 most frequent consecutive pairs (a pair starts at a jump with "
-          f"t <= t_end - {st.horizon:.4g}, so waits up to {st.horizon:.4g} are seen):")
-    if st.censored:
-        print(f"warning: waits longer than {st.horizon:.4g} are cut off by the end of the run (the slowest no-jump "
-              f"time is 1/escape(0) = {st.slowest_wait:.4g}); run to t_end >= t_min + {40 * st.slowest_wait:.4g} "
-              "for unbiased waiting times")
-    print(w.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print("\nmode (samples of N on the grid, t >= t_min): estimate +- stderr, exact")
-    for k, r in extra["mode"].items():
-        print(f"  {k:8s}{_f(r['estimate'])} +- {_f(r['stderr'])}   exact {_f(r['exact'])}")
+    if not st.stable:
+        _print_growth(extra["growth"])
+    else:
+        _print_stationary(st, extra["mode"])
     if fp is not None:
         f = extra["first_passage"]
         print(f"\nfirst passage to n = {f['level']}: {f['n_reached']} of {f['ntraj']} trajectories reached it; "
               f"mean {_f(f['mean'])} +- {_f(f['stderr'])}, exact from vacuum {_f(f['exact_mean_from_vacuum'])}")
     return 0
+
+
+def _print_stationary(st, mode: dict) -> None:
+    print("\ncumulant rates (per unit time): estimate +- stderr, exact")
+    print(st.cumulants.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    w = st.waiting.sort_values("n", ascending=False).head(10)
+    print("\nwaiting times, the 10 most frequent consecutive pairs (after a jump of label i the next jump is "
+          "watched for H; censored: fraction of starts whose next jump fell after t_end):")
+    cols = ["first", "second", "n", "horizon", "censored", "probability", "probability_stderr", "probability_exact",
+            "mean", "mean_stderr", "mean_exact"]
+    print(w[cols].to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-"))
+    bad = st.waiting[~st.waiting["estimable"].astype(bool) & (st.waiting["n_first"] > 0)]
+    if len(bad):
+        firsts = ", ".join(dict.fromkeys(bad["first"]))
+        print(f"not estimable ('-'): pairs after {firsts}: waits longer than H are cut off by the end of the run "
+              f"(the slowest wait, 1/escape(n=0) = {st.slowest_wait:.4g}, is long against t_end - t_min = "
+              f"{st.t_end - st.t_min:.4g}); their density for tau <= H is in waiting_times.png. A run with "
+              f"t_end >= t_min + {40 * st.slowest_wait:.4g} estimates them")
+    print("\nmode (samples of N on the grid, t >= t_min): estimate +- stderr, exact")
+    for k, r in mode.items():
+        print(f"  {k:8s}{_f(r['estimate'])} +- {_f(r['stderr'])}   exact {_f(r['exact'])}")
+
+
+def _print_growth(g: dict) -> None:
+    r = g["growth_rate"]
+    print("\nno steady state: no cumulant rates, waiting times or mode statistics (they would not be stationary)")
+    if r["estimate"] is None:
+        print(f"growth rate   not fitted ({g['note']}); -kappa = {_f(r['exact'])}")
+    else:
+        print(f"growth rate   {_f(r['estimate'])} +- {_f(r['stderr'])} (fit of the mean N(t), t in "
+              f"[{g['fit_window'][0]:g}, {g['fit_window'][1]:g}], {g['fit_points']} grid points before any trajectory "
+              f"reached the cap);  -kappa = {_f(r['exact'])}")
+    fp = g["first_passage_to_cap"]
+    if g["cap"] is None:
+        print("first passage  no trajectory reached the population cap before t_end")
+    else:
+        print(f"first passage to the cap n = {g['cap']}: {g['n_capped']} of {g['ntraj']} trajectories; mean "
+              f"{_f(fp['mean'])} +- {_f(fp['stderr'])}, exact from vacuum {_f(fp['exact_mean_from_vacuum'])}")
+    if g["note"] and r["estimate"] is not None:
+        print(f"note          {g['note']}")
 
 
 def _f(v) -> str:

@@ -82,7 +82,11 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
     print(f"engine        {s['engine']}")
     print(f"trajectories  {s['ntraj']}  ({done})")
     print(f"jumps         {s['n_jumps']}")
-    print(f"N(t_end)      {_fmt(s['N_final'])} +- {_fmt(s['N_final_sem'])}")
+    print(f"N(t_end)      {_fmt(s['N_final'])} +- {_fmt(s['N_final_sem'])}"
+          + (f"  ({s['N_final_note']})" if s.get("N_final_note") else ""))
+    if s.get("stable") is False:
+        print(f"unstable      kappa = {s['kappa']:.6g} <= 0: no steady state, N grows at rate -kappa = "
+              f"{s['growth_rate']:.6g} (fit it with `ehp stats DIR`)")
     print(f"jumps/s       {_fmt(s['jumps_per_s'])}  (simulating {s['sim_s']:.3g} s, wall {s['wall_s']:.3g} s)")
     if s["n_stopped"]:
         print(f"stopped       {s['n_stopped']} trajectories reached the top Fock state (cutoff - 1); "

@@ -111,6 +111,7 @@ class TrajectoryResult(Result):
     jumps: pd.DataFrame | None = None
     trajectories: pd.DataFrame | None = None
     stops: pd.DataFrame | None = None
+    kappa: float = float("nan")
     model: RateModel | None = dataclasses.field(default=None, kw_only=True)
 
     @property
@@ -174,8 +175,27 @@ class TrajectoryResult(Result):
             "batch_size": self.batch_size, "n_batches": self.n_batches, "n_batches_resumed": self.n_batches_resumed,
             "n_stopped": self.n_stopped,
             "counts": {ch: {d: int(c[(ch, d)]) for d in DIRECTIONS} for ch in JUMP_CHANNELS},
-            "N_final": float(self.N_mean[-1]), "N_final_sem": float(self.N_sem[-1]),
+            **self._final_population(),
         }
+
+    def _final_population(self) -> dict[str, Any]:
+        """``N(t_end)`` over all trajectories, or ``None`` with the reason when some stopped at the cap.
+
+        The mean over the trajectories still below the cap is biased low (the fastest-growing
+        ones are missing), so it is not reported; an unstable mode has no steady state and
+        grows at rate ``-kappa``.
+        """
+        out: dict[str, Any] = {"stable": bool(self.kappa > 0) if np.isfinite(self.kappa) else None,
+                               "kappa": float(self.kappa) if np.isfinite(self.kappa) else None,
+                               "growth_rate": float(-self.kappa) if self.kappa <= 0 else None}
+        n_end = int(self.N_count[-1])
+        if n_end == self.ntraj:
+            return {**out, "N_final": float(self.N_mean[-1]), "N_final_sem": float(self.N_sem[-1])}
+        note = (f"{self.ntraj - n_end} of {self.ntraj} trajectories stopped at the population cap before t_end: "
+                "N(t_end) over the others would be biased low, not reported")
+        if self.kappa <= 0:
+            note += f"; unstable mode, N grows at rate -kappa = {-self.kappa:.6g}"
+        return {**out, "N_final": None, "N_final_sem": None, "N_final_note": note}
 
 
 @dataclass
@@ -339,7 +359,7 @@ def run_trajectories(
         eng.name, ntraj, spec, batch_size, counts_frame(totals.counts), int(totals.counts.sum()), totals.N_sum,
         totals.N_sumsq, totals.N_count, totals.n_stopped, totals.sim_s, time.perf_counter() - t_wall, n_batches,
         n_resumed, None if rd is None else rd.path, mem.get("jumps"), mem.get("trajectories"), mem.get("stops"),
-        model=model, config=config, options={"engine": eng.name, "ntraj": ntraj, "t_end": spec.t_end,
+        float(model.kappa), model=model, config=config, options={"engine": eng.name, "ntraj": ntraj, "t_end": spec.t_end,
                                              "n_points": spec.n_points, "seed": spec.seed, "initial": initial,
                                              "cutoff": spec.cutoff})
     if rd is not None:
