@@ -143,6 +143,30 @@ class KernelModel:
         return pts, W, W1
 
 
+def fermi_pole_integral(p, mu, T):
+    """``I(p) = int de f((e - mu)/T)/(e - p)`` for ``Im p < 0`` (regularised: the real
+    cut-off term is dropped; it cancels in any kernel decaying faster than 1/e).
+
+    ``psi(1/2 + (mu - p)/(2 pi i T)) + log(2 pi T) - i pi/2``; at ``T = 0``
+    ``log(mu - p) - i pi``. Arguments broadcast.
+    """
+    hot = T > 0
+    Ts = np.where(hot, T, 1.0)
+    u = 0.5 + (mu - p) / (2j * np.pi * Ts)
+    I_hot = digamma(u) + np.log(2 * np.pi * Ts) - 0.5j * np.pi
+    if np.all(hot):
+        return I_hot
+    return np.where(hot, I_hot, np.log(mu - p) - 1j * np.pi)
+
+
+def fermi_pole_integral_derivative(p, mu, T):
+    """``dI/dp`` of :func:`fermi_pole_integral` (trigamma; ``-1/(mu - p)`` at ``T = 0``)."""
+    hot = T > 0
+    Ts = np.where(hot, T, 1.0)
+    u = 0.5 + (mu - p) / (2j * np.pi * Ts)
+    return np.where(hot, trigamma(u) * (1j / (2 * np.pi * Ts)), -1.0 / (mu - p))
+
+
 def _fermi_integral(pts, W, W1, mu, T):
     """``int de/2pi K(e) f((e - mu)/T)`` from pole weights; arrays (N, P), mu/T (N,)."""
     keep = np.any(W != 0, axis=0) | np.any(W1 != 0, axis=0)
@@ -151,19 +175,10 @@ def _fermi_integral(pts, W, W1, mu, T):
     pts, W, W1 = pts[:, keep], W[:, keep], W1[:, keep]
     mu = mu[:, None]
     T = T[:, None]
-    hot = T > 0
-    Ts = np.where(hot, T, 1.0)
-    u = 0.5 + (mu - pts) / (2j * np.pi * Ts)
-    if hot.all():
-        total = W * (digamma(u) + np.log(2 * np.pi * Ts) - 0.5j * np.pi)
-    else:
-        I_hot = digamma(u) + np.log(2 * np.pi * Ts) - 0.5j * np.pi
-        total = W * np.where(hot, I_hot, np.log(mu - pts) - 1j * np.pi)
+    total = W * fermi_pole_integral(pts, mu, T)
     used = np.any(W1 != 0, axis=0)  # confluent pole pairs: I'(p) at their midpoints
     if used.any():
-        d_hot = trigamma(u[:, used]) * (1j / (2 * np.pi * Ts))
-        d_cold = -1.0 / (mu - pts[:, used])
-        total[:, used] += W1[:, used] * np.where(hot, d_hot, d_cold)
+        total[:, used] += W1[:, used] * fermi_pole_integral_derivative(pts[:, used], mu, T)
     return total.sum(axis=1).real / (2 * np.pi)
 
 
