@@ -1,0 +1,350 @@
+r"""EHP rate matrices of several modes (physics.md sec. 7, Eqs. 6-7 as K x K matrices).
+
+For modes ``m, n = 1..K`` with Hermitian couplings ``M^m`` (n x n) and a channel
+``c = (a, b)`` (electron in electrode ``a``, hole in ``b``), at a frequency ``w``::
+
+    tau_em^c_mn(w)  = int de/2pi Tr[M^m A_a(e) M^n A_b(e - w)] f_a(e) [1 - f_b(e - w)]
+    tau_abs^c_mn(w) = int de/2pi Tr[M^m A_a(e) M^n A_b(e - w)] [1 - f_a(e)] f_b(e - w)
+    Lambda^c_mn(w)  = tau_abs^c_mn - tau_em^c_mn
+
+Hermitian K x K matrices; emission and absorption are positive semi-definite (Gram
+matrices); the diagonal is the single-mode rate of :func:`sim.channels.channel_rates`
+with ``M = M^m``. Units: rates in the energy unit (hbar = 1).
+
+Method (exact, as in :mod:`sim.channels`)
+------------------------------------------
+With ``H_eff = H - i(Gamma_L + Gamma_R)/2 = V diag(z) V^-1``, ``Gt_a = V^-1 Gamma_a V^-dagger``
+and ``Mt^m = V^dagger M^m V``, the kernel is a rational function of ``e``::
+
+    K^mn(e) = sum_klpq Mt^m_qk Gt_a[k,l] Mt^n_lp Gt_b[p,q] / ((e - z_k)(e - z*_l)(e - w - z_p)(e - w - z*_q)).
+
+Against a Fermi function the lower-half-plane poles ``z_k, w + z_p`` give the divided
+difference ``(Q I)[z_k, w + z_p]`` with ``Q_lq(e) = 1/((e - z*_l)(e - w - z*_q))`` and
+``I(p)`` the digamma integral of :func:`sim.channels.fermi_pole_integral`; since
+``K^nm = conj(K^mn)`` the upper half plane contributes the Hermitian conjugate, so the
+integral is ``L + L^dagger``. ``Q`` factorises in ``l`` and ``q``, so ``L`` is a sum of
+matrix products: ``O(K n^3)`` to form the factors (once per channel and ``w``) and
+``O(K^2 n^2)`` per Fermi function -- never ``K^2`` separate scalar integrals. Confluent
+poles (``z_k = w + z_p``), the interpolation across ``w = mu_c`` and ``T = 0`` are handled
+exactly as in :mod:`sim.channels`. Unequal electrode temperatures: ``tau_em`` by adaptive
+vector quadrature (``scipy.integrate.quad_vec``), ``Lambda`` exact. Defective (exceptional
+point) models: everything by quadrature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import integrate
+
+from .channels import _CONFLUENT, _DELTA, fermi_pole_integral, fermi_pole_integral_derivative
+from .conductor import CHANNELS, ELECTRODES, Conductor
+from .special import bose, fermi, x_bose
+
+__all__ = ["RateMatrices", "RateMatrixModel", "rate_matrices", "kernel_matrix", "validate_couplings"]
+
+
+@dataclass(frozen=True)
+class RateMatrices:
+    """Rate matrices of the four channels at one frequency.
+
+    Attributes
+    ----------
+    w : float
+        Frequency (energy units).
+    mu : ndarray, shape (4,)
+        ``mu_c = mu_a - mu_b`` per channel, in the order of :data:`sim.conductor.CHANNELS`.
+    emission, absorption, damping : ndarray, shape (4, K, K), complex
+        ``tau_em^c``, ``tau_abs^c``, ``Lambda^c = tau_abs^c - tau_em^c`` (rates, energy units).
+    """
+
+    w: float
+    mu: NDArray[np.float64]
+    emission: NDArray[np.complex128]
+    absorption: NDArray[np.complex128]
+    damping: NDArray[np.complex128]
+
+    def __post_init__(self) -> None:
+        shape = self.emission.shape
+        if len(shape) != 3 or shape[0] != 4 or shape[1] != shape[2]:
+            raise ValueError(f"rate matrices must have shape (4, K, K), got {shape}")
+        for k in ("absorption", "damping"):
+            if getattr(self, k).shape != shape:
+                raise ValueError(f"{k} must have shape {shape}, got {getattr(self, k).shape}")
+
+    @property
+    def K(self) -> int:
+        """Number of modes."""
+        return self.emission.shape[1]
+
+    def channel(self, name: str) -> dict[str, NDArray]:
+        """``{mu, emission, absorption, damping}`` of one channel."""
+        i = CHANNELS.index(name)
+        return {k: getattr(self, k)[i] for k in ("mu", "emission", "absorption", "damping")}
+
+
+def validate_couplings(couplings: ArrayLike, n: int) -> NDArray[np.complex128]:
+    """Check ``couplings`` is a (K, n, n) stack of finite Hermitian matrices; return it (complex)."""
+    M = np.array(couplings, dtype=complex)
+    if M.ndim == 2:
+        M = M[None]
+    if M.ndim != 3 or M.shape[1:] != (n, n) or M.shape[0] < 1:
+        raise ValueError(f"couplings must have shape (K, {n}, {n}) with K >= 1, got {M.shape}")
+    if not np.all(np.isfinite(M)):
+        raise ValueError("couplings must be finite (no NaN or inf)")
+    scale = max(1.0, float(np.max(np.abs(M))))
+    bad = np.max(np.abs(M - M.conj().transpose(0, 2, 1)), axis=(1, 2)) > 1e-12 * scale
+    if bad.any():
+        raise ValueError(f"couplings must be Hermitian; M^k is not for k = {np.flatnonzero(bad).tolist()}")
+    return 0.5 * (M + M.conj().transpose(0, 2, 1))
+
+
+def kernel_matrix(conductor: Conductor, couplings: ArrayLike, channel: str, e: float, w: float) -> NDArray[np.complex128]:
+    """``K^mn(e, w) = Tr[M^m A_a(e) M^n A_b(e - w)]`` by direct matrix algebra (reference route), (K, K)."""
+    M = np.asarray(couplings, dtype=complex)
+    a, b = ELECTRODES[channel]
+    P = M @ conductor.spectral(e, a)  # (K, n, n)
+    Q = M @ conductor.spectral(e - w, b)
+    K, n = M.shape[0], M.shape[1]
+    return P.reshape(K, n * n) @ Q.transpose(0, 2, 1).reshape(K, n * n).T
+
+
+class _ChannelFactors:
+    """The ``I``-independent matrix factors of one channel at one ``w`` (see module docstring).
+
+    ``L^mn = sum_kp [S1^m_kp inv_kp I(z_k) P1^n_kp - W2^m_kp inv_kp I(w + z_p) U2^n_kp]
+    + sum_i (confluent pairs) [...]``.
+    """
+
+    def __init__(self, z, Gta, Gtb, Mt, w):
+        n = z.size
+        a = z
+        c = w + z
+        b, d = z.conj(), c.conj()
+        alpha = 1.0 / (a[:, None] - b[None, :])  # (k, l)
+        beta = 1.0 / (a[:, None] - d[None, :])  # (k, q)
+        gamma = 1.0 / (c[:, None] - b[None, :])  # (p, l)
+        delta = 1.0 / (c[:, None] - d[None, :])  # (p, q)
+        diff = a[:, None] - c[None, :]
+        mid = 0.5 * (a[:, None] + c[None, :])
+        conf = np.abs(diff) < _CONFLUENT * np.abs(mid.imag)
+        self.inv = np.where(conf, 0.0, 1.0 / np.where(conf, 1.0, diff))
+        self.a, self.c = a, c
+        K = Mt.shape[0]
+        MtT = Mt.transpose(0, 2, 1)
+        self.S1 = ((MtT * beta) @ Gtb.T).reshape(K, n * n)
+        self.P1 = ((Gta * alpha) @ Mt).reshape(K, n * n)
+        self.U2 = (Gta @ (gamma.T * Mt)).reshape(K, n * n)
+        self.W2 = (MtT @ (Gtb * delta).T).reshape(K, n * n)
+        kk, pp = np.nonzero(conf)
+        self.mid = mid[kk, pp]
+        if kk.size:
+            ap = 1.0 / (self.mid[:, None] - b[None, :])  # (i, l)
+            bp = 1.0 / (self.mid[:, None] - d[None, :])  # (i, q)
+            Ga, Gb = Gta[kk], Gtb[pp]  # (i, l), (i, q)
+            Mn = Mt[:, :, pp]  # (K, l, i): Mt^n_{l p_i}
+            Mm = Mt[:, :, kk]  # (K, q, i): Mt^m_{q k_i}
+            self.R1 = np.einsum("il,nli->ni", Ga * ap, Mn)
+            self.R2 = np.einsum("il,nli->ni", Ga * ap * ap, Mn)
+            self.B1 = np.einsum("mqi,iq->mi", Mm, Gb * bp)
+            self.B2 = np.einsum("mqi,iq->mi", Mm, Gb * bp * bp)
+
+    def lower(self, terms) -> NDArray[np.complex128]:
+        """``L`` for the Fermi functional ``sum_j coef_j f((e - mu_j)/T_j)``; ``terms`` = [(coef, mu, T)]."""
+        Ia = sum(cf * fermi_pole_integral(self.a, mu, T) for cf, mu, T in terms)
+        Ic = sum(cf * fermi_pole_integral(self.c, mu, T) for cf, mu, T in terms)
+        L = (self.S1 * (self.inv * Ia[:, None]).ravel()) @ self.P1.T
+        L -= (self.W2 * (self.inv * Ic[None, :]).ravel()) @ self.U2.T
+        if self.mid.size:
+            Im = sum(cf * fermi_pole_integral(self.mid, mu, T) for cf, mu, T in terms)
+            dIm = sum(cf * fermi_pole_integral_derivative(self.mid, mu, T) for cf, mu, T in terms)
+            L += (self.B1 * dIm) @ self.R1.T - (self.B1 * Im) @ self.R2.T - (self.B2 * Im) @ self.R1.T
+        return L
+
+    def integral(self, terms) -> NDArray[np.complex128]:
+        """``int de/2pi K^mn(e) sum_j coef_j f_j(e) = (L + L^dagger)/2pi``."""
+        L = self.lower(terms)
+        return (L + L.conj().T) / (2 * np.pi)
+
+    def total_weight(self) -> NDArray[np.complex128]:
+        """``int de/2pi K^mn(e)`` (``f = 1``: ``I(p) = -i pi``, ``I' = 0``): bounds every rate."""
+        L = (self.S1 * (self.inv * (-1j * np.pi)).ravel()) @ self.P1.T
+        L -= (self.W2 * (self.inv * (-1j * np.pi)).ravel()) @ self.U2.T
+        if self.mid.size:
+            L -= (-1j * np.pi) * (self.B1 @ self.R2.T + self.B2 @ self.R1.T)
+        return (L + L.conj().T) / (2 * np.pi)
+
+
+class RateMatrixModel:
+    """Pole data of a conductor with several mode couplings, computed once (w- and bias-independent).
+
+    Parameters
+    ----------
+    conductor
+        The wide-band conductor (its own ``M`` is ignored).
+    couplings
+        ``M^k``, shape (K, n, n), Hermitian (complex allowed), energy units.
+    """
+
+    def __init__(self, conductor: Conductor, couplings: ArrayLike) -> None:
+        if not isinstance(conductor, Conductor):
+            raise TypeError(f"rate matrices need a matrix Conductor, got {type(conductor).__name__}")
+        self.conductor = conductor
+        self.M = validate_couplings(couplings, conductor.n)
+        self.K = self.M.shape[0]
+        z, V = np.linalg.eig(conductor.h_eff)
+        self.z = z
+        self.width = float(np.min(np.abs(z.imag)))
+        cond = np.linalg.cond(V)
+        self.defective = bool(not np.isfinite(cond) or cond > 1e7 or self.width <= 0)
+        if not self.defective:
+            Vi = np.linalg.inv(V)
+            self.Gt = {a: Vi @ conductor.gamma(a) @ Vi.conj().T for a in ("L", "R")}
+            self.Mt = V.conj().T @ self.M @ V
+
+    def _factors(self, channel: str, w: float, modes) -> _ChannelFactors:
+        a, b = ELECTRODES[channel]
+        Mt = self.Mt if modes is None else self.Mt[modes]
+        return _ChannelFactors(self.z, self.Gt[a], self.Gt[b], Mt, w)
+
+    def rates(
+        self,
+        w: float,
+        mu_L: float,
+        mu_R: float,
+        T_L: float,
+        T_R: float | None = None,
+        modes: ArrayLike | None = None,
+    ) -> RateMatrices:
+        """Emission, absorption and damping matrices of LL, RR, LR, RL at frequency ``w``.
+
+        Parameters
+        ----------
+        w, mu_L, mu_R, T_L, T_R
+            Scalars (energy units); ``T_R`` defaults to ``T_L``; ``T = 0`` is allowed.
+        modes
+            Indices of a subset of modes (default: all), e.g. one cluster.
+
+        Returns
+        -------
+        RateMatrices
+            (4, K', K') complex Hermitian matrices, K' = number of selected modes.
+        """
+        T_R = T_L if T_R is None else T_R
+        vals = {"w": w, "mu_L": mu_L, "mu_R": mu_R, "T_L": T_L, "T_R": T_R}
+        for k, v in vals.items():
+            if not np.isfinite(v):
+                raise ValueError(f"{k} must be finite, got {v!r}")
+        if T_L < 0 or T_R < 0:
+            raise ValueError(f"temperatures T_L, T_R must be >= 0, got {T_L!r}, {T_R!r}")
+        w, mu_L, mu_R, T_L, T_R = (float(v) for v in vals.values())
+        mu = {"L": mu_L, "R": mu_R}
+        T = {"L": T_L, "R": T_R}
+        idx = None if modes is None else np.atleast_1d(np.asarray(modes, dtype=int))
+        K = self.K if idx is None else idx.size
+        em = np.empty((4, K, K), dtype=complex)
+        lam = np.empty_like(em)
+        for i, c in enumerate(CHANNELS):
+            a, b = ELECTRODES[c]
+            if self.defective:
+                M = self.M if idx is None else self.M[idx]
+                em[i], lam[i] = _by_quad(self.conductor, M, c, w, mu[a], mu[b], T[a], T[b])
+            else:
+                em[i], lam[i] = self._exact(c, w, mu[a], mu[b], T[a], T[b], idx)
+        mu_c = np.array([mu[ELECTRODES[c][0]] - mu[ELECTRODES[c][1]] for c in CHANNELS])
+        return RateMatrices(w, mu_c, em, em + lam, lam)
+
+    def _exact(self, c, w, mu_a, mu_b, T_a, T_b, idx):
+        F = self._factors(c, w, idx)
+        lam = F.integral([(1.0, mu_b + w, T_b), (-1.0, mu_a, T_a)])
+        x = w - (mu_a - mu_b)
+        if T_a != T_b:
+            scale = float(np.max(np.abs(np.diagonal(F.total_weight()))))
+            M = self.M if idx is None else self.M[idx]
+            em = _emission_quad(self.conductor, M, c, w, mu_a, mu_b, T_a, T_b, self.z, scale)
+            return em, lam
+        dl = _DELTA * min(T_a, self.width)
+        if T_a > 0 and abs(x) < dl:
+            # interpolate the smooth nB(x) Lambda(x) across |x| < delta, as sim.channels does
+            s = (x + dl) / (2 * dl)
+            gp, gm = s * float(bose(dl, T_a)), (1 - s) * float(bose(-dl, T_a))
+            em = F.integral([(gp, mu_a + dl, T_a), (gm, mu_a - dl, T_a), (-(gp + gm), mu_a, T_a)])
+        else:
+            factor = float(x_bose(x, T_a)) / x if x != 0 else 0.0
+            em = factor * lam
+        return em, lam
+
+
+def rate_matrices(
+    conductor: Conductor,
+    couplings: ArrayLike,
+    w: float,
+    mu_L: float,
+    mu_R: float,
+    T_L: float,
+    T_R: float | None = None,
+) -> RateMatrices:
+    """One-shot :meth:`RateMatrixModel.rates` (build the model once to reuse its pole data)."""
+    return RateMatrixModel(conductor, couplings).rates(w, mu_L, mu_R, T_L, T_R)
+
+
+def _window(w, mu_a, mu_b, T_a, T_b):
+    """Energies where the Fermi factors are not exponentially small (beyond 40 T below e^-40)."""
+    Tm = max(T_a, T_b)
+    lo = min(mu_a, mu_b + w) - 40 * Tm
+    hi = max(mu_a, mu_b + w) + 40 * Tm
+    return lo, hi
+
+
+def _quad_matrix(fn, lo, hi, poles, epsabs):
+    pts = sorted({p for p in poles if lo < p < hi})
+    K = fn(0.5 * (lo + hi)).shape[0]
+
+    def g(e):
+        v = fn(e)
+        return np.concatenate([v.real.ravel(), v.imag.ravel()])
+
+    val, _ = integrate.quad_vec(g, lo, hi, points=pts or None, epsabs=epsabs, epsrel=1e-12, limit=4000, norm="max")
+    return (val[: K * K] + 1j * val[K * K:]).reshape(K, K) / (2 * np.pi)
+
+
+def _emission_quad(conductor, M, c, w, mu_a, mu_b, T_a, T_b, z, scale):
+    """``tau_em^c`` by adaptive vector quadrature over the Fermi window (unequal temperatures)."""
+    lo, hi = _window(w, mu_a, mu_b, T_a, T_b)
+    if T_a == 0 and T_b == 0:
+        lo, hi = mu_b + w, mu_a
+    if hi <= lo:
+        return np.zeros((M.shape[0],) * 2, dtype=complex)
+
+    def fn(e):
+        return kernel_matrix(conductor, M, c, e, w) * float(fermi(e - mu_a, T_a) * (1 - fermi(e - w - mu_b, T_b)))
+
+    em = _quad_matrix(fn, lo, hi, [*z.real, *(z.real + w), mu_a, mu_b + w], 1e-13 * 2 * np.pi * max(scale, 1e-300))
+    return 0.5 * (em + em.conj().T)
+
+
+def _by_quad(conductor, M, c, w, mu_a, mu_b, T_a, T_b):
+    """Defective models (no eigenbasis): ``tau_em`` and ``Lambda`` both by quadrature."""
+    z = np.linalg.eigvals(conductor.h_eff)
+    hw = max(1e-3, float(np.max(np.abs(z.imag))))
+    poles = sorted({*z.real, *(z.real + w)})
+
+    def diag(e):
+        return np.real(np.diagonal(kernel_matrix(conductor, M, c, e, w)))
+
+    lo_k, hi_k = min(poles) - 20 * hw, max(poles) + 20 * hw
+    parts = [integrate.quad_vec(diag, *lim, epsrel=1e-4, limit=200)[0]  # scale of the tolerance only
+             for lim in ((-np.inf, lo_k), (lo_k, hi_k), (hi_k, np.inf))]
+    scale = float(np.max(np.abs(sum(parts)))) / (2 * np.pi)
+    em = _emission_quad(conductor, M, c, w, mu_a, mu_b, T_a, T_b, z, scale)
+    lo, hi = _window(w, mu_a, mu_b, T_a, T_b)
+    if hi <= lo:
+        return em, np.zeros_like(em)
+
+    def fn(e):
+        return kernel_matrix(conductor, M, c, e, w) * float(fermi(e - w - mu_b, T_b) - fermi(e - mu_a, T_a))
+
+    lam = _quad_matrix(fn, lo, hi, [*poles, mu_a, mu_b + w], 1e-13 * 2 * np.pi * max(scale, 1e-300))
+    return em, 0.5 * (lam + lam.conj().T)
