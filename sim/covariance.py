@@ -1,0 +1,441 @@
+r"""Several modes driven by the four EHP baths: exact second moments (physics.md sec. 7).
+
+Modes ``k = 1..K`` with quanta ``Omega_k``, couplings ``M^k``, an Ohmic ph-bath of damping
+``gamma_k`` and occupation ``n_k = nB(Omega_k, T_ph)`` per mode. The Lindblad equation::
+
+    d rho/dt = -i[sum_k Omega_k a_k^+ a_k, rho]
+      + sum_c sum_mn tau_em^c_mn  (a_m^+ rho a_n - {a_n a_m^+, rho}/2)
+      + sum_c sum_mn tau_abs^c_mn (a_n rho a_m^+ - {a_m^+ a_n, rho}/2)
+      + sum_k gamma_k [(n_k + 1) D[a_k] + n_k D[a_k^+]] rho
+
+is quadratic, so ``C_mn = <a_m^+ a_n>`` obeys the closed linear equation::
+
+    dC/dt = -(Y C + C Y^+) + conj(G),   Y = conj(K)/2 - i diag(Omega),
+    K = sum_c Lambda^c + diag(gamma),   G = sum_c tau_em^c + diag(gamma n).
+
+Coherences: the modes are grouped into clusters (sorted quanta whose neighbours differ by at
+most ``delta``; degenerate modes always share one). Between clusters the rate matrices are
+zero (secular approximation); within a cluster the geometric-mean rule
+``T_mn = [g(Omega_m) g(Omega_n)]_mn``, ``g(w) = tau(w)^(1/2)`` (matrix square root of the
+cluster's rate matrix), is used for each channel and direction, and
+``Lambda = T_abs - T_em``. A one-quantum cluster uses ``tau(Omega)`` itself. The Lamb shift
+is neglected (as in the paper). Units: hbar = k_B = 1; energies, rates and temperatures in
+the energy unit, time in 1/energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy import linalg
+
+from .conductor import CHANNELS, CHARGE_SIGN, Conductor
+from .rate_equation import effective_chemical_potential, effective_temperature
+from .rate_matrices import RateMatrixModel
+from .special import bose
+
+__all__ = [
+    "CollapseOperator", "ModeSystem", "ModesSteadyState", "clusters", "cluster_rates", "mode_system",
+]
+
+_SIGN = np.array([CHARGE_SIGN[c] for c in CHANNELS], dtype=float)
+
+
+def clusters(omega: ArrayLike, delta: float) -> tuple[tuple[int, ...], ...]:
+    """Group modes whose sorted quanta differ from their neighbour by at most ``delta``.
+
+    Returns tuples of mode indices (ascending), clusters ordered by their lowest quantum.
+    Exactly degenerate quanta always share a cluster (``delta = 0`` included); a spacing equal
+    to ``delta`` up to rounding (``1e-12`` of the largest quantum) counts as within it.
+    """
+    omega = np.asarray(omega, dtype=float)
+    if not np.isfinite(delta) or delta < 0:
+        raise ValueError(f"delta must be finite and >= 0, got {delta!r}")
+    order = np.argsort(omega, kind="stable")
+    width = delta + 1e-12 * float(np.max(np.abs(omega)))
+    out, cur = [], [int(order[0])]
+    for i, j in zip(order[:-1], order[1:], strict=True):
+        if omega[j] - omega[i] <= width:
+            cur.append(int(j))
+        else:
+            out.append(tuple(sorted(cur)))
+            cur = [int(j)]
+    out.append(tuple(sorted(cur)))
+    return tuple(out)
+
+
+def _psd_sqrt(A: NDArray[np.complex128]) -> NDArray[np.complex128]:
+    """Square root of a Hermitian positive semi-definite matrix (round-off negative eigenvalues -> 0)."""
+    lam, U = np.linalg.eigh(A)
+    return (U * np.sqrt(np.clip(lam, 0.0, None))) @ U.conj().T
+
+
+def cluster_rates(
+    model: RateMatrixModel,
+    omega: ArrayLike,
+    delta: float,
+    mu_L: float,
+    mu_R: float,
+    T_L: float,
+    T_R: float | None = None,
+) -> tuple[NDArray[np.complex128], NDArray[np.complex128], NDArray[np.complex128], tuple[tuple[int, ...], ...]]:
+    """Rate matrices of the modes with the cluster (secular plus geometric-mean) rule.
+
+    Returns
+    -------
+    emission, absorption, damping : ndarray, shape (4, K, K)
+        ``T_em^c``, ``T_abs^c`` and ``Lambda^c = T_abs^c - T_em^c`` (zero between clusters).
+    clusters : tuple of tuples
+        The clusters of :func:`clusters`.
+    """
+    omega = np.asarray(omega, dtype=float)
+    K = model.K
+    if omega.shape != (K,):
+        raise ValueError(f"omega must have shape ({K},) like the couplings, got {omega.shape}")
+    cl = clusters(omega, delta)
+    em = np.zeros((4, K, K), dtype=complex)
+    ab = np.zeros_like(em)
+    lam = np.zeros_like(em)
+    for S in cl:
+        idx = np.array(S)
+        block = np.ix_(range(4), idx, idx)
+        quanta = np.unique(omega[idx])
+        if quanta.size == 1:
+            r = model.rates(float(quanta[0]), mu_L, mu_R, T_L, T_R, modes=idx)
+            em[block], ab[block], lam[block] = r.emission, r.absorption, r.damping
+            continue
+        g_em, g_ab = {}, {}
+        for q in quanta:
+            r = model.rates(float(q), mu_L, mu_R, T_L, T_R, modes=idx)
+            g_em[q] = [_psd_sqrt(x) for x in r.emission]
+            g_ab[q] = [_psd_sqrt(x) for x in r.absorption]
+        w = omega[idx]
+        for u in quanta:
+            for v in quanta:
+                mask = np.outer(w == u, w == v)
+                for c in range(4):
+                    em[c][np.ix_(idx, idx)] += mask * (g_em[u][c] @ g_em[v][c])
+                    ab[c][np.ix_(idx, idx)] += mask * (g_ab[u][c] @ g_ab[v][c])
+        lam[block] = ab[block] - em[block]
+    return em, ab, lam, cl
+
+
+@dataclass(frozen=True)
+class CollapseOperator:
+    """One labelled Lindblad collapse operator ``L = sqrt(rate) sum_m x_m``.
+
+    Emission: ``L = sqrt(rate) sum_m weights_m a_m^+``; absorption:
+    ``L = sqrt(rate) sum_m conj(weights_m) a_m``. ``channel`` is one of LL, RR, LR, RL or
+    ``"ph"`` (the ph-bath of mode ``j``); ``j`` numbers the eigenvectors of the cluster's rate
+    matrix (the mode index for ``"ph"``). ``rate`` in energy units; ``weights`` (K,) unit norm.
+    """
+
+    channel: str
+    direction: str
+    j: int
+    rate: float
+    weights: NDArray[np.complex128]
+    cluster: int
+
+
+@dataclass(frozen=True)
+class ModeSystem:
+    r"""Several modes with their cluster rate matrices and ph-baths (immutable, validated).
+
+    Attributes
+    ----------
+    omega, gamma, n_th : ndarray, shape (K,)
+        Quanta ``Omega_k``, ph-bath energy damping ``gamma_k >= 0`` and occupation
+        ``n_k = nB(Omega_k, T_ph)``.
+    emission, absorption, damping : ndarray, shape (4, K, K)
+        Cluster rate matrices ``T_em^c``, ``T_abs^c``, ``Lambda^c`` (channels in the order LL, RR, LR, RL).
+    mu : ndarray, shape (4,)
+        ``mu_c`` per channel.
+    clusters : tuple of tuples of int
+        Mode indices of each cluster.
+    T_e : float
+        Electron temperature used by ``mu_eff`` (Eq. 11).
+    """
+
+    omega: NDArray[np.float64]
+    gamma: NDArray[np.float64]
+    n_th: NDArray[np.float64]
+    emission: NDArray[np.complex128]
+    absorption: NDArray[np.complex128]
+    damping: NDArray[np.complex128]
+    mu: NDArray[np.float64]
+    clusters: tuple[tuple[int, ...], ...]
+    T_e: float
+
+    def __post_init__(self) -> None:
+        K = np.asarray(self.omega).shape[0]
+        for name in ("omega", "gamma", "n_th"):
+            x = np.asarray(getattr(self, name), dtype=float)
+            if x.shape != (K,) or not np.all(np.isfinite(x)):
+                raise ValueError(f"{name} must be a finite array of shape ({K},), got {x!r}")
+            object.__setattr__(self, name, x)
+        if np.any(self.gamma < 0) or np.any(self.n_th < 0):
+            raise ValueError("gamma and n_th must be >= 0")
+        for name in ("emission", "absorption", "damping"):
+            x = np.asarray(getattr(self, name), dtype=complex)
+            if x.shape != (4, K, K):
+                raise ValueError(f"{name} must have shape (4, {K}, {K}), got {x.shape}")
+            object.__setattr__(self, name, x)
+
+    @property
+    def K(self) -> int:
+        return self.omega.size
+
+    @cached_property
+    def damping_matrix(self) -> NDArray[np.complex128]:
+        """``K = sum_c Lambda^c + diag(gamma)`` (Hermitian; energy units)."""
+        return self.damping.sum(axis=0) + np.diag(self.gamma)
+
+    @cached_property
+    def source(self) -> NDArray[np.complex128]:
+        """``G = sum_c tau_em^c + diag(gamma n)`` (Hermitian, positive semi-definite)."""
+        return self.emission.sum(axis=0) + np.diag(self.gamma * self.n_th)
+
+    @cached_property
+    def Y(self) -> NDArray[np.complex128]:
+        """Drift matrix ``Y = conj(K)/2 - i diag(Omega)`` of ``dC/dt = -(Y C + C Y^+) + conj(G)``."""
+        return self.damping_matrix.conj() / 2 - 1j * np.diag(self.omega)
+
+    @cached_property
+    def _eig(self):
+        lam, R = np.linalg.eig(self.Y)
+        return lam, R
+
+    @property
+    def eigenvalues(self) -> NDArray[np.complex128]:
+        """Eigenvalues of ``Y``, sorted by real part (energy units)."""
+        lam = self._eig[0]
+        return lam[np.argsort(lam.real, kind="stable")]
+
+    @property
+    def stable(self) -> bool:
+        """Every eigenvalue of ``Y`` has a positive real part."""
+        return bool(np.all(self._eig[0].real > 0))
+
+    @property
+    def growth_rate(self) -> float:
+        """``-2 min Re eig(Y)``: growth rate of the fastest collective population (``-kappa`` for K = 1)."""
+        return float(-2 * self._eig[0].real.min())
+
+    @property
+    def unstable_mode(self) -> NDArray[np.complex128]:
+        """Weights ``u`` (K,) of the slowest-decaying (or fastest-growing) collective mode.
+
+        Its creation operator is ``b^+ = sum_m u_m a_m^+``, and ``C(t)`` approaches
+        ``conj(u) u^T`` times a growing (or decaying) number: ``u = conj(r)`` for the right
+        eigenvector ``r`` of ``Y`` with the smallest real part; unit norm, largest entry real > 0.
+        """
+        lam, R = self._eig
+        u = R[:, np.argmin(lam.real)].conj()
+        u = u / np.linalg.norm(u)
+        big = u[np.argmax(np.abs(u))]
+        return u * (abs(big) / big)
+
+    def covariance(self, t: ArrayLike, C0: ArrayLike | None = None, method: str = "auto") -> NDArray[np.complex128]:
+        """``C(t) = e^{-Yt} C0 e^{-Y^+ t} + int_0^t e^{-Ys} conj(G) e^{-Y^+ s} ds``, shape ``t.shape + (K, K)``.
+
+        Exact on both sides of the threshold (equal to ``C_ss - e^{-Yt}(C_ss - C0)e^{-Y^+t}``
+        when stable). ``C0`` defaults to the vacuum (zeros). ``method``: ``"eig"`` (eigenbasis
+        of ``Y``, vectorised over ``t``), ``"expm"`` (Van Loan's block exponential, one
+        ``scipy.linalg.expm`` per time; also valid for a defective ``Y``) or ``"auto"`` (``"eig"``
+        unless the eigenvectors are ill-conditioned).
+        """
+        if method not in ("auto", "eig", "expm"):
+            raise ValueError(f"method must be 'auto', 'eig' or 'expm', got {method!r}")
+        t = np.asarray(t, dtype=float)
+        K = self.K
+        C0 = np.zeros((K, K), dtype=complex) if C0 is None else np.asarray(C0, dtype=complex)
+        if C0.shape != (K, K):
+            raise ValueError(f"C0 must have shape ({K}, {K}), got {C0.shape}")
+        lam, R = self._eig
+        Gc = self.source.conj()
+        if method == "eig" or (method == "auto" and np.linalg.cond(R) < 1e8):
+            Ri = np.linalg.inv(R)
+            X0 = Ri @ C0 @ Ri.conj().T
+            Gt = Ri @ Gc @ Ri.conj().T
+            s = lam[:, None] + lam.conj()[None, :]
+            st = s * t[..., None, None]
+            small = np.abs(st) < 1e-8
+            phi = np.where(small, t[..., None, None] * (1 - st / 2), -np.expm1(-st) / np.where(small, 1.0, s))
+            X = np.exp(-st) * X0 + phi * Gt
+            out = R @ X @ R.conj().T
+        else:  # defective Y (exceptional point): Van Loan's block exponential per time
+            out = np.empty(t.shape + (K, K), dtype=complex)
+            Y = self.Y
+            big = np.block([[-Y, Gc], [np.zeros((K, K)), Y.conj().T]])
+            for i, ti in np.ndenumerate(t):
+                E = linalg.expm(big * ti)
+                eYt = E[:K, :K]
+                Einv = linalg.expm(-Y.conj().T * ti)
+                out[i] = eYt @ C0 @ eYt.conj().T + E[:K, K:] @ Einv
+        return 0.5 * (out + np.swapaxes(out, -1, -2).conj())
+
+    def steady_covariance(self) -> NDArray[np.complex128]:
+        """Steady ``C`` from ``Y C + C Y^+ = conj(G)`` (``scipy.linalg.solve_continuous_lyapunov``); NaN if unstable."""
+        if not self.stable:
+            return np.full((self.K, self.K), np.nan + 0j)
+        C = linalg.solve_continuous_lyapunov(self.Y, self.source.conj())
+        return 0.5 * (C + C.conj().T)
+
+    def fluxes(self, C: ArrayLike) -> dict[str, NDArray[np.float64]]:
+        """Jump rates and fluxes at covariance ``C`` (any time; physics.md sec. 7).
+
+        ``emission_rate_c = sum_mn T_em^c_mn (C_mn + delta_mn)``, ``absorption_rate_c =
+        sum_mn T_abs^c_mn C_mn`` (jumps per unit time, shape (4,)); energy into the modes
+        ``J_c = sum_mn (Omega_m + Omega_n)/2 [T_em^c_mn (C + 1)_mn - T_abs^c_mn C_mn]``
+        (``Omega`` times the net jump rate for a degenerate cluster); ``Ie_c = s_c`` (net jump
+        rate) (electrons L -> R); ``J_ph = sum_k Omega_k gamma_k (C_kk - n_k)``; totals ``J``, ``Ie``.
+        In steady state ``J = J_ph`` exactly.
+        """
+        C = np.asarray(C, dtype=complex)
+        eye = np.eye(self.K)
+        em = np.einsum("cmn,mn->c", self.emission, C + eye).real
+        ab = np.einsum("cmn,mn->c", self.absorption, C).real
+        wbar = 0.5 * (self.omega[:, None] + self.omega[None, :])
+        Jc = np.einsum("cmn,mn->c", self.emission * wbar, C + eye).real - np.einsum(
+            "cmn,mn->c", self.absorption * wbar, C).real
+        Iec = _SIGN * (em - ab)
+        N = np.diagonal(C).real
+        return {
+            "emission_rate": em, "absorption_rate": ab, "J_channel": Jc, "Ie_channel": Iec,
+            "J": Jc.sum(), "Ie": Iec.sum(), "J_ph": float(np.sum(self.omega * self.gamma * (N - self.n_th))),
+        }
+
+    def collapse_operators(self, include_phonon: bool = True) -> list[CollapseOperator]:
+        """Labelled collapse operators: eigen-decomposition ``T = sum_j rate_j v_j v_j^+`` of each
+        cluster's rate matrix per channel and direction (eigenvalues ``<= 0`` dropped), plus the
+        ph-bath's ``sqrt(gamma_k (n_k + 1)) a_k`` and ``sqrt(gamma_k n_k) a_k^+``."""
+        ops = []
+        for ci, S in enumerate(self.clusters):
+            idx = np.array(S)
+            for c, name in enumerate(CHANNELS):
+                for direction, T in (("emission", self.emission[c]), ("absorption", self.absorption[c])):
+                    lam, U = np.linalg.eigh(T[np.ix_(idx, idx)])
+                    for j in np.flatnonzero(lam > 0):
+                        v = np.zeros(self.K, dtype=complex)
+                        v[idx] = U[:, j]
+                        ops.append(CollapseOperator(name, direction, int(j), float(lam[j]), v, ci))
+        if include_phonon:
+            cl_of = {k: ci for ci, S in enumerate(self.clusters) for k in S}
+            for k in range(self.K):
+                e = np.zeros(self.K, dtype=complex)
+                e[k] = 1.0
+                for direction, rate in (("absorption", self.gamma[k] * (self.n_th[k] + 1)),
+                                        ("emission", self.gamma[k] * self.n_th[k])):
+                    if rate > 0:
+                        ops.append(CollapseOperator("ph", direction, k, float(rate), e, cl_of[k]))
+        return ops
+
+    def steady_state(self) -> ModesSteadyState:
+        """Steady state and stability verdict (see :class:`ModesSteadyState`)."""
+        C = self.steady_covariance()
+        K = self.K
+        if not self.stable:
+            nan = np.full(K, np.nan)
+            return ModesSteadyState(self, C, nan, nan, nan, np.full(4, np.nan), np.full(4, np.nan),
+                                    np.full(4, np.nan), np.full(4, np.nan), np.nan, np.nan, np.nan)
+        N = np.diagonal(C).real.copy()
+        f = self.fluxes(C)
+        return ModesSteadyState(
+            self, C, N, effective_temperature(N, self.omega), effective_chemical_potential(N, self.omega, self.T_e),
+            f["emission_rate"], f["absorption_rate"], f["J_channel"], f["Ie_channel"], float(f["J"]),
+            float(f["J_ph"]), float(f["Ie"]),
+        )
+
+
+@dataclass(frozen=True)
+class ModesSteadyState:
+    r"""Steady state of several modes, or the instability verdict.
+
+    ``C`` solves ``Y C + C Y^+ = conj(G)`` with ``C_mn = <a_m^+ a_n>``; ``N_k = C_kk``;
+    ``T_eff_k = Omega_k / ln(1 + 1/N_k)`` and ``mu_eff_k = Omega_k - T_e ln(1 + 1/N_k)``
+    (Eqs. 10-11 per mode); jump rates per channel (emission ``sum_mn T_em_mn (C_mn + delta_mn)``,
+    absorption ``sum_mn T_abs_mn C_mn``, per unit time), ``J_channel`` (energy per unit time,
+    e-bath -> modes), ``Ie_channel`` (electrons L -> R per unit time), ``J_ph`` (modes -> ph-bath).
+    Where unstable (some ``Re eig(Y) <= 0``) every number is NaN and ``growth_rate =
+    -2 min Re eig(Y) >= 0`` says how fast the collective mode :attr:`unstable_mode` runs away.
+    """
+
+    system: ModeSystem
+    C: NDArray[np.complex128]
+    N: NDArray[np.float64]
+    T_eff: NDArray[np.float64]
+    mu_eff: NDArray[np.float64]
+    emission_rate: NDArray[np.float64]
+    absorption_rate: NDArray[np.float64]
+    J_channel: NDArray[np.float64]
+    Ie_channel: NDArray[np.float64]
+    J: float
+    J_ph: float
+    Ie: float
+
+    @property
+    def stable(self) -> bool:
+        return self.system.stable
+
+    @property
+    def growth_rate(self) -> float:
+        return self.system.growth_rate
+
+    @property
+    def unstable_mode(self) -> NDArray[np.complex128]:
+        return self.system.unstable_mode
+
+    @property
+    def N_total(self) -> float:
+        """``sum_k N_k``."""
+        return float(np.sum(self.N))
+
+
+def mode_system(
+    conductor: Conductor | RateMatrixModel,
+    couplings: ArrayLike | None,
+    omega: ArrayLike,
+    gamma: ArrayLike,
+    T_ph: float,
+    mu_L: float,
+    mu_R: float,
+    T_L: float,
+    T_R: float | None = None,
+    delta: float = 0.0,
+    T_e: float | None = None,
+) -> ModeSystem:
+    """Build the :class:`ModeSystem` of a conductor with couplings ``M^k`` (K, n, n).
+
+    Parameters
+    ----------
+    conductor
+        The conductor (its ``M`` ignored), or a prepared :class:`RateMatrixModel` (then ``couplings`` is None).
+    omega, gamma
+        Quanta ``Omega_k`` and ph-bath dampings ``gamma_k`` (shape (K,) or scalar).
+    T_ph
+        ph-bath temperature: ``n_k = nB(Omega_k, T_ph)``.
+    mu_L, mu_R, T_L, T_R
+        Bias (``T_R`` defaults to ``T_L``).
+    delta
+        Coherence width of the clusters (>= 0).
+    T_e
+        Electron temperature for ``mu_eff`` (default ``T_L``).
+    """
+    model = conductor if isinstance(conductor, RateMatrixModel) else RateMatrixModel(conductor, couplings)
+    K = model.K
+    omega, gamma = np.asarray(omega, dtype=float), np.asarray(gamma, dtype=float)
+    for name, x in (("omega", omega), ("gamma", gamma)):
+        if x.shape not in ((), (K,)):
+            raise ValueError(f"{name} must be a scalar or have shape ({K},) like the couplings, got {x.shape}")
+    omega, gamma = np.broadcast_to(omega, (K,)).copy(), np.broadcast_to(gamma, (K,)).copy()
+    if np.any(omega <= 0) or not np.all(np.isfinite(omega)):
+        raise ValueError(f"omega must be finite and > 0, got {omega.tolist()}")
+    if T_ph < 0 or not np.isfinite(T_ph):
+        raise ValueError(f"T_ph must be finite and >= 0, got {T_ph!r}")
+    em, ab, lam, cl = cluster_rates(model, omega, delta, mu_L, mu_R, T_L, T_R)
+    mu = np.array([mu_L - mu_L, mu_R - mu_R, mu_L - mu_R, mu_R - mu_L])
+    return ModeSystem(omega, gamma, bose(omega, T_ph), em, ab, lam, mu, cl, float(T_L if T_e is None else T_e))
