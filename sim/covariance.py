@@ -123,7 +123,7 @@ def cluster_rates(
     return em, ab, lam, cl
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class CollapseOperator:
     """One labelled Lindblad collapse operator ``L = sqrt(rate) sum_m x_m``.
 
@@ -141,7 +141,7 @@ class CollapseOperator:
     cluster: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModeSystem:
     r"""Several modes with their cluster rate matrices and ph-baths (immutable, validated).
 
@@ -177,6 +177,10 @@ class ModeSystem:
             if x.shape != (K,) or not np.all(np.isfinite(x)):
                 raise ValueError(f"{name} must be a finite array of shape ({K},), got {x!r}")
             object.__setattr__(self, name, x)
+        if sorted(k for S in self.clusters for k in S) != list(range(K)):
+            raise ValueError(f"clusters must partition the modes 0..{K - 1}, got {self.clusters!r}")
+        if np.asarray(self.mu).shape != (4,):
+            raise ValueError(f"mu must have shape (4,), got {np.asarray(self.mu).shape}")
         if np.any(self.gamma < 0) or np.any(self.n_th < 0):
             raise ValueError("gamma and n_th must be >= 0")
         for name in ("emission", "absorption", "damping"):
@@ -351,7 +355,7 @@ class ModeSystem:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ModesSteadyState:
     r"""Steady state of several modes, or the instability verdict.
 

@@ -47,7 +47,7 @@ from .special import bose, x_bose
 __all__ = ["RateMatrices", "RateMatrixModel", "rate_matrices", "kernel_matrix", "validate_couplings"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class RateMatrices:
     """Rate matrices of the four channels at one frequency.
 
