@@ -2,14 +2,20 @@ r"""Studies: ``ehp run runs/NAME.toml`` -> ``runs/NAME/`` with the table (parque
 
 A study is a config whose ``[study]`` table says what to compute (``kind``) and the
 figure's options; choices the paper leaves open are stated in the TOML's comments.
-Kinds (physics.md sec. 8):
+Kinds (docs/figures.md, docs/config.md):
+
+``bias_sweep`` (the default for a config without ``[study]``)
+    The rate-equation steady state against ``bias.V`` (``study.V``, default
+    ``-2 Omega:2 Omega:81``): ``kappa``, ``N``, ``J``, ``Ie``, ..., points with
+    ``kappa <= 0`` flagged, each sign change of ``kappa`` refined by the root finder;
+    ``study.level = "lowest" | "full"`` adds the Landauer-like ``J``, ``Ie``.
 
 ``rectification`` (paper Fig. 3)
     Heat current ``J`` (e-bath -> mode, Landauer Eq. 13) against ``x = dT/T_ph`` with
     ``T_ph = phonon_bath.T`` held fixed and ``T_e = T_ph (1 + x)``, for ``mu_L = mu_R``
     (``bias.V = 0``) and the curves of ``study.curves``, for the configured (Lorentzian)
     conductor and a flat DOS (``study.flat``). Rectification with temperatures exchanged
-    (physics.md sec. 4), for ``|dT| = x T_0``, ``x > 0``::
+    (docs/figures.md), for ``|dT| = x T_0``, ``x > 0``::
 
         rho = (|J(T_e = T0 + |dT|, T_ph = T0)| - |J(T_e = T0, T_ph = T0 + |dT|)|) / mean of the two
 
@@ -53,7 +59,7 @@ from . import plots
 from .maps import InstabilityMap, confirm_runs, initial_population, threshold_curve
 from .threshold import find_threshold
 
-__all__ = ["StudyResult", "run_study", "study_kinds", "cooling_window", "default_out"]
+__all__ = ["StudyResult", "run_study", "study_kinds", "cooling_window", "default_out", "DEFAULT_STUDY"]
 
 
 @dataclass(frozen=True)
@@ -331,7 +337,68 @@ def _instability_map(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[p
     return table, summary, lambda tb, p: plots.plot_instability_map(m, curve, series, rates, p)
 
 
+# --------------------------------------------------------------------------- default: bias sweep
+
+def _bias_grid(c: _Ctx) -> GridAxis:
+    if c.opts["V"] is None:
+        om = c.config.mode.omega
+        return GridAxis("bias.V", tuple(float(v) for v in np.linspace(-2 * om, 2 * om, 81)))
+    return GridAxis.make("bias.V", c.opts["V"])
+
+
+def _bias_sweep(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
+    o = c.opts
+    level = None if o["level"] == "rate" else _level(o["level"])
+    job = SweepJob("sweep-bias", c.config, Grid((_bias_grid(c),)), SteadyPoint(level))
+    t = run_sweeps([job], c.rundir, c.scheduler, progress=c.progress, desc="bias sweep")[job.table]
+    cols = ["bias.V", "kappa", "stable", "growth_rate", "N", "T_eff", "mu_eff", "J", "J_ph", "Ie", "eta"]
+    cols += [k for k in ("landauer.J", "landauer.Ie") if k in t]
+    table = t[cols].copy()
+    V, kap = table["bias.V"].to_numpy(), table["kappa"].to_numpy()
+    roots = []
+    for i in np.flatnonzero(np.sign(kap[:-1]) * np.sign(kap[1:]) < 0):  # refine each sign change on the grid
+        roots.append(find_threshold(c.config, "bias.V", (float(V[i]), float(V[i + 1]))).threshold)
+    summary = {"fluxes": "rate equation (steady state, NaN where kappa <= 0)"
+               + (f"; landauer.J, landauer.Ie: landauer {level}" if level else ""),
+               "thresholds_bias_V": roots, "n_points": len(table), "n_unstable": int((~table["stable"]).sum()),
+               "unstable_V_range": ([float(V[~table["stable"]].min()), float(V[~table["stable"]].max())]
+                                    if (~table["stable"]).any() else None)}
+    return table, summary, lambda tb, p: _plot_bias_sweep(tb, p, roots)
+
+
+def _plot_bias_sweep(table: pd.DataFrame, path: Path, roots: list[float]) -> None:
+    """kappa, N and the fluxes J, Ie against bias.V; kappa <= 0 shaded, thresholds dotted."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(13.5, 3.8))
+    axes = fig.subplots(1, 3)
+    V = table["bias.V"].to_numpy()
+    unstable = ~table["stable"].to_numpy(dtype=bool)
+    for ax, ys, ylab in ((axes[0], ("kappa",), r"$\kappa$"), (axes[1], ("N",), r"$N_{ss}$"),
+                         (axes[2], ("J", "Ie"), r"$J$, $I_e$")):
+        for y in ys:
+            ax.plot(V, table[y].to_numpy(), marker=".", label=y)
+        for r in roots:
+            ax.axvline(r, color="0.4", ls=":")
+        if unstable.any():
+            ax.fill_between(V, 0, 1, where=unstable, color="tab:red", alpha=0.12, transform=ax.get_xaxis_transform(),
+                            label=r"$\kappa \leq 0$ (runaway)")
+        ax.set_xlabel(r"$V = \mu_L - \mu_R$")
+        ax.set_ylabel(ylab)
+    axes[0].axhline(0, color="k", lw=0.8)
+    if np.any(table["N"].to_numpy() > 0):
+        axes[1].set_yscale("log")
+    axes[2].set_yscale("symlog", linthresh=1e-4)
+    axes[2].legend(frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
+#: The study ``ehp run`` uses for a config without ``[study]``.
+DEFAULT_STUDY: dict[str, Any] = {"kind": "bias_sweep"}
+
 _KINDS: dict[str, tuple[Callable[[_Ctx], Any], dict[str, Any], tuple[str, ...]]] = {
+    "bias_sweep": (_bias_sweep, {"V": None, "level": "rate"}, ()),
     "rectification": (_rectification, {"level": "lowest", "x": "-0.4:0.4:16", "curves": None, "flat": None},
                       ("curves",)),
     "thermoelectric": (_thermoelectric, {"level": "lowest", "x": "-0.4:0.4:16", "curves": None}, ("curves",)),

@@ -1,4 +1,4 @@
-"""Configuration: TOML -> frozen, validated dataclasses (design.md, "Config").
+"""Configuration: TOML -> frozen, validated dataclasses (docs/config.md).
 
 Every error is a :class:`ConfigError` whose message names the key, the value and
 the rule, for example ``phonon_bath.gamma must be >= 0, got -1``.
@@ -78,7 +78,7 @@ _KINDS = {
 
 @dataclass(frozen=True)
 class ConductorConfig:
-    """``[conductor]``: ``kind`` and its parameters (see design.md)."""
+    """``[conductor]``: ``kind`` and its parameters (see docs/config.md)."""
 
     kind: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -394,12 +394,19 @@ def apply_overrides(d: dict[str, Any], overrides: list[str] | tuple[str, ...]) -
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a TOML file, apply ``--set`` overrides and validate."""
-    p = Path(path)
+    """Read a TOML file, apply ``--set`` overrides and validate.
+
+    ``path`` is a file, or the name of a bundled example (``paper_double_dot`` or
+    ``paper_double_dot.toml``, see :mod:`sim.examples`) when no such file exists.
+    """
+    from .examples import resolve_config
+
+    p = resolve_config(path)  # a path that exists, else a bundled example's name
     try:
         text = p.read_text()
     except OSError as e:
-        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}") from None
+        hint = "" if p.exists() else " (nor is it a bundled example: see 'ehp examples')"
+        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}{hint}") from None
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -1,4 +1,4 @@
-"""The ``ehp`` command line: a thin layer over the public API (design.md).
+"""The ``ehp`` command line: a thin layer over the public API (docs/tutorial.md).
 
 Exit codes: 0 success (an unstable mode is an answer), 2 bad input or refused
 (one line on stderr, no traceback), 1 internal error.
@@ -24,6 +24,7 @@ PLUGINS: tuple[str, ...] = (
     "analysis.cli.stats",
     "analysis.cli.crosscheck",
     "analysis.cli.sweep",
+    "analysis.cli.examples",
 )
 
 
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_config(name: str, help_: str) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=help_)
-        q.add_argument("config", help="TOML config file")
+        q.add_argument("config", help="TOML config file, or the name of a bundled example (see 'ehp examples')")
         q.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
         return q
 

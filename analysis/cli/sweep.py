@@ -5,10 +5,13 @@
     ehp sweep CONFIG --grid section.key=start:stop:num [--grid ...] --out DIR
               [--scheduler serial|processes|dask|tcp://HOST:PORT] [--workers N] [--chunk-size K]
               [--landauer lowest|full] [--overwrite] [--no-progress] [--set k=v ...]
-    ehp run runs/NAME.toml [--out DIR] [--overwrite] [--scheduler ...] [--workers N] [--no-progress] [--set k=v ...]
+    ehp run CONFIG [--out DIR] [--overwrite] [--scheduler ...] [--workers N] [--no-progress] [--set k=v ...]
 
 Both write into a run directory that is resumed when it holds the same run and refused
-(exit 2) when it holds a different one, unless ``--overwrite``.
+(exit 2) when it holds a different one, unless ``--overwrite``. ``ehp run`` on a config
+without ``[study]`` runs the default study (``bias_sweep``: the steady state against
+``bias.V`` with the instability flagged) and says so on stderr. The default output
+directory is the config's path without ``.toml`` (for a bundled example: ``./NAME/``).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sim.config import load_config
+from sim.config import load_config, parse_config
 from sim.parallel import Scheduler
 from sim.sweep import sweep
 
@@ -46,7 +49,7 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
     _scheduler_args(q, "serial")
     q.set_defaults(handler=cmd_sweep)
 
-    q = with_config("run", "run a study: runs/NAME.toml -> runs/NAME/ (table, PNG, summary)")
+    q = with_config("run", "run a study: runs/NAME.toml -> runs/NAME/ (table, PNG, summary); no [study]: a bias sweep")
     q.add_argument("--out", metavar="DIR", help="output directory (default: the TOML's path without .toml)")
     _scheduler_args(q, "processes")
     q.set_defaults(handler=cmd_run)
@@ -63,11 +66,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..figures import default_out, run_study
+    from ..figures import DEFAULT_STUDY, default_out, run_study
 
     cfg = load_config(args.config, args.set or ())
-    out = Path(args.out) if args.out else default_out(args.config)
+    if not cfg.study:
+        cfg = parse_config({**cfg.to_dict(), "study": dict(DEFAULT_STUDY)})
+        print(f"run: the config has no [study] table: running the default study kind = "
+              f"{DEFAULT_STUDY['kind']!r} (add a [study] table to choose another; see docs/config.md)", file=sys.stderr)
+    # a bundled example's output goes to the current directory, not into the package
     name = Path(args.config).stem
+    out = Path(args.out) if args.out else default_out(args.config) if Path(args.config).exists() else Path(name)
     res = run_study(cfg, name, out, scheduler=Scheduler.parse(args.scheduler, args.workers),
                     overwrite=args.overwrite, progress=not args.no_progress)
     if res.resumed:
