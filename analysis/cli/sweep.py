@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sim.config import load_config, parse_config
+from sim.examples import resolve_config
 from sim.parallel import Scheduler
 from sim.sweep import sweep
 
@@ -75,7 +76,8 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"{DEFAULT_STUDY['kind']!r} (add a [study] table to choose another; see docs/config.md)", file=sys.stderr)
     # a bundled example's output goes to the current directory, not into the package
     name = Path(args.config).stem
-    out = Path(args.out) if args.out else default_out(args.config) if Path(args.config).exists() else Path(name)
+    bundled = resolve_config(args.config) != Path(args.config)
+    out = Path(args.out) if args.out else Path(name) if bundled else default_out(args.config)
     res = run_study(cfg, name, out, scheduler=Scheduler.parse(args.scheduler, args.workers),
                     overwrite=args.overwrite, progress=not args.no_progress)
     if res.resumed:

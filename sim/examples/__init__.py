@@ -63,10 +63,11 @@ def find_example(name: str) -> Example | None:
 
 
 def resolve_config(path: str | os.PathLike[str]) -> Path:
-    """Where to read a config from: ``path`` if it exists, else the bundled config of that
-    name, else ``path`` unchanged (reading it then fails with the usual message)."""
+    """Where to read a config from: ``path`` if it exists (and is not a directory: ``ehp run
+    NAME`` writes a directory ``./NAME/``), else the bundled config of that name, else
+    ``path`` unchanged (reading it then fails with the usual message)."""
     p = Path(path)
-    if p.exists():
+    if p.exists() and not p.is_dir():
         return p
     ex = find_example(os.fspath(path))
     return ex.path if ex is not None else p
