@@ -1,6 +1,6 @@
 r"""Cross-check report: N, J, J_ph and Ie from every level of theory, side by side.
 
-Routes (physics.md sec. 4-6) and the difference each should show from the rate
+Routes (docs/theory.md, docs/approximations.md) and the difference each should show from the rate
 equation (the reference row):
 
 ============================  ===============================================================

@@ -1,6 +1,6 @@
 r"""Instability maps: ``kappa`` over two parameters and the stable/unstable boundary.
 
-The mode's relaxation rate (physics.md sec. 4)
+The mode's relaxation rate (docs/theory.md)
 
 .. math::
 

@@ -1,4 +1,4 @@
-"""Instability threshold: where ``kappa`` crosses zero (physics.md sec. 4).
+"""Instability threshold: where ``kappa`` crosses zero (docs/theory.md).
 
 ``kappa(v)`` is the mode's relaxation rate with the numeric config key set to
 ``v``. The threshold is found by Brent's bracketing root finder; the slope

@@ -1,4 +1,4 @@
-r"""EHP channel rates: emission, absorption and net damping (physics.md sec. 3).
+r"""EHP channel rates: emission, absorption and net damping (docs/theory.md).
 
 For a channel ``c = (a, b)`` (electron in electrode ``a``, hole in ``b``) and a
 mode quantum ``w``::

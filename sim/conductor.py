@@ -1,4 +1,4 @@
-"""The central region of the two-terminal conductor (physics.md sec. 1-2).
+"""The central region of the two-terminal conductor (docs/theory.md).
 
 A :class:`Conductor` holds the wide-band model ``H``, ``Gamma_L``, ``Gamma_R`` and
 the mode coupling ``M`` (all n x n, Hermitian; ``Gamma`` positive semi-definite).

@@ -1,6 +1,6 @@
 r"""Full counting statistics, waiting times and first passage of the mode's jump process.
 
-From a Fock-diagonal state the jumps of the Lindblad model (physics.md sec. 4) are a
+From a Fock-diagonal state the jumps of the Lindblad model (docs/theory.md) are a
 birth-death process on ``n = 0 .. K-1``: the label ``(c, emission)`` moves ``n -> n+1``
 at rate ``a_c (n + 1)`` and ``(c, absorption)`` moves ``n -> n-1`` at rate ``b_c n``,
 with ``a_c = tau_em_c``, ``b_c = tau_abs_c`` for the four EHP channels and

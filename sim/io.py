@@ -1,4 +1,4 @@
-"""Run directories: streaming parquet parts, ``metadata.json``, ``summary.json`` (design.md).
+"""Run directories: streaming parquet parts, ``metadata.json``, ``summary.json`` (docs/tutorial.md).
 
 Layout of a run directory ``DIR``::
 
@@ -6,7 +6,7 @@ Layout of a run directory ``DIR``::
     DIR/summary.json                       the command's figures (written at the end)
     DIR/<table>.parquet/part-00000.parquet one parquet file per batch ("part"), read back as one table
 
-Rules (design.md "Output directories"):
+Rules (docs/tutorial.md):
 
 - a new or empty ``DIR`` is used;
 - an existing ``DIR`` written by the same command and config (the *identity* stored

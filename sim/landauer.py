@@ -1,4 +1,4 @@
-r"""Landauer-like steady-state fluxes, Eqs. 13-14 (physics.md sec. 5).
+r"""Landauer-like steady-state fluxes, Eqs. 13-14 (docs/theory.md, docs/approximations.md).
 
 Lowest order (the paper's)::
 

@@ -1,6 +1,6 @@
 r"""QuTiP model of the truncated mode: labelled collapse operators, mesolve, steadystate.
 
-physics.md sec. 4, with ``D[L] rho = L rho L^dagger - {L^dagger L, rho}/2``:
+docs/theory.md, with ``D[L] rho = L rho L^dagger - {L^dagger L, rho}/2``:
 
 .. math::
 

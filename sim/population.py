@@ -1,4 +1,4 @@
-r"""Birth-death master equation for the Fock populations ``P_n(t)`` (physics.md sec. 4).
+r"""Birth-death master equation for the Fock populations ``P_n(t)`` (docs/theory.md).
 
 The diagonal of the section-4 Lindblad equation closes on itself:
 

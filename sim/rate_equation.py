@@ -1,4 +1,4 @@
-r"""Mean-population (rate-equation) model of the mode (physics.md sec. 4).
+r"""Mean-population (rate-equation) model of the mode (docs/theory.md).
 
 ``dN/dt = sum_c [tau_em_c (N + 1) - tau_abs_c N] + gamma_ph (n_ph - N)
         = E + gamma_ph n_ph - kappa N``,

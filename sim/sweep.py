@@ -1,7 +1,7 @@
-r"""Parameter sweeps: grids of config values -> one tidy table (design.md "Tables").
+r"""Parameter sweeps: grids of config values -> one tidy table (docs/tutorial.md).
 
 A sweep evaluates a *point function* (by default :class:`SteadyPoint`, the rate-equation
-steady state of physics.md sec. 4, optionally with the Landauer fluxes of sec. 5) on every
+steady state of docs/theory.md, optionally with the Landauer-like fluxes) on every
 point of a :class:`Grid` of numeric config keys, and returns one :class:`pandas.DataFrame`
 with one row per grid point: the parameter columns first, named by their config key
 (``bias.V``), then the result columns named as in ``ehp steady --json`` (``kappa``,

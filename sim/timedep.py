@@ -1,4 +1,4 @@
-r"""Time-dependent bias: adiabatic Markov rates that follow ``mu_L(t), mu_R(t)`` (physics.md sec. 6).
+r"""Time-dependent bias: adiabatic Markov rates that follow ``mu_L(t), mu_R(t)`` (docs/theory.md).
 
 The electrons are fast, so at every time the channel rates are those of the static
 bias ``(mu_L(t), mu_R(t))`` (temperatures and everything else from the config). Three

@@ -41,7 +41,7 @@ def cmd_steady(args: argparse.Namespace) -> int:
     if args.landauer == "lowest" and ss.stable and abs(ss.model.gamma_e) > 0.1 * cfg.phonon_bath.gamma:
         ratio = float(ss.model.gamma_e) / cfg.phonon_bath.gamma if cfg.phonon_bath.gamma > 0 else float("inf")
         print(f"note: lowest-order Landauer holds N at n_ph; it matches the rate equation only if |Gamma_e| << "
-              f"gamma_ph, here Gamma_e/gamma_ph = {ratio:.3g} (physics.md sec. 5): expect a gap of about that size",
+              f"gamma_ph, here Gamma_e/gamma_ph = {ratio:.3g} (see docs/approximations.md): expect a gap of about that size",
               file=sys.stderr)
     if not ss.stable:
         print(f"unstable: kappa = {ss.kappa:.6g} <= 0, the mode runs away at growth rate {ss.growth_rate:.6g} "

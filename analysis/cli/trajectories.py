@@ -1,4 +1,4 @@
-"""``ehp trajectories``: quantum-jump trajectories streamed to a run directory (design.md).
+"""``ehp trajectories``: quantum-jump trajectories streamed to a run directory (docs/tutorial.md).
 
     ehp trajectories CONFIG [--engine ssa|mcsolve|qutip] [--ntraj N] [--t-end T] [--seed S]
                             [--n-points K] [--batch-size B] [--overwrite] [--no-progress] --out DIR

@@ -1,7 +1,6 @@
 r"""What every trajectory engine shares: the run specification and the engine record.
 
-An engine is two functions behind one signature (design.md: "Engines register
-behind one signature")::
+An engine is two functions behind one signature::
 
     plan = engine.prepare(model, spec)        # build operators, compile; not timed
     batch = engine.simulate(plan, start, n)   # trajectories start .. start+n-1 -> Batch

@@ -1,4 +1,4 @@
-"""Initial states of trajectory runs (``run.initial``, design.md "Config").
+"""Initial states of trajectory runs (``run.initial``, docs/config.md).
 
 The text is parsed by :class:`sim.population.InitialSpec` (one grammar for every
 route): ``vacuum``, ``fock:n``, ``thermal:N`` (Bose-Einstein, mean N), ``steady``

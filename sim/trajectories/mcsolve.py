@@ -1,6 +1,6 @@
 r"""Quantum-jump trajectories with QuTiP 5's ``mcsolve`` (labelled collapse operators).
 
-Solves the Lindblad equation of physics.md sec. 4 on the truncated Fock space
+Solves the Lindblad equation of docs/theory.md on the truncated Fock space
 ``0 .. cutoff-1`` (default :func:`sim.population.choose_cutoff`) with
 ``H = Omega a^dagger a`` and the collapse operators of
 :func:`sim.lindblad.collapse_operators`, each labelled ``(channel, direction)``.

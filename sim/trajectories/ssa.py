@@ -1,7 +1,7 @@
 r"""Exact stochastic simulation (Gillespie) of the mode's quantum-jump trajectories.
 
 From a Fock-diagonal state the unravelling of the Lindblad equation of
-physics.md sec. 4 is a classical birth-death process on the Fock number ``n``
+docs/theory.md is a classical birth-death process on the Fock number ``n``
 with ten labelled transitions (rates in energy units, hbar = 1)::
 
     (c, emission)    n -> n + 1   at   tau_em_c (n + 1)           c = LL, RR, LR, RL

@@ -1,4 +1,4 @@
-r"""The jump table shared by every trajectory engine (design.md, "Tables").
+r"""The jump table shared by every trajectory engine (docs/conventions.md).
 
 Engines return plain arrays (:class:`Batch`); this module turns them into tidy
 pandas tables with one vectorised pass, so every engine produces the same columns
