@@ -106,7 +106,7 @@ def test_run_without_study_runs_the_default_bias_sweep(tmp_path, monkeypatch, ca
     import pandas as pd
 
     t = pd.read_parquet(out / "paper_double_dot.parquet")
-    assert len(t) == 81 and np.allclose(t["bias.V"], np.linspace(-2, 2, 81))
+    assert len(t) == 41 and np.allclose(t["bias.V"], np.linspace(-2, 2, 41))
     assert (t["stable"] == (t["kappa"] > 0)).all() and summary["n_unstable"] == int((t["kappa"] <= 0).sum()) > 0
     assert t.loc[~t["stable"], "N"].isna().all() and t.loc[t["stable"], "N"].gt(0).all()
     # run again: ./paper_double_dot/ now exists, the name still means the bundled config (resumed)
