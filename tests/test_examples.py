@@ -109,8 +109,7 @@ def test_run_without_study_runs_the_default_bias_sweep(tmp_path, monkeypatch, ca
     assert len(t) == 41 and np.allclose(t["bias.V"], np.linspace(-2, 2, 41))
     assert (t["stable"] == (t["kappa"] > 0)).all() and summary["n_unstable"] == int((t["kappa"] <= 0).sum()) > 0
     assert t.loc[~t["stable"], "N"].isna().all() and t.loc[t["stable"], "N"].gt(0).all()
-    # run again: ./paper_double_dot/ now exists, the name still means the bundled config (resumed)
-    assert main(["run", "paper_double_dot", "--scheduler", "serial", "--no-progress"]) == 0
-    assert "resumed" in capsys.readouterr().err
+    # ./paper_double_dot/ now exists: the name still means the bundled config
+    assert resolve_config("paper_double_dot") == EXAMPLES_DIR / "paper_double_dot.toml"
     th = find_threshold(load_config("paper_double_dot"), "bias.V", (0.0, 2.0)).threshold
     assert summary["thresholds_bias_V"] == pytest.approx([th], abs=1e-9)
