@@ -1,4 +1,4 @@
-r"""Several modes driven by the four EHP baths: exact second moments (physics.md sec. 7).
+r"""Several modes driven by the four EHP baths: exact second moments (docs/theory.md, "Several modes").
 
 Modes ``k = 1..K`` with quanta ``Omega_k``, couplings ``M^k``, an Ohmic ph-bath of damping
 ``gamma_k`` and occupation ``n_k = nB(Omega_k, T_ph)`` per mode. The Lindblad equation::
@@ -290,7 +290,7 @@ class ModeSystem:
         return 0.5 * (C + C.conj().T)
 
     def fluxes(self, C: ArrayLike) -> dict[str, NDArray[np.float64]]:
-        """Jump rates and fluxes at covariance ``C`` (any time; physics.md sec. 7).
+        """Jump rates and fluxes at covariance ``C`` (any time; docs/theory.md).
 
         ``emission_rate_c = sum_mn T_em^c_mn (C_mn + delta_mn)``, ``absorption_rate_c =
         sum_mn T_abs^c_mn C_mn`` (jumps per unit time, shape (4,)); energy into the modes

@@ -79,7 +79,7 @@ def choose_cutoff(
 
     The prediction is ``max(x^(K-1), P_init(n >= K-1))`` with ``x = N/(N+1)`` and
     ``N = max(N_ss, N0, max_t N_rate(t))``: a geometric distribution is the widest of a
-    given mean. ``N_rate(t)`` (physics.md sec. 4) is used when a time grid ``t`` is given
+    given mean. ``N_rate(t)`` (docs/theory.md) is used when a time grid ``t`` is given
     and is what sizes an unstable (growing) run. Capped at ``max_cutoff``; the guard of
     the evolution catches what the prediction misses.
 

@@ -1,4 +1,4 @@
-r"""EHP rate matrices of several modes (physics.md sec. 7, Eqs. 6-7 as K x K matrices).
+r"""EHP rate matrices of several modes (docs/theory.md, "Several modes"; Eqs. 6-7 as K x K matrices).
 
 For modes ``m, n = 1..K`` with Hermitian couplings ``M^m`` (n x n) and a channel
 ``c = (a, b)`` (electron in electrode ``a``, hole in ``b``), at a frequency ``w``::
