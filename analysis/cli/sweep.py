@@ -18,10 +18,6 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sim.config import load_config
-from sim.parallel import Scheduler
-from sim.sweep import sweep
-
 __all__ = ["register", "cmd_sweep", "cmd_run"]
 
 _SCHED_HELP = "serial, processes, dask (a LocalCluster) or the address of a Dask scheduler, tcp://HOST:PORT"
@@ -53,6 +49,10 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from sim.config import load_config
+    from sim.parallel import Scheduler
+    from sim.sweep import sweep
+
     cfg = load_config(args.config, args.set or ())
     sched = Scheduler.parse(args.scheduler, args.workers)
     table = sweep(cfg, args.grid, landauer=args.landauer, scheduler=sched, chunk_size=args.chunk_size,
@@ -63,6 +63,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sim.config import load_config
+    from sim.parallel import Scheduler
+
     from ..figures import default_out, run_study
 
     cfg = load_config(args.config, args.set or ())

@@ -16,7 +16,6 @@ import dataclasses
 import sys
 from collections.abc import Callable
 
-from sim.config import load_config
 from sim.registry import ENGINE_NAMES
 
 __all__ = ["register", "cmd_trajectories"]
@@ -63,6 +62,7 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
 
 def cmd_trajectories(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (a ``sim.config.ConfigError`` propagates: the CLI's exit 2)."""
+    from sim.config import load_config
     from sim.trajectories import trajectories_from_config
 
     cfg = load_config(args.config, args.set or ())
