@@ -4,6 +4,13 @@ Sweeps (:mod:`sim.sweep`) and trajectory batches (:mod:`sim.trajectories`) both 
 picklable function over tasks with :func:`run_tasks`, which yields results as they finish
 and shows tqdm progress on stderr.
 
+``auto`` (the default of ``ehp run``, ``ehp sweep`` and ``ehp trajectories``) runs tasks
+serially and moves the rest to a process pool only when the measured time per task says
+the remaining work clearly outweighs the pool's start-up (spawned workers import numpy,
+scipy and numba and load the compiled kernels) on the cores that are actually idle
+(``os.getloadavg``): small work and a busy machine stay serial, so ``auto`` is never much
+slower than ``serial``.
+
 ``processes`` uses the *spawn* start method (safe in a process with threads, and what
 macOS, Windows and Python >= 3.14 do anyway): a script that uses it must guard its entry
 point with ``if __name__ == "__main__":``, and code piped to ``python -`` cannot use it.
@@ -26,7 +33,14 @@ from tqdm import tqdm
 
 from .config import ConfigError
 
-__all__ = ["Scheduler", "run_tasks", "available_workers"]
+__all__ = ["Scheduler", "run_tasks", "available_workers", "idle_workers", "KINDS"]
+
+#: scheduler kinds (plus a Dask address ``tcp://HOST:PORT``)
+KINDS = ("auto", "serial", "processes", "dask")
+
+#: seconds a spawned worker needs before its first task (imports, numba cache loading); a
+#: deliberately high estimate: ``auto`` must not choose a pool that does not pay for itself
+POOL_STARTUP_S = 4.0
 
 
 def available_workers() -> int:
@@ -37,6 +51,16 @@ def available_workers() -> int:
         return os.cpu_count() or 1
 
 
+def idle_workers(cores: int | None = None) -> int:
+    """Cores that are idle now: ``cores`` minus the other runnable processes (1-minute load average)."""
+    cores = available_workers() if cores is None else cores
+    try:
+        busy = max(0.0, os.getloadavg()[0] - 1.0)  # minus this process
+    except (AttributeError, OSError):  # pragma: no cover - no load average
+        busy = 0.0
+    return max(1, min(cores, int(cores - busy + 0.5)))
+
+
 @dataclass(frozen=True)
 class Scheduler:
     """Where tasks run.
@@ -44,6 +68,7 @@ class Scheduler:
     Attributes
     ----------
     kind
+        ``"auto"`` (serial, or a process pool when the work pays for its start-up),
         ``"serial"``, ``"processes"`` or ``"dask"``.
     workers
         Number of worker processes (``processes``, ``dask`` LocalCluster); default: the cores available.
@@ -56,8 +81,8 @@ class Scheduler:
     address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("serial", "processes", "dask"):
-            raise ConfigError(f"--scheduler must be serial, processes, dask or tcp://HOST:PORT, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ConfigError(f"--scheduler must be auto, serial, processes, dask or tcp://HOST:PORT, got {self.kind!r}")
         if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
             raise ConfigError(f"--workers must be an integer >= 1, got {self.workers!r}")
         if self.address is not None and self.kind != "dask":
@@ -70,7 +95,7 @@ class Scheduler:
 
     @classmethod
     def parse(cls, text: str | Scheduler | None, workers: int | None = None) -> Scheduler:
-        """``serial``, ``processes``, ``dask`` or a Dask address such as ``tcp://127.0.0.1:8786``."""
+        """``auto``, ``serial``, ``processes``, ``dask`` or a Dask address such as ``tcp://127.0.0.1:8786``."""
         if isinstance(text, Scheduler):
             return text if workers is None else cls(text.kind, workers, text.address)
         text = (text or "serial").strip()
@@ -88,9 +113,7 @@ class Scheduler:
         return self.address or f"{self.kind} ({self.n_workers} workers)"
 
 
-def _progress(total: float, progress: bool, desc: str | None, unit: str) -> tqdm:
-    if float(total).is_integer():
-        total = int(total)
+def _progress(total: int, progress: bool, desc: str | None, unit: str) -> tqdm:
     return tqdm(total=total, disable=not progress, file=sys.stderr, desc=desc, unit=unit, dynamic_ncols=True,
                 smoothing=0.1)
 
@@ -116,7 +139,8 @@ def run_tasks(
     scheduler
         A :class:`Scheduler` or its text form (``serial``, ``processes``, ``dask``, ``tcp://HOST:PORT``).
     progress
-        Show a tqdm bar on stderr, advanced by ``weights[index]`` per finished task (default 1).
+        Show a tqdm bar on stderr, advanced by ``weights[index]`` per finished task (default 1);
+        weights are rounded to integers (the bar shows integer counts).
     weights, desc, unit
         Progress units per task (e.g. points per chunk), the bar's label and its unit name.
 
@@ -129,7 +153,7 @@ def run_tasks(
     """
     sched = Scheduler.parse(scheduler)
     tasks = list(tasks)
-    w = [1.0] * len(tasks) if weights is None else [float(x) for x in weights]
+    w = [1] * len(tasks) if weights is None else [int(round(float(x))) for x in weights]
     if len(w) != len(tasks):
         raise ValueError(f"weights has {len(w)} entries for {len(tasks)} tasks")
     bar = _progress(sum(w), progress, desc, unit)
@@ -141,12 +165,45 @@ def run_tasks(
                 r = fn(t)
                 bar.update(w[i])
                 yield i, r
+        elif sched.kind == "auto":
+            yield from _run_auto(fn, tasks, sched, bar, w)
         elif sched.kind == "processes":
             yield from _run_processes(fn, tasks, sched, bar, w)
         else:
             yield from _run_dask(fn, tasks, sched, bar, w)
     finally:
         bar.close()
+
+
+def _run_auto(fn, tasks, sched: Scheduler, bar: tqdm, w: list[int]) -> Iterator[tuple[int, Any]]:
+    """Serial, moving the remaining tasks to a process pool once that clearly pays.
+
+    After each task (from the second on: the first also pays compilation and caches) the
+    remaining serial time is estimated as ``(seconds per unit weight of the last task) x
+    (remaining weight)``; with ``k`` idle cores a pool would take about
+    ``POOL_STARTUP_S + remaining / k``. The pool is started when that saves at least a
+    third of the remaining time and at least two tasks remain.
+    """
+    n = len(tasks)
+    for i in range(n):
+        t0 = time.perf_counter()
+        r = fn(tasks[i])
+        dt = time.perf_counter() - t0
+        bar.update(w[i])
+        yield i, r
+        rest = list(range(i + 1, n))
+        if i == 0 or len(rest) < 2:
+            continue
+        k = min(idle_workers(sched.workers or available_workers()), len(rest))
+        if k < 2:
+            continue
+        per_unit = dt / max(w[i], 1)
+        remaining = per_unit * sum(max(w[j], 1) for j in rest)
+        if POOL_STARTUP_S + remaining / k < (2.0 / 3.0) * remaining:
+            pool = Scheduler("processes", k)
+            for j, res in _run_processes(fn, [tasks[j] for j in rest], pool, bar, [w[j] for j in rest]):
+                yield rest[j], res
+            return
 
 
 def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
@@ -165,7 +222,7 @@ def _exit_with_parent(parent: int, interval: float = 1.0) -> None:
     threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
 
 
-def _run_processes(fn, tasks, sched: Scheduler, bar: tqdm, w: list[float]) -> Iterator[tuple[int, Any]]:
+def _run_processes(fn, tasks, sched: Scheduler, bar: tqdm, w: list[int]) -> Iterator[tuple[int, Any]]:
     ex = ProcessPoolExecutor(max_workers=min(sched.n_workers, len(tasks)), mp_context=get_context("spawn"),
                              initializer=_exit_with_parent, initargs=(os.getpid(),))
     try:
@@ -181,7 +238,7 @@ def _run_processes(fn, tasks, sched: Scheduler, bar: tqdm, w: list[float]) -> It
         ex.shutdown(wait=True, cancel_futures=True)
 
 
-def _run_dask(fn, tasks, sched: Scheduler, bar: tqdm, w: list[float]) -> Iterator[tuple[int, Any]]:
+def _run_dask(fn, tasks, sched: Scheduler, bar: tqdm, w: list[int]) -> Iterator[tuple[int, Any]]:
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError:  # pragma: no cover - dask is needed by this scheduler only
@@ -191,8 +248,12 @@ def _run_dask(fn, tasks, sched: Scheduler, bar: tqdm, w: list[float]) -> Iterato
         if sched.address is None:
             # worker logs are silenced (a benign heartbeat race at shut-down logs an ERROR); task
             # exceptions and lost workers still reach us through the futures
+            # loopback only, any free port, no dashboard: the scheduler's HTTP server (health
+            # routes) would otherwise take port 8787 and warn when another cluster holds it
             cluster = LocalCluster(n_workers=min(sched.n_workers, len(tasks)), threads_per_worker=1, processes=True,
-                                   dashboard_address=None, silence_logs=logging.CRITICAL)
+                                   host="127.0.0.1", scheduler_port=0, dashboard_address=None,
+                                   scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"},
+                                   silence_logs=logging.CRITICAL)
             client = Client(cluster)
         else:
             try:

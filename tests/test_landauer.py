@@ -96,3 +96,21 @@ def test_mirror_flips_landauer_particle_current():
         ra, rb = landauer(a, level), landauer(b, level)
         assert rb.Ie == pytest.approx(-ra.Ie, rel=1e-8)
         assert rb.J == pytest.approx(ra.J, rel=1e-8)
+
+
+def test_breakpoint_one_ulp_from_another_converges_and_agrees():
+    """V = 0.9500000000000001 puts the breakpoint w = mu_LR one ulp above Omega - gamma_ph = 0.95.
+
+    scipy's cubature with both points used to refine the wrong pieces and stop at
+    max_subdivisions (15-40 s); each piece is now integrated on its own. The result must
+    agree with V = 0.95 to the error estimates (dJ/dV dV is ~1e-16 here).
+    """
+    import time
+
+    cfgs = [_cfg(0.5, 0.05, V=V, T=0.1) for V in (0.95, 0.9500000000000001)]
+    t0 = time.perf_counter()
+    a, b = (landauer(c, "lowest") for c in cfgs)
+    assert time.perf_counter() - t0 < 20  # was 15-40 s for b alone
+    for r in (a, b):
+        assert r.J_err <= 1e-10 * abs(r.J) and r.Ie_err <= 1e-10 * abs(r.Ie)
+    assert abs(a.J - b.J) <= a.J_err + b.J_err and abs(a.Ie - b.Ie) <= a.Ie_err + b.Ie_err

@@ -139,6 +139,51 @@ def test_run_tasks_indices_and_errors():
         list(run_tasks(_square, [1, 3, 2, 5, 6], Scheduler("processes", 2)))
 
 
+def _slow_square(x):
+    import time
+
+    time.sleep(0.05)
+    return x * x
+
+
+def test_auto_scheduler_stays_serial_for_small_work_and_switches_when_it_pays(monkeypatch):
+    """``auto``: tiny tasks run in this process; once the estimated remaining work outweighs
+    the (here zero) pool start-up on two idle cores the rest goes to a process pool, and the
+    results are the same either way."""
+    import os
+
+    import sim.parallel as par
+
+    pids = {}
+
+    def where(x):
+        pids[x] = os.getpid()
+        return x * x
+
+    got = dict(run_tasks(where, list(range(6)), "auto"))  # a closure: would fail to pickle in a pool
+    assert got == {i: i * i for i in range(6)} and set(pids.values()) == {os.getpid()}
+    monkeypatch.setattr(par, "POOL_STARTUP_S", 0.0)
+    monkeypatch.setattr(par, "idle_workers", lambda cores=None: 2)
+    monkeypatch.setattr(par, "_run_processes", lambda fn, tasks, sched, bar, w: (
+        (j, ("pool", sched.kind, sched.workers, fn(t))) for j, t in enumerate(tasks)))
+    got = dict(run_tasks(_slow_square, list(range(6)), "auto"))
+    assert [got[i] for i in (0, 1)] == [0, 1]  # the first two always run here (warm-up, then a timing)
+    assert [got[i] for i in range(2, 6)] == [("pool", "processes", 2, i * i) for i in range(2, 6)]
+
+
+def test_progress_counts_are_integers(capsys):
+    list(run_tasks(_square, [0, 1, 2], "serial", progress=True, weights=[2.0, 3.0, 5.0], unit="pt"))
+    err = capsys.readouterr().err
+    assert "10/10" in err and ".0/" not in err
+
+
+def test_cli_scheduler_defaults_to_auto():
+    p = cli.build_parser()
+    for argv in (["run", "x.toml"], ["sweep", "x.toml", "--grid", "bias.V=0:1:3", "--out", "d"],
+                 ["trajectories", "x.toml", "--out", "d"]):
+        assert p.parse_args(argv).scheduler == "auto"
+
+
 # --------------------------------------------------------------------------- run directories and resume
 
 CALLS = {"n": 0, "fail_after": None}

@@ -11,9 +11,6 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-import sim
-from sim.config import ConfigError
-
 #: Modules that add sub-commands: each has ``register(sub, with_config)`` and sets
 #: ``handler`` (a function ``args -> exit code``) with ``set_defaults``. ``CORE`` is always
 #: registered; ``PLUGINS`` may be narrowed (tests do, to import less).
@@ -28,6 +25,13 @@ PLUGINS: tuple[str, ...] = (
 )
 
 
+def _version() -> str:
+    """The installed ``ehp-sim`` version (``importlib.metadata``: no numpy, numba or scipy import)."""
+    from sim import _package_version
+
+    return _package_version()
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr (exit 2), like every other bad input."""
 
@@ -37,7 +41,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ehp", description="EHP-bath simulator: a biased conductor as four EHP baths.")
-    p.add_argument("--version", action="version", version=f"ehp {sim.__version__}")
+    p.add_argument("--version", action="version", version=f"ehp {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def with_config(name: str, help_: str) -> argparse.ArgumentParser:
@@ -54,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from sim.config import ConfigError  # after parsing: --version and --help import no numpy
     try:
         return args.handler(args)
     except ConfigError as e:

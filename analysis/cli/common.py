@@ -5,14 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING
 
-from sim.config import Config, load_config
+if TYPE_CHECKING:
+    from sim.config import Config
 
 __all__ = ["load", "num", "print_json"]
 
 
 def load(args: argparse.Namespace) -> Config:
     """The validated config named by ``args.config`` with the ``--set`` overrides."""
+    from sim.config import load_config
+
     return load_config(args.config, args.set or ())
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from sim.config import to_toml
-
 from .common import load
 
 __all__ = ["register", "cmd_config"]
@@ -17,5 +15,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
+    from sim.config import to_toml
+
     print(to_toml(load(args).to_dict()), end="")
     return 0

@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-from sim.config import ConfigError, load_config
-
 __all__ = ["register", "cmd_crosscheck"]
 
 
@@ -25,6 +23,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
 
 def cmd_crosscheck(args: argparse.Namespace) -> int:
     from analysis.crosscheck import crosscheck, plot_crosscheck
+    from sim.config import ConfigError, load_config
 
     cfg = load_config(args.config, args.set or ())
     if args.ntraj is not None and args.ntraj < 2:

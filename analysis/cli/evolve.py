@@ -14,11 +14,7 @@ import argparse
 import sys
 import time
 
-import numpy as np
-import pandas as pd
-
-from sim.config import ConfigError, load_config
-from sim.routes import ROUTES
+from sim.routes import ROUTES  # a light registry: the solvers are imported when a route runs
 
 __all__ = ["register", "cmd_evolve"]
 
@@ -43,6 +39,10 @@ def _bias_schedule(path: str | None):
     """A :class:`sim.timedep.BiasSchedule` from a CSV (columns t, mu_L, mu_R), and its rows."""
     if path is None:
         return None, None
+    import numpy as np
+    import pandas as pd
+
+    from sim.config import ConfigError
     from sim.timedep import BiasSchedule
 
     try:
@@ -63,6 +63,9 @@ def _bias_schedule(path: str | None):
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from sim.config import ConfigError, load_config
     from sim.initial import InitialSpec
     from sim.io import RunDirectory, read_table
     from sim.model import rate_model

@@ -6,10 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from sim.config import ConfigError
-
 __all__ = ["register", "cmd_stats"]
 
 
@@ -27,7 +23,10 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from analysis.stats import run_stats
+    from sim.config import ConfigError
 
     run = Path(args.run_dir)
     try:

@@ -3,7 +3,7 @@
 ::
 
     ehp sweep CONFIG --grid section.key=start:stop:num [--grid ...] --out DIR
-              [--scheduler serial|processes|dask|tcp://HOST:PORT] [--workers N] [--chunk-size K]
+              [--scheduler auto|serial|processes|dask|tcp://HOST:PORT] [--workers N] [--chunk-size K]
               [--landauer lowest|full] [--overwrite] [--no-progress] [--set k=v ...]
     ehp run CONFIG [--out DIR] [--overwrite] [--scheduler ...] [--workers N] [--no-progress] [--set k=v ...]
 
@@ -21,14 +21,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from sim.config import load_config, parse_config
-from sim.examples import resolve_config
-from sim.parallel import Scheduler
-from sim.sweep import sweep
-
 __all__ = ["register", "cmd_sweep", "cmd_run"]
 
-_SCHED_HELP = "serial, processes, dask (a LocalCluster) or the address of a Dask scheduler, tcp://HOST:PORT"
+_SCHED_HELP = ("auto (serial unless a process pool pays for its start-up), serial, processes, dask (a LocalCluster) "
+               "or the address of a Dask scheduler, tcp://HOST:PORT")
 
 
 def _scheduler_args(q: argparse.ArgumentParser, default: str) -> None:
@@ -47,16 +43,20 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
     q.add_argument("--out", required=True, metavar="DIR", help="run directory (DIR/sweep.parquet/, DIR/metadata.json)")
     q.add_argument("--landauer", choices=("lowest", "full"), help="add the Landauer-like fluxes (Eqs. 13-14)")
     q.add_argument("--chunk-size", type=int, metavar="K", help="points per chunk / parquet part (default: automatic)")
-    _scheduler_args(q, "serial")
+    _scheduler_args(q, "auto")
     q.set_defaults(handler=cmd_sweep)
 
     q = with_config("run", "run a study: runs/NAME.toml -> runs/NAME/ (table, PNG, summary); no [study]: a bias sweep")
     q.add_argument("--out", metavar="DIR", help="output directory (default: the TOML's path without .toml)")
-    _scheduler_args(q, "processes")
+    _scheduler_args(q, "auto")
     q.set_defaults(handler=cmd_run)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from sim.config import load_config
+    from sim.parallel import Scheduler
+    from sim.sweep import sweep
+
     cfg = load_config(args.config, args.set or ())
     sched = Scheduler.parse(args.scheduler, args.workers)
     table = sweep(cfg, args.grid, landauer=args.landauer, scheduler=sched, chunk_size=args.chunk_size,
@@ -67,6 +67,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from sim.config import load_config, parse_config
+    from sim.examples import resolve_config
+    from sim.parallel import Scheduler
+
     from ..figures import DEFAULT_STUDY, default_out, run_study
 
     cfg = load_config(args.config, args.set or ())

@@ -16,7 +16,6 @@ import dataclasses
 import sys
 from collections.abc import Callable
 
-from sim.config import load_config
 from sim.registry import ENGINE_NAMES
 
 __all__ = ["register", "cmd_trajectories"]
@@ -55,14 +54,16 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
     q.add_argument("--out", required=True, metavar="DIR", help="run directory (new, empty, or the same run to resume)")
     q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
     q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    q.add_argument("--scheduler", default="serial", metavar="serial|processes|dask|tcp://HOST:PORT",
-                   help="where batches run (default: serial); the tables are the same whichever runs them")
+    q.add_argument("--scheduler", default="auto", metavar="auto|serial|processes|dask|tcp://HOST:PORT",
+                   help="where batches run (default: auto, serial unless a process pool pays for its start-up); "
+                        "the tables are the same whichever runs them")
     q.add_argument("--workers", type=_positive_int, help="worker processes for processes/dask (default: all cores)")
     q.set_defaults(handler=cmd_trajectories)
 
 
 def cmd_trajectories(args: argparse.Namespace) -> int:
     """Run the command; returns the exit code (a ``sim.config.ConfigError`` propagates: the CLI's exit 2)."""
+    from sim.config import load_config
     from sim.trajectories import trajectories_from_config
 
     cfg = load_config(args.config, args.set or ())

@@ -14,15 +14,45 @@ state; ``qutip`` is an alias). Example::
 
 With ``out_dir=`` the tables are streamed batch by batch to a run directory
 (:mod:`sim.io`) and read back with ``res.jump_table()``.
+
+The names are loaded on first use (PEP 562 module ``__getattr__``).
 """
 
-from .engine import Engine, RunSpec
-from .initial import InitialState, parse_initial
-from .runner import ENGINES, TrajectoryResult, get_engine, run_trajectories, trajectories_from_config
-from .table import CHANNEL_DTYPE, DIRECTION_DTYPE, DIRECTIONS, JUMP_CHANNELS, Batch, jumps_frame
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .engine import Engine, RunSpec
+    from .initial import InitialState, parse_initial
+    from .runner import ENGINES, TrajectoryResult, get_engine, run_trajectories, trajectories_from_config
+    from .table import CHANNEL_DTYPE, DIRECTION_DTYPE, DIRECTIONS, JUMP_CHANNELS, Batch, jumps_frame
+
+#: public name -> submodule that defines it
+_LAZY: dict[str, str] = {
+    "Engine": "engine", "RunSpec": "engine", "InitialState": "initial", "parse_initial": "initial",
+    "ENGINES": "runner", "TrajectoryResult": "runner", "get_engine": "runner", "run_trajectories": "runner",
+    "trajectories_from_config": "runner",
+    "CHANNEL_DTYPE": "table", "DIRECTION_DTYPE": "table", "DIRECTIONS": "table", "JUMP_CHANNELS": "table",
+    "Batch": "table", "jumps_frame": "table",
+}
 
 __all__ = [
     "ENGINES", "Engine", "RunSpec", "TrajectoryResult", "run_trajectories", "trajectories_from_config", "get_engine",
     "InitialState", "parse_initial", "Batch", "jumps_frame", "JUMP_CHANNELS", "DIRECTIONS", "CHANNEL_DTYPE",
     "DIRECTION_DTYPE",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first access and cache the value."""
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
