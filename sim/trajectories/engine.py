@@ -26,8 +26,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..population import choose_cutoff
-from ..rate_equation import RateModel
+from ..cutoff import choose_cutoff
+from ..model import JumpModel as RateModel
 from .initial import InitialState
 from .table import Batch
 

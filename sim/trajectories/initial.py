@@ -13,14 +13,18 @@ trajectory starts in ``n0`` drawn from ``P(n0)``, a Fock state or the geometric 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
+from numpy.typing import NDArray
 
-from ..population import InitialSpec
-from ..rate_equation import RateModel
+from ..initial import InitialSpec
+from ..model import JumpModel as RateModel
+from ._rng import child_states, entropy_words, next_uniform
 
-__all__ = ["InitialState", "parse_initial"]
+__all__ = ["InitialState", "parse_initial", "initial_populations"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +94,46 @@ def parse_initial(spec: str | InitialSpec, model: RateModel) -> InitialState:
         return InitialState("coherent", alpha=complex(s.value))
     raise ValueError("trajectories start from vacuum, steady, thermal:N, fock:n or coherent:alpha, "
                      f"not from an explicit distribution ({s.kind})")
+
+
+# --------------------------------------------------------------------------- initial draws
+# Every engine draws a trajectory's n0 from its own SeedSequence child the same way, so a
+# Fock-diagonal run starts from the same n0 whichever engine runs it.
+
+_FOCK, _GEOMETRIC = 0, 1
+
+
+@njit(cache=True, inline="always")
+def _draw_initial(s0, s1, s2, s3, kind, n_fixed, log_x):
+    u, s0, s1, s2, s3 = next_uniform(s0, s1, s2, s3)
+    if kind == _FOCK or log_x == -np.inf:
+        n = n_fixed
+    else:
+        n = np.int64(math.floor(math.log1p(-u) / log_x))
+    return n, s0, s1, s2, s3
+
+
+@njit(cache=True)
+def _initial_kernel(states, kind, n_fixed, log_x):  # pragma: no cover - compiled
+    out = np.empty(states.shape[0], np.int64)
+    for i in range(states.shape[0]):
+        out[i], _, _, _, _ = _draw_initial(states[i, 0], states[i, 1], states[i, 2], states[i, 3], kind, n_fixed, log_x)
+    return out
+
+
+def _initial_args(initial: InitialState) -> tuple[int, int, float]:
+    if not initial.diagonal:
+        raise ValueError(
+            f"the ssa engine needs a Fock-diagonal initial state (vacuum, fock:n, thermal:N, steady), got "
+            f"coherent:{initial.alpha}; a coherent state has coherences between Fock states, use the mcsolve engine")
+    if initial.kind == "fock":
+        return _FOCK, int(initial.n), -np.inf
+    N = float(initial.mean)
+    return _GEOMETRIC, 0, (math.log(N / (N + 1.0)) if N > 0 else -np.inf)
+
+
+def initial_populations(initial: InitialState, seed: int, start: int, count: int) -> NDArray[np.int64]:
+    """``n0`` of trajectories ``start .. start+count-1``: the same draws as the ssa engine makes."""
+    kind, n_fixed, log_x = _initial_args(initial)
+    states = child_states(entropy_words(seed), int(start), int(count))
+    return _initial_kernel(states, kind, n_fixed, log_x)

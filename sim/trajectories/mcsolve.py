@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from ..rate_equation import RateModel
+from ..model import JumpModel as RateModel
 from ._rng import child_seed_sequences
 from .engine import Engine, RunSpec
-from .ssa import initial_populations
+from .initial import initial_populations
 from .table import DIRECTIONS, JUMP_CHANNELS, Batch, label_of
 
 __all__ = ["MCSOLVE", "MCPlan", "prepare", "simulate"]

@@ -31,34 +31,13 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-from ..rate_equation import RateModel
+from ..model import JumpModel as RateModel
 from ._rng import child_states, entropy_words, next_exponential, next_uniform
 from .engine import Engine, RunSpec, bath_rates, expected_jumps
-from .initial import InitialState
+from .initial import _draw_initial, _initial_args, initial_populations
 from .table import Batch
 
 __all__ = ["SSA", "SSAPlan", "prepare", "simulate", "initial_populations"]
-
-_FOCK, _GEOMETRIC = 0, 1
-
-
-@njit(cache=True, inline="always")
-def _draw_initial(s0, s1, s2, s3, kind, n_fixed, log_x):
-    u, s0, s1, s2, s3 = next_uniform(s0, s1, s2, s3)
-    if kind == _FOCK or log_x == -np.inf:
-        n = n_fixed
-    else:
-        n = np.int64(math.floor(math.log1p(-u) / log_x))
-    return n, s0, s1, s2, s3
-
-
-@njit(cache=True)
-def _initial_kernel(states, kind, n_fixed, log_x):  # pragma: no cover - compiled
-    out = np.empty(states.shape[0], np.int64)
-    for i in range(states.shape[0]):
-        out[i], _, _, _, _ = _draw_initial(states[i, 0], states[i, 1], states[i, 2], states[i, 3], kind, n_fixed, log_x)
-    return out
-
 
 @njit(cache=True)
 def _ssa_kernel(states, first, kind, n_fixed, log_x, grid, t_end, em, ab, cap, capacity):  # pragma: no cover
@@ -153,24 +132,6 @@ def _ssa_kernel(states, first, kind, n_fixed, log_x, grid, t_end, em, ab, cap, c
         for kk in range(k, npts):
             N[i, kk] = fill
     return traj, times, labels, m, N, stop_traj[:n_stop], stop_t[:n_stop], stop_n[:n_stop]
-
-
-def _initial_args(initial: InitialState) -> tuple[int, int, float]:
-    if not initial.diagonal:
-        raise ValueError(
-            f"the ssa engine needs a Fock-diagonal initial state (vacuum, fock:n, thermal:N, steady), got "
-            f"coherent:{initial.alpha}; a coherent state has coherences between Fock states, use the mcsolve engine")
-    if initial.kind == "fock":
-        return _FOCK, int(initial.n), -np.inf
-    N = float(initial.mean)
-    return _GEOMETRIC, 0, (math.log(N / (N + 1.0)) if N > 0 else -np.inf)
-
-
-def initial_populations(initial: InitialState, seed: int, start: int, count: int) -> NDArray[np.int64]:
-    """``n0`` of trajectories ``start .. start+count-1``: the same draws as the ssa engine makes."""
-    kind, n_fixed, log_x = _initial_args(initial)
-    states = child_states(entropy_words(seed), int(start), int(count))
-    return _initial_kernel(states, kind, n_fixed, log_x)
 
 
 @dataclass(frozen=True)
