@@ -188,7 +188,8 @@ def _model(conductor: Conductor) -> KernelModel:
 
 
 def kernel(conductor: Conductor, channel: str, e: ArrayLike, w: float) -> NDArray[np.float64]:
-    """``K_c(e, w) = Tr[M A_a(e) M A_b(e - w)]`` by direct matrix algebra (reference route)."""
+    """``K_c(e, w) = Tr[M A_a(e) M A_b(e - w)]`` (the kernel of Eqs. 5-7, energy^0 x 1/energy^0 units of M^2/energy^2)
+    by direct matrix algebra (reference route)."""
     a, b = ELECTRODES[channel]
     Aa = conductor.spectral(e, a)
     Ab = conductor.spectral(np.asarray(e) - w, b)
@@ -213,7 +214,10 @@ def channel_rates(
     T_L: ArrayLike,
     T_R: ArrayLike | None = None,
 ) -> ChannelRates:
-    """Emission, absorption and damping of LL, RR, LR, RL at quanta ``w``.
+    """Emission, absorption and damping of LL, RR, LR, RL at quanta ``w`` (Eqs. 5 and 7; energy units).
+
+    ``tau_em_c(w) = int de/2pi K_c(e, w) f_a(e) [1 - f_b(e - w)]``, ``tau_abs_c`` with
+    ``[1 - f_a(e)] f_b(e - w)``, ``Lambda_c = tau_abs_c - tau_em_c`` (docs/theory.md).
 
     All arguments broadcast against each other (vectorised over ``w`` and bias
     points). ``T_R`` defaults to ``T_L``. ``T = 0`` is allowed.

@@ -107,7 +107,11 @@ def quantity_weights(quantity: str, omega: float) -> NDArray[np.float64]:
 
 
 def cumulant_rates(chain: BirthDeath, nu: NDArray[np.float64], order: int = 4) -> NDArray[np.float64]:
-    """Long-time cumulant rates ``c_1 .. c_order`` of the counted quantity (exact)."""
+    """Long-time cumulant rates ``c_k = d^k theta / ds^k`` at ``s = 0`` of the counted quantity (exact).
+
+    ``theta(s)`` is the leading eigenvalue of the tilted generator ``L(s)`` (module docstring;
+    docs/theory.md, "Counting statistics"). Units: ``[nu]^k`` per unit time.
+    """
     L0 = chain.generator()
     rho = chain.steady()
     K = chain.cutoff
@@ -155,7 +159,7 @@ def waiting_time_probability(chain: BirthDeath, first: int, second: int) -> floa
 
 
 def mean_first_passage(model: RateModel, n0: int, level: int) -> float:
-    """Mean time for the population to first reach ``level`` from ``n0 < level``:
+    """Mean time (1/energy) for the population to first reach ``level`` from ``n0 < level``:
     the absorbing-chain linear system ``L_0^T T = -1`` on ``0 .. level-1`` (works above threshold too)."""
     A, B = float(model.up_rate), float(model.down_rate)
     n = np.arange(level)

@@ -61,7 +61,8 @@ class LandauerResult(Result):
 
 
 def a_ph(w, omega: float, gamma: float):
-    """Mode spectral function due to the ph-bath alone, ``A_ph(w)`` (dimension 1/energy)."""
+    """Mode spectral function due to the ph-bath alone, the ``A_ph(w)`` of Eq. 13 (dimension 1/energy):
+    ``A_ph = 4 Omega gamma w / ((w^2 - Omega^2)^2 + gamma^2 w^2)``."""
     w = np.asarray(w, dtype=float)
     return 4 * omega * gamma * w / ((w * w - omega**2) ** 2 + gamma**2 * w * w)
 
