@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from .config import Config, ConfigError
-from .io import RunDirectory, now_iso, read_table
+from .io import RunDirectory, read_table
 from .parallel import Scheduler, available_workers, run_tasks
 
 __all__ = [
@@ -372,7 +372,8 @@ def run_sweeps(
     """Run several sweeps on one scheduler (one pool for all), optionally into a run directory.
 
     With ``rundir``, each finished chunk is written at once as part ``part-XXXXX`` of its
-    job's table, and chunks that already have a part are not recomputed (resume).
+    job's table and recorded in its manifest; chunks already recorded (and verified when the
+    directory was opened) are not recomputed (resume).
 
     Returns
     -------
@@ -384,7 +385,10 @@ def run_sweeps(
     if len(results) != len(jobs):
         raise ValueError(f"table names must differ, got {[j.table for j in jobs]}")
     for job in jobs:
-        for ci, pts in enumerate(job.chunks()):
+        chunks = job.chunks()
+        if rundir is not None:
+            rundir.expect(job.table, len(chunks))
+        for ci, pts in enumerate(chunks):
             if rundir is not None and rundir.has_part(job.table, ci):
                 continue
             tasks.append((job.config, job.grid.keys, pts, job.fn))
@@ -399,7 +403,7 @@ def run_sweeps(
     out = {}
     for job in jobs:
         if rundir is not None:
-            out[job.table] = read_table(rundir.path, job.table)
+            out[job.table] = rundir.read_table(job.table)
         else:
             frames = [results[job.table][i] for i in sorted(results[job.table])]
             out[job.table] = pd.concat(frames, ignore_index=True) if frames else job.grid.frame()
@@ -463,8 +467,9 @@ def sweep(
     rd = RunDirectory.open(out, ident, overwrite=overwrite, metadata={
         "config": config.to_dict(), "grid": grid.to_dict(), "n_points": len(job.grid), "scheduler": sched.describe()})
     t0 = time.perf_counter()
-    table = run_sweeps([job], rd, sched, progress=progress, desc="sweep")["sweep"]
-    rd.write_metadata(status="complete", wall_s=time.perf_counter() - t0, end_time=now_iso())
+    with rd:  # an exception marks the run failed and releases the lock
+        table = run_sweeps([job], rd, sched, progress=progress, desc="sweep")["sweep"]
+        rd.finish(wall_s=time.perf_counter() - t0)
     return table
 
 

@@ -97,8 +97,10 @@ def test_resume_after_a_killed_run_recomputes_nothing_finished(model, reference,
     monkeypatch.setitem(runner.ENGINES, "ssa", dataclasses.replace(real, simulate=dying))
     with pytest.raises(KeyboardInterrupt):
         run_trajectories(model, **KW, out_dir=out)
-    assert calls == [0, 60, 120] and len(part_files(out, "jumps")) == 3
-    assert json.loads((out / "metadata.json").read_text())["status"] == "running"
+    assert calls == [0, 60, 120] and len(part_files(out, "jumps", partial=True)) == 3
+    assert json.loads((out / "metadata.json").read_text())["status"] == "failed"
+    with pytest.raises(ConfigError, match=r"not a complete run: its status is 'failed'.*part-00003"):
+        part_files(out, "jumps")
     before = _mtimes(out)
 
     calls.clear()
@@ -129,9 +131,12 @@ def test_a_different_run_is_refused_unless_overwrite(model, tmp_path):
     with pytest.raises(ConfigError, match="batch_size: 60 -> 50"):
         run_trajectories(model, **{**KW, "batch_size": 50}, out_dir=out)
     (out / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match=r"refusing to --overwrite.*notes\.txt.*which no run of ehp wrote"):
+        run_trajectories(model, **{**KW, "seed": 5, "batch_size": 100}, out_dir=out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and len(part_files(out, "jumps")) == 5  # nothing deleted
+    (out / "notes.txt").unlink()
     res = run_trajectories(model, **{**KW, "seed": 5, "batch_size": 100}, out_dir=out, overwrite=True)
     assert res.n_batches_resumed == 0 and len(part_files(out, "jumps")) == 3
-    assert (out / "notes.txt").read_text() == "mine"  # overwrite removes only our outputs
     assert json.loads((out / "metadata.json").read_text())["identity"]["run"]["seed"] == 5
 
 

@@ -213,8 +213,8 @@ def test_interrupted_sweep_resumes_without_recomputation(tmp_path):
     CALLS.update(n=0, fail_after=5)  # dies in the middle of chunk 2: chunks 0 and 1 are saved
     with pytest.raises(Interrupted):
         sweep(cfg, grid, fn=counting_point, chunk_size=2, out=out)
-    assert [p.name for p in part_files(out, "sweep")] == ["part-00000.parquet", "part-00001.parquet"]
-    assert json.loads((out / "metadata.json").read_text())["status"] == "running"
+    assert [p.name for p in part_files(out, "sweep", partial=True)] == ["part-00000.parquet", "part-00001.parquet"]
+    assert json.loads((out / "metadata.json").read_text())["status"] == "failed"
 
     CALLS.update(n=0, fail_after=None)
     again = sweep(cfg, grid, fn=counting_point, chunk_size=2, out=out)

@@ -320,15 +320,27 @@ def run_trajectories(
                     "layout": {"batch_size": batch_size}}
         rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
                                metadata={"command": command, "config": cfg_dict, "seed": spec.seed, "engine": eng.name})
+    if rd is None:
+        return _run_batches(None, eng, model, spec, ntraj, batch_size, n_batches, scheduler, progress, t_wall)
+    with rd:  # an exception marks the run failed and releases the lock
+        return _run_batches(rd, eng, model, spec, ntraj, batch_size, n_batches, scheduler, progress, t_wall)
+
+
+def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, batch_size: int, n_batches: int,
+                 scheduler, progress: bool, t_wall: float) -> TrajectoryResult:
+    """Simulate the batches not finished in ``rd`` (all of them without one) and assemble the result."""
     totals = _Totals(np.zeros(N_LABELS, np.int64), np.zeros(spec.n_points), np.zeros(spec.n_points),
                      np.zeros(spec.n_points, np.int64))
     frames: dict[int, dict[str, pd.DataFrame]] = {}
     n_resumed = 0
     todo = []
+    if rd is not None:
+        for table in ("jumps", "trajectories", "stops"):
+            rd.expect(table, n_batches)
     for b in range(n_batches):
         start = b * batch_size
         count = min(batch_size, ntraj - start)
-        if rd is not None and rd.has_part("jumps", b):
+        if rd is not None and all(rd.has_part(t, b) for t in ("jumps", "trajectories", "stops")):
             meta = rd.part_meta("jumps", b)
             if meta.get("start") == start and meta.get("ntraj") == count:
                 totals.add(meta)
@@ -346,7 +358,7 @@ def run_trajectories(
         if rd is not None:
             rd.write_part("trajectories", b, tables["trajectories"])
             rd.write_part("stops", b, tables["stops"])
-            rd.write_part("jumps", b, tables["jumps"], stats)  # the commit point of the batch
+            rd.write_part("jumps", b, tables["jumps"], stats)  # carries the batch's statistics
         else:
             frames[b] = tables
         del tables
@@ -364,7 +376,7 @@ def run_trajectories(
                                              "cutoff": spec.cutoff})
     if rd is not None:
         rd.write_summary(res.summary())
-        rd.write_metadata(wall_s=res.wall_s, status="complete")
+        rd.finish(wall_s=res.wall_s)
     return res
 
 
