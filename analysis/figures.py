@@ -41,6 +41,7 @@ unless ``overwrite``; the same run is resumed (saved sweep chunks are not recomp
 from __future__ import annotations
 
 import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ import numpy as np
 import pandas as pd
 
 from sim.config import Config, ConfigError, parse_config
-from sim.io import RunDirectory, now_iso
+from sim.io import RunDirectory
 from sim.parallel import Scheduler
 from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps
 
@@ -328,6 +329,7 @@ def _instability_map(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[p
     rd = c.rundir.path
     _write_parquet(curve, rd / "thresholds.parquet")
     _write_parquet(series, rd / "confirm.parquet")
+    c.rundir.record("thresholds.parquet", "confirm.parquet")
     diff = (curve["threshold_grid"] - curve["threshold"]).abs()
     dx = float(np.min(np.diff(np.sort(ax.values)))) if len(ax.values) > 1 else float("nan")
     summary = {"x": ax.key, "y": ay.key, "grid_step_x": dx,
@@ -418,7 +420,7 @@ def study_kinds() -> tuple[str, ...]:
 # --------------------------------------------------------------------------- runner
 
 def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     df.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
@@ -456,12 +458,13 @@ def run_study(
     rd = RunDirectory.open(out, {"command": "run", "config": config.to_dict()}, overwrite=overwrite,
                            metadata={"config": config.to_dict(), "study": name, "kind": kind})
     t0 = time.perf_counter()
-    table, summary, draw = fn(_Ctx(config, opts, rd, sched, progress))
-    table_path = rd.path / f"{name}.parquet"
-    fig_path = rd.path / f"{name}.png"
-    _write_parquet(table, table_path)
-    draw(table, fig_path)
-    rd.write_summary({"study": name, "kind": kind, **summary})
-    rd.write_metadata(status="complete", wall_s=time.perf_counter() - t0, end_time=now_iso(),
-                      scheduler=sched.describe())
+    with rd:  # an exception marks the run failed and releases the lock
+        table, summary, draw = fn(_Ctx(config, opts, rd, sched, progress))
+        table_path = rd.path / f"{name}.parquet"
+        fig_path = rd.path / f"{name}.png"
+        _write_parquet(table, table_path)
+        draw(table, fig_path)
+        rd.record(table_path, *([fig_path] if fig_path.is_file() else []))
+        rd.write_summary({"study": name, "kind": kind, **summary})
+        rd.finish(wall_s=time.perf_counter() - t0, scheduler=sched.describe())
     return StudyResult(name, rd.path, table, table_path, fig_path, summary, rd.resumed)

@@ -38,13 +38,18 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
                     "seed": args.seed}
         rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
                                metadata={"command": "crosscheck", "config": cfg.to_dict()})
-    rep = crosscheck(cfg, ntraj=args.ntraj, t_end=args.t_end, seed=args.seed,
-                     progress=False if args.no_progress else None)
-    if rd is not None:
-        rep.table.to_parquet(rd.path / "crosscheck.parquet")
-        if rep.stable:
-            plot_crosscheck(rep, rd.path / "crosscheck.png")
-        rd.write_metadata(status="complete")
+    progress = False if args.no_progress else None
+    if rd is None:
+        rep = crosscheck(cfg, ntraj=args.ntraj, t_end=args.t_end, seed=args.seed, progress=progress)
+    else:
+        with rd:  # an exception marks the run failed and releases the lock
+            rep = crosscheck(cfg, ntraj=args.ntraj, t_end=args.t_end, seed=args.seed, progress=progress)
+            rep.table.to_parquet(rd.path / "crosscheck.parquet")
+            rd.record("crosscheck.parquet")
+            if rep.stable:
+                plot_crosscheck(rep, rd.path / "crosscheck.png")
+                rd.record("crosscheck.png")
+            rd.finish()
     if not rep.stable:
         print(rep.message, file=sys.stderr)
     if args.json:

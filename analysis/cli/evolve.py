@@ -67,7 +67,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
     from sim.config import ConfigError, load_config
     from sim.initial import InitialSpec
-    from sim.io import RunDirectory, read_table
+    from sim.io import RunDirectory
     from sim.model import rate_model
     from sim.routes import evolve
 
@@ -101,26 +101,29 @@ def cmd_evolve(args: argparse.Namespace) -> int:
                 "n_points": n_points, "initial": initial, "cutoff": cutoff, "bias_table": table_rows}
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
                            metadata={"command": "evolve", "config": cfg.to_dict(), "method": args.method})
-    if rd.resumed and rd.has_part("evolution", 0):
-        table = read_table(rd.path, "evolution")
-        print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
-        return 0
-    res = evolve(cfg, np.linspace(0.0, t_end, n_points), args.method, spec, cutoff, schedule)
-    table = res.to_frame()
-    if schedule is not None:
-        table.insert(2, "mu_L", schedule(table["t"].to_numpy())[0])
-        table.insert(3, "mu_R", schedule(table["t"].to_numpy())[1])
-    model = res.model
-    used_cutoff = getattr(res, "cutoff", None)
-    stopped_at, message = getattr(res, "stopped_at", None), getattr(res, "message", None)
-    rd.write_part("evolution", 0, table)
-    wall = time.perf_counter() - start
-    kappa_end = float(np.asarray(model.kappa).ravel()[-1])
-    summary = {"method": args.method, "t_end": t_end, "n_points": int(len(table)), "initial": initial,
-               "cutoff": used_cutoff, "kappa": kappa_end, "stable": bool(kappa_end > 0),
-               "N_final": float(table["N"].iloc[-1]), "stopped_at": stopped_at, "message": message, "wall_s": wall}
-    rd.write_summary(summary)
-    rd.write_metadata(wall_s=wall, status="complete")
+    with rd:  # an exception marks the run failed and releases the lock
+        if rd.resumed and rd.has_part("evolution", 0):
+            table = rd.read_table("evolution")
+            rd.finish()
+            print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
+            return 0
+        res = evolve(cfg, np.linspace(0.0, t_end, n_points), args.method, spec, cutoff, schedule)
+        table = res.to_frame()
+        if schedule is not None:
+            table.insert(2, "mu_L", schedule(table["t"].to_numpy())[0])
+            table.insert(3, "mu_R", schedule(table["t"].to_numpy())[1])
+        model = res.model
+        used_cutoff = getattr(res, "cutoff", None)
+        stopped_at, message = getattr(res, "stopped_at", None), getattr(res, "message", None)
+        rd.expect("evolution", 1)
+        rd.write_part("evolution", 0, table)
+        wall = time.perf_counter() - start
+        kappa_end = float(np.asarray(model.kappa).ravel()[-1])
+        summary = {"method": args.method, "t_end": t_end, "n_points": int(len(table)), "initial": initial,
+                   "cutoff": used_cutoff, "kappa": kappa_end, "stable": bool(kappa_end > 0),
+                   "N_final": float(table["N"].iloc[-1]), "stopped_at": stopped_at, "message": message, "wall_s": wall}
+        rd.write_summary(summary)
+        rd.finish(wall_s=wall)
     if message:
         print(message, file=sys.stderr)
     print(f"method     {args.method}" + (f" (cutoff {used_cutoff})" if used_cutoff else ""))

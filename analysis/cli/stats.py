@@ -1,9 +1,17 @@
-"""``ehp stats DIR [--json] [--out DIR2]``: counting statistics of a trajectory run, exact values beside."""
+"""``ehp stats DIR [--json] [--out DIR2] [--partial]``: counting statistics of a trajectory run, exact values beside.
+
+The run is verified first (every part against its size and sha256 in the manifest): an
+incomplete or damaged run is refused (exit 2, naming what is missing) unless ``--partial``
+is given; then only the intact batches are analysed, every output says ``partial`` and the
+estimators use the number of trajectories present, not the configured ``ntraj``.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+import tempfile
 from pathlib import Path
 
 __all__ = ["register", "cmd_stats"]
@@ -19,14 +27,14 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG
     q.add_argument("--first-passage", type=int, metavar="LEVEL",
                    help="first-passage time to population LEVEL (time to runaway above threshold)")
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr (default: on a terminal)")
+    q.add_argument("--partial", action="store_true",
+                   help="analyse the intact batches of an incomplete run (outputs say partial)")
     q.set_defaults(handler=cmd_stats)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from analysis.stats import run_stats
     from sim.config import ConfigError
+    from sim.io import check_run, trajectory_partial_view
 
     run = Path(args.run_dir)
     try:
@@ -40,59 +48,97 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise ConfigError(f"--t-min must be >= 0 and below the run's t_end = {t_end:g}, got {args.t_min:g}")
     if args.first_passage is not None and args.first_passage < 1:
         raise ConfigError(f"--first-passage must be a population level >= 1, got {args.first_passage}")
-    rd = None
-    if args.out:
-        from sim.io import RunDirectory
+    check = check_run(run)
+    if not check.complete and not args.partial:
+        raise ConfigError(f"{str(run)!r} is not a complete run: {check.problem()}; resume it by running the same "
+                          "`ehp trajectories` command again, or pass --partial to analyse the intact batches")
+    with tempfile.TemporaryDirectory(prefix="ehp-partial-") as tmp:
+        partial = None
+        data = run
+        if not check.complete:
+            data = Path(tmp) / "view"
+            partial = trajectory_partial_view(check, data)
+            print(f"ehp: warning: PARTIAL analysis of {str(run)!r}: {partial['ntraj_present']} of "
+                  f"{partial['ntraj_configured']} trajectories ({partial['batches_present']} of {partial['batches']} "
+                  f"batches); {check.problem()}", file=sys.stderr)
+        rd = None
+        if args.out:
+            from sim.io import RunDirectory
 
-        identity = {"command": "stats", "source": source["identity"], "t_min": args.t_min,
-                    "first_passage": args.first_passage}
-        rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite, metadata={"command": "stats",
-                               "source_dir": str(run.resolve())})
+            identity = {"command": "stats", "source": source["identity"], "t_min": args.t_min,
+                        "first_passage": args.first_passage, "partial": partial}
+            rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite, inputs=(run,),
+                                   metadata={"command": "stats", "source_dir": str(run.resolve()), "partial": partial})
+        if rd is None:
+            return _analyse(args, run, data, partial, None)
+        with rd:  # an exception marks the output failed and releases its lock
+            return _analyse(args, run, data, partial, rd)
+
+
+def _analyse(args: argparse.Namespace, run: Path, data: Path, partial: dict | None, rd) -> int:
+    """The analysis proper: ``data`` is ``run`` itself, or a verified view of its intact batches."""
+    import numpy as np
+
+    from analysis.stats import run_stats
+
+    source = json.loads((data / "metadata.json").read_text())
     progress = False if args.no_progress else None
-    st = run_stats(run, args.t_min, progress=progress)
+    st = run_stats(data, args.t_min, progress=progress)
     from analysis.mode_stats import exact_first_passage_mean, first_passage_times, growth_stats, mode_stats
 
     ms = gs = None
     if st.stable:
-        ms = mode_stats(run, st.t_min, progress=progress)
+        ms = mode_stats(data, st.t_min, progress=progress)
         extra = {"mode": ms.to_dict()}
     else:  # no steady state: non-stationary quantities only
-        gs = growth_stats(run, progress=progress)
+        gs = growth_stats(data, progress=progress)
         extra = {"growth": gs.to_dict()}
     fp = None
     if args.first_passage is not None:
-        fp = first_passage_times(run, args.first_passage)
+        fp = first_passage_times(data, args.first_passage)
         ok = fp[np.isfinite(fp)]
-        init = json.loads((run / "metadata.json").read_text())["identity"]["run"]["initial"]
+        init = source["identity"]["run"]["initial"]
         extra["first_passage"] = {
             "level": args.first_passage, "n_reached": int(ok.size), "ntraj": int(fp.size),
             "mean": float(ok.mean()) if ok.size else None,
             "stderr": float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else None,
-            "exact_mean_from_vacuum": exact_first_passage_mean(run, args.first_passage) if init == "vacuum" else None,
+            "exact_mean_from_vacuum": exact_first_passage_mean(data, args.first_passage) if init == "vacuum" else None,
             "note": "mean over trajectories that reached the level before t_end (biased low if some did not)",
         }
+    extra = {"partial": partial is not None, **({"partial_run": partial} if partial else {}), **extra}
+    record = {**st.to_dict(), "run": str(run), **extra}
     if rd is not None:
         from analysis.stats_plots import stats_figures
 
         out = rd.path
-        targets = [out / n for n in ("stats.parquet", "waiting_times.parquet", "counts.parquet")]
-        st.cumulants.to_parquet(targets[0])
-        st.waiting.to_parquet(targets[1])
-        st.counts.to_parquet(targets[2])
+        written = [out / n for n in ("stats.parquet", "waiting_times.parquet", "counts.parquet")]
+        st.cumulants.to_parquet(written[0])
+        st.waiting.to_parquet(written[1])
+        st.counts.to_parquet(written[2])
         if ms is not None:
             ms.fock.to_parquet(out / "fock.parquet")
+            written.append(out / "fock.parquet")
         else:
             gs.curve.to_parquet(out / "growth.parquet")
-        stats_figures(st, source, out, fock=None if ms is None else ms.fock, growth=gs)
+            written.append(out / "growth.parquet")
+        written += [Path(f) for f in stats_figures(st, source, out, fock=None if ms is None else ms.fock, growth=gs)
+                    or ()]
         if fp is not None:
             from analysis.stats_plots import plot_first_passage
 
-            plot_first_passage(fp, extra["first_passage"], out / "first_passage.png")
-        rd.write_metadata(status="complete")
+            written.append(Path(plot_first_passage(fp, extra["first_passage"], out / "first_passage.png")))
+        rd.record(*(f for f in dict.fromkeys(written) if f.is_file()))
+        rd.write_summary({k: record[k] for k in ("run", "ntraj", "t_min", "t_end", "partial", "partial_run")
+                          if k in record})
+        rd.finish()
     if args.json:
-        print(json.dumps({**st.to_dict(), **extra}, indent=2, allow_nan=False))
+        print(json.dumps(record, indent=2, allow_nan=False))
         return 0
-    print(f"run {st.run_dir}: {st.ntraj} trajectories, t in [{st.t_min:g}, {st.t_end:g}]")
+    if partial is not None:
+        print(f"PARTIAL analysis: {partial['ntraj_present']} of {partial['ntraj_configured']} trajectories present "
+              f"({partial['batches_present']} of {partial['batches']} batches; missing: "
+              + ", ".join(partial["missing"][:3]) + (", ..." if len(partial["missing"]) > 3 else "") + ")")
+    print(f"run {run}: {st.ntraj} trajectories{' (partial)' if partial else ''}, t in [{st.t_min:g}, {st.t_end:g}]")
     print(f"transient: {st.transient}")
     print("\ncounts per (channel, direction), whole run:")
     print(st.counts[st.counts["count"] > 0].to_string(index=False))
