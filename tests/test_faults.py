@@ -1,0 +1,373 @@
+"""Fault injection on run directories: kills, lost and damaged parts, concurrent writers, stale locks,
+incomplete runs read by `ehp stats`, and `--overwrite` on directories that hold other things.
+
+Every test compares against an uninterrupted run with the same seed: trajectory ``i`` always draws
+from child ``i`` of ``SeedSequence(seed)``, so a resumed run must give *identical* tables.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+
+import sim.trajectories.runner as runner
+from analysis.cli import main
+from sim.config import ConfigError
+from sim.io import LOCK_NAME, RunDirectory, check_run, part_files, read_table
+from sim.sweep import read_sweep, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER = str(ROOT / "runs" / "paper_double_dot.toml")
+TABLES = ("jumps", "trajectories", "stops")
+NTRAJ, BATCH = 300, 50  # 6 batches (parts) per table
+
+
+def _argv(out: Path, seed: int = 7, ntraj: int = NTRAJ, batch: int = BATCH) -> list[str]:
+    return ["trajectories", PAPER, "--ntraj", str(ntraj), "--t-end", "100", "--n-points", "5", "--batch-size",
+            str(batch), "--seed", str(seed), "--no-progress", "--set", "run.initial=thermal:1", "--out", str(out)]
+
+
+def _tables(d: Path) -> dict[str, pd.DataFrame]:
+    return {t: read_table(d, t) for t in TABLES}
+
+
+def _assert_same(d: Path, ref: dict[str, pd.DataFrame]) -> None:
+    got = _tables(d)
+    for t in TABLES:
+        pdt.assert_frame_equal(got[t], ref[t], obj=t)
+    assert check_run(d).complete
+
+
+def _snapshot(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
+    """An uninterrupted run (never modified by the tests: they copy it)."""
+    out = tmp_path_factory.mktemp("ref") / "run"
+    assert main(_argv(out)) == 0
+    return out, _tables(out)
+
+
+def _copy(reference, tmp_path: Path) -> Path:
+    d = tmp_path / "run"
+    shutil.copytree(reference[0], d)
+    return d
+
+
+# --------------------------------------------------------------------------- kills and resume
+
+
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path, capsys):
+    """A real process killed with SIGKILL after its first part; the rerun finishes it, tables identical."""
+    out = tmp_path / "run"
+    argv = _argv(out, ntraj=NTRAJ, batch=5)  # 60 small batches: the kill lands mid-run
+    proc = subprocess.Popen([sys.executable, "-m", "analysis.cli", *argv], env=_env(), cwd=tmp_path,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = out / "jumps.parquet" / "part-00000.parquet"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    _, perr = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, perr.decode()[-2000:]
+    chk = check_run(out)
+    assert chk.status == "running" and not chk.complete and chk.missing  # killed mid-run
+    assert (out / LOCK_NAME).is_file()  # the dead writer's lock is left behind
+    # a reader refuses the killed run (exit 2, naming what is missing)
+    assert main(["stats", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ehp: error:") and "missing" in err and "part-000" in err and err.count("\n") == 1
+
+    assert main(argv) == 0  # the same command resumes: stale lock taken over, unfinished parts computed
+    err = capsys.readouterr().err
+    assert "taking over the stale lock" in err
+    full = tmp_path / "full"
+    assert main(_argv(full, ntraj=NTRAJ, batch=5)) == 0
+    capsys.readouterr()
+    _assert_same(out, _tables(full))
+    assert not (out / LOCK_NAME).exists()
+
+
+def test_crash_marks_failed_and_the_corrected_command_works(tmp_path, monkeypatch, capsys, reference):
+    out = tmp_path / "run"
+    real = runner.ENGINES["ssa"]
+
+    def crashing(plan, start, count):
+        if start >= 2 * BATCH:
+            raise RuntimeError("boom in batch 3")
+        return real.simulate(plan, start, count)
+
+    monkeypatch.setitem(runner.ENGINES, "ssa", dataclasses.replace(real, simulate=crashing))
+    with pytest.raises(RuntimeError, match="boom"):
+        main(_argv(out))
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["status"] == "failed" and "boom" in meta["error"] and not (out / LOCK_NAME).exists()
+    monkeypatch.setitem(runner.ENGINES, "ssa", real)
+    assert main(_argv(out)) == 0  # same command: resumes the failed run
+    assert "2 resumed" in capsys.readouterr().out
+    _assert_same(out, reference[1])
+
+    # a run that failed before finishing anything does not block a different (corrected) command
+    out2 = tmp_path / "run2"
+    monkeypatch.setitem(runner.ENGINES, "ssa", dataclasses.replace(real, simulate=lambda *a: 1 / 0))
+    with pytest.raises(ZeroDivisionError):
+        main(_argv(out2, seed=99))
+    assert json.loads((out2 / "metadata.json").read_text())["status"] == "failed"
+    monkeypatch.setitem(runner.ENGINES, "ssa", real)
+    assert main(_argv(out2)) == 0
+    assert "replacing the failed run" in capsys.readouterr().err
+    _assert_same(out2, reference[1])
+
+
+# --------------------------------------------------------------------------- damaged parts
+
+
+def _delete(f: Path) -> None:
+    f.unlink()
+
+
+def _truncate(f: Path) -> None:
+    data = f.read_bytes()
+    f.write_bytes(data[: len(data) // 2])
+
+
+def _flip(f: Path) -> None:
+    data = bytearray(f.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 8):
+        data[i] ^= 0xFF
+    f.write_bytes(bytes(data))
+
+
+def _unrecorded(f: Path) -> None:
+    """Killed between renaming the part into place and recording it in the manifest."""
+    m = json.loads((f.parents[1] / "manifest.json").read_text())
+    del m["parts"][f.parent.name[:-8]][f.stem.split("-")[1]]
+    (f.parents[1] / "manifest.json").write_text(json.dumps(m))
+
+
+@pytest.mark.parametrize("table", ["jumps", "trajectories"])
+@pytest.mark.parametrize("damage, words", [(_delete, "missing"), (_truncate, "truncated"), (_flip, "sha256"),
+                                           (_unrecorded, "not recorded")])
+def test_damaged_part_is_refused_by_readers_and_recomputed_on_resume(reference, tmp_path, capsys, damage, words,
+                                                                     table):
+    d = _copy(reference, tmp_path)
+    name = f"{table}.parquet/part-00002.parquet"
+    damage(d / name)
+    # readers refuse, naming the part (or the unfinished batch); never a traceback
+    assert main(["stats", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ehp: error:") and err.count("\n") == 1
+    assert name in err or "part-00002" in err
+    with pytest.raises(ConfigError, match="part-00002"):
+        read_table(d, table)
+    # resume recomputes that batch, says so, and ends with the uninterrupted tables
+    assert main(_argv(d)) == 0
+    out, err = capsys.readouterr()
+    assert "1 of 6 batches computed, 5 resumed" in out
+    assert name in err and "recomput" in err
+    _assert_same(d, reference[1])
+
+
+def test_damaged_sweep_part_is_recomputed(tmp_path, capsys):
+    from sim.config import load_config
+
+    cfg = load_config(PAPER)
+    grid = ["bias.V=0.2:1.6:6"]
+    out = tmp_path / "sweep"
+    ref = sweep(cfg, grid, chunk_size=2, out=out)
+    _flip(out / "sweep.parquet" / "part-00001.parquet")
+    with pytest.raises(ConfigError, match=r"part-00001.*sha256"):
+        read_sweep(out)
+    again = sweep(cfg, grid, chunk_size=2, out=out)
+    assert "sweep.parquet/part-00001.parquet" in capsys.readouterr().err
+    pdt.assert_frame_equal(again, ref)
+    pdt.assert_frame_equal(read_sweep(out), ref)
+
+
+# --------------------------------------------------------------------------- locks
+
+
+def test_second_writer_is_refused_while_the_first_lives(reference, tmp_path, capsys):
+    d = _copy(reference, tmp_path)
+    before = _snapshot(d)
+    holder = RunDirectory.open(d, json.loads((d / "metadata.json").read_text())["identity"])  # this process: alive
+    try:
+        assert main(_argv(d)) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ehp: error:") and f"pid {os.getpid()}" in err and err.count("\n") == 1
+        assert main(["stats", str(d)]) == 2  # a reader refuses a run being written
+        assert "being written by" in capsys.readouterr().err
+    finally:
+        holder.close()
+    assert not (d / LOCK_NAME).exists()
+    after = _snapshot(d)
+    assert {k: v for k, v in after.items() if k != "metadata.json"} == \
+           {k: v for k, v in before.items() if k != "metadata.json"}
+    assert main(_argv(d)) == 0
+    _assert_same(d, reference[1])
+
+
+def test_two_processes_race_for_one_directory(reference, tmp_path):
+    """Two different runs started together: one wins, the other exits 2, the table is the winner's, unmixed."""
+    out = tmp_path / "run"
+    procs = [subprocess.Popen([sys.executable, "-m", "analysis.cli", *_argv(out, seed=s)], env=_env(),
+                              cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for s in (7, 8)]
+    errs = [p.communicate(timeout=300)[1].decode() for p in procs]
+    codes = [p.returncode for p in procs]
+    assert sorted(codes) == [0, 2], errs
+    loser = errs[codes.index(2)]
+    assert loser.startswith("ehp: error:") and ("being written by" in loser or "refusing" in loser), loser
+    winner_seed = (7, 8)[codes.index(0)]
+    assert json.loads((out / "metadata.json").read_text())["seed"] == winner_seed
+    ref = tmp_path / "ref"
+    assert main(_argv(ref, seed=winner_seed)) == 0
+    _assert_same(out, _tables(ref))
+    assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))
+
+
+def test_stale_lock_of_a_dead_process_is_taken_over(reference, tmp_path, capsys):
+    d = _copy(reference, tmp_path)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # reaped: its pid names no process
+    (d / LOCK_NAME).write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "token": "x"}))
+    assert main(_argv(d)) == 0
+    out, err = capsys.readouterr()
+    assert "taking over the stale lock" in err and f"pid {dead.pid}" in err
+    assert "0 of 6 batches computed, 6 resumed" in out and not (d / LOCK_NAME).exists()
+    _assert_same(d, reference[1])
+    # a lock from another host cannot be checked: refused, naming the host and the lock file
+    (d / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere.example", "token": "y"}))
+    assert main(_argv(d)) == 2
+    err = capsys.readouterr().err
+    assert "elsewhere.example" in err and LOCK_NAME in err and (d / LOCK_NAME).is_file()
+
+
+# --------------------------------------------------------------------------- readers and --partial
+
+
+def _killed_run(tmp_path: Path, monkeypatch, ntraj: int = NTRAJ) -> Path:
+    """A run killed during its fifth batch: batches 0-3 (200 trajectories) finished."""
+    out = tmp_path / "killed"
+    real = runner.ENGINES["ssa"]
+
+    def dying(plan, start, count):
+        if start >= 4 * BATCH:
+            raise KeyboardInterrupt
+        return real.simulate(plan, start, count)
+
+    monkeypatch.setitem(runner.ENGINES, "ssa", dataclasses.replace(real, simulate=dying))
+    with pytest.raises(KeyboardInterrupt):
+        main(_argv(out, ntraj=ntraj))
+    monkeypatch.setitem(runner.ENGINES, "ssa", real)
+    return out
+
+
+def test_stats_refuses_an_incomplete_run_and_partial_uses_the_true_count(tmp_path, monkeypatch, capsys):
+    killed = _killed_run(tmp_path, monkeypatch)
+    assert main(["stats", str(killed)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ehp: error:") and err.count("\n") == 1
+    assert "part-00004" in err and "--partial" in err and "'failed'" in err
+    with pytest.raises(ConfigError, match="not a complete run"):
+        part_files(killed, "jumps")
+
+    assert main(["stats", str(killed), "--partial", "--json"]) == 0
+    cap = capsys.readouterr()
+    got = json.loads(cap.out)
+    assert "PARTIAL" in cap.err and "200 of 300" in cap.err
+    assert got["partial"] is True and got["ntraj"] == 200
+    assert got["partial_run"]["ntraj_present"] == 200 and got["partial_run"]["ntraj_configured"] == 300
+    # the estimators saw exactly trajectories 0..199: the same numbers as a complete 200-trajectory run
+    full = tmp_path / "n200"
+    assert main(_argv(full, ntraj=200)) == 0
+    capsys.readouterr()
+    assert main(["stats", str(full), "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)
+    assert want["partial"] is False and want["ntraj"] == 200
+    assert got["cumulants"] == want["cumulants"] and got["mode"] == want["mode"]
+
+    # text and summary files say partial too
+    res = tmp_path / "res"
+    assert main(["stats", str(killed), "--partial", "--out", str(res)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("PARTIAL analysis: 200 of 300 trajectories") and "200 trajectories (partial)" in text
+    summary = json.loads((res / "summary.json").read_text())
+    assert summary["partial"] is True and summary["ntraj"] == 200
+    assert summary["partial_run"]["ntraj_present"] == 200
+    assert json.loads((res / "metadata.json").read_text())["partial"]["ntraj_configured"] == 300
+
+
+def test_partial_with_a_hole_renumbers_the_trajectories(reference, tmp_path, capsys):
+    d = _copy(reference, tmp_path)
+    (d / "jumps.parquet" / "part-00001.parquet").unlink()  # batch 1 (trajectories 50..99) lost
+    assert main(["stats", str(d), "--partial", "--json", "--first-passage", "2"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["ntraj"] == 250 and got["partial_run"]["ntraj_present"] == 250
+    assert got["first_passage"]["ntraj"] == 250
+    assert "batch 1 (trajectories 50..99)" in got["partial_run"]["missing"]
+    assert main(["stats", str(d), "--json"]) == 2  # without --partial: refused
+    assert "part-00001" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- --overwrite
+
+
+def test_overwrite_refuses_foreign_files_and_deletes_nothing(reference, tmp_path, capsys):
+    d = tmp_path / "mine"
+    d.mkdir()
+    (d / "notes.txt").write_text("keep me")
+    (d / "data.parquet").write_bytes(b"not ours")
+    (d / "old.parquet").mkdir()
+    (d / "old.parquet" / "part-00000.parquet").write_bytes(b"looks like a part, written by someone else")
+    before = _snapshot(d)
+    assert main([*_argv(d), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ehp: error: refusing to --overwrite") and "which no run of ehp wrote" in err
+    assert _snapshot(d) == before
+
+    # a run directory with one foreign file inside a table folder: refused too, nothing deleted
+    r = _copy(reference, tmp_path)
+    (r / "jumps.parquet" / "README").write_text("my notes about these parts")
+    before = _snapshot(r)
+    assert main([*_argv(r, seed=8), "--overwrite"]) == 2
+    assert "README" in capsys.readouterr().err
+    assert _snapshot(r) == before
+    (r / "jumps.parquet" / "README").unlink()
+    assert main([*_argv(r, seed=8), "--overwrite"]) == 0  # only ours left: replaced
+    assert json.loads((r / "metadata.json").read_text())["seed"] == 8
+
+
+def test_stats_never_writes_into_its_own_input(reference, tmp_path, capsys):
+    d = _copy(reference, tmp_path)
+    before = _snapshot(d)
+    for out in (d, d / "stats"):
+        assert main(["stats", str(d), "--out", str(out), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ehp: error: --out") and "input" in err and err.count("\n") == 1
+    assert _snapshot(d) == before
+    _assert_same(d, reference[1])
+    # into a fresh directory it works, and overwriting its own earlier output is allowed
+    res = tmp_path / "res"
+    assert main(["stats", str(d), "--out", str(res)]) == 0
+    assert main(["stats", str(d), "--out", str(res), "--t-min", "1", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert check_run(res).complete and (res / "stats.parquet").is_file()
+    assert not (res / "first_passage.png").exists()
