@@ -3,7 +3,7 @@
 Layout of a run directory ``DIR``::
 
     DIR/metadata.json                      resolved config, seed, engine, versions, git commit, times, status
-    DIR/manifest.json                      every finished part (table, file, rows, bytes, sha256) and output file
+    DIR/manifest.jsonl                     one line per finished part (table, file, rows, bytes, sha256) or output
     DIR/summary.json                       the command's figures (written at the end)
     DIR/<table>.parquet/part-00000.parquet one parquet file per batch ("part"), read back as one table
     DIR/.ehp.lock                          while a command writes: its pid and host
@@ -14,7 +14,8 @@ A run directory is a transaction:
   host; a second writer is refused (:class:`RunLocked`, the CLI's exit 2) while the first
   lives. A lock left by a dead process on this host is taken over, with a note on stderr.
 - **manifest**: a part is written to a temporary file unique to its writer (pid + random),
-  renamed into place, then recorded in ``manifest.json`` with its row count, size and sha256.
+  renamed into place, then recorded in ``manifest.jsonl`` with its row count, size and sha256
+  (one appended line per part: a killed writer leaves at most a torn last line, which is ignored).
 - **verified resume**: the same command and config (the *identity* in ``metadata.json``)
   resumes the directory; every recorded part is checked (size and sha256) and a missing or
   damaged one is recomputed, with a note on stderr, never silently skipped.
@@ -64,7 +65,7 @@ __all__ = [
 #: Packages whose versions go into ``metadata.json`` (``sim`` is this package, ehp-sim).
 PACKAGES: tuple[str, ...] = ("numpy", "scipy", "qutip", "pandas", "pyarrow", "numba")
 LOCK_NAME = ".ehp.lock"
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = "manifest.jsonl"
 _META_KEY = b"sim:part"
 _OWN = ("metadata.json", "summary.json", MANIFEST_NAME, LOCK_NAME)
 _TMP_RE = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
@@ -136,6 +137,41 @@ def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _read_manifest(p: Path) -> dict[str, Any] | None:
+    """``{"parts": {table: {"00000": entry}}, "files": {name: entry}}`` from ``p/manifest.jsonl`` (None if absent).
+
+    Later lines win; an unreadable line (the torn last line of a killed writer) is skipped.
+    """
+    try:
+        lines = (p / MANIFEST_NAME).read_text().splitlines()
+    except OSError:
+        return None
+    out: dict[str, Any] = {"parts": {}, "files": {}}
+    for line in lines:
+        try:
+            r = json.loads(line)
+            if "output" in r:
+                out["files"][r["output"]] = {"bytes": int(r["bytes"]), "sha256": str(r["sha256"])}
+            elif "table" in r:
+                entry = {k: r[k] for k in ("file", "rows", "bytes", "sha256")}
+                out["parts"].setdefault(str(r["table"]), {})[f"{int(r['index']):05d}"] = entry
+        except (ValueError, TypeError, KeyError):
+            continue
+    return out
+
+
+def _write_manifest(p: Path, manifest: dict[str, Any]) -> None:
+    """Write the whole manifest (atomically): one line per part, then per output file."""
+    lines = [{"table": t, "index": int(k), **e} for t, parts in manifest["parts"].items() for k, e in sorted(parts.items())]
+    lines += [{"output": n, **e} for n, e in manifest["files"].items()]
+    tmp = _tmp_path(p / MANIFEST_NAME)
+    try:
+        tmp.write_text("".join(json.dumps(r, separators=(",", ":")) + "\n" for r in lines))
+        os.replace(tmp, p / MANIFEST_NAME)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -318,7 +354,7 @@ class RunCheck:
 
 
 def check_run(path: Path | str, *, checksums: bool = True) -> RunCheck:
-    """Check a run directory against its ``metadata.json`` and ``manifest.json``.
+    """Check a run directory against its ``metadata.json`` and ``manifest.jsonl``.
 
     Every expected part must be in the manifest, and every recorded part and output file must
     exist with the recorded size (and sha256 when ``checksums``).
@@ -332,7 +368,7 @@ def check_run(path: Path | str, *, checksums: bool = True) -> RunCheck:
     meta = _read_json(p / "metadata.json")
     if not isinstance(meta, dict) or "identity" not in meta:
         raise ConfigError(f"{str(p)!r} is not a run directory (no readable metadata.json)")
-    manifest = _read_json(p / MANIFEST_NAME)
+    manifest = _read_manifest(p)
     expected = {str(k): int(v) for k, v in (meta.get("parts_expected") or {}).items()}
     good: dict[str, list[int]] = {}
     missing: list[str] = []
@@ -380,7 +416,7 @@ def _verified(path: Path | str, table: str, partial: bool, checksums: bool) -> l
     if not chk.complete and not partial:
         raise RunIncomplete(f"{str(p)!r} is not a complete run: {chk.problem()}; resume it by running the same "
                             "command again" + (" (or use `ehp stats --partial`)" if "jumps" in chk.good else ""))
-    manifest = _read_json(p / MANIFEST_NAME)
+    manifest = _read_manifest(p)
     if not isinstance(manifest, dict):
         return [(f, None) for f in part_files_on_disk(p, table)]
     recorded = manifest.get("parts", {}).get(table)
@@ -542,7 +578,7 @@ class RunDirectory:
         entries = [e for e in p.iterdir() if e.name != LOCK_NAME]
         old = _read_json(p / "metadata.json") if entries else None
         ours = isinstance(old, dict) and "identity" in old
-        manifest = _read_json(p / MANIFEST_NAME) if ours else None
+        manifest = _read_manifest(p) if ours else None
         resumed = False
         if entries:
             owned, foreign = _classify(p, old, manifest)
@@ -573,7 +609,7 @@ class RunDirectory:
             meta["status"] = "running"
             meta.pop("error", None)
         else:
-            manifest = {"version": 1, "parts": {}, "files": {}}
+            manifest = {"parts": {}, "files": {}}
             meta = {"identity": ident, **(metadata or {}), "versions": package_versions(), "git_commit": git_commit(),
                     "start_time": start, "wall_s": None, "status": "running"}
         rd = cls(p, meta, resumed, token, manifest)
@@ -601,7 +637,7 @@ class RunDirectory:
     def _verify_for_resume(p: Path, meta: dict[str, Any], manifest: dict[str, Any] | None) -> dict[str, Any]:
         """Keep the recorded parts that are intact; drop (and say so) the rest; remove leftovers."""
         if not isinstance(manifest, dict):
-            manifest = {"version": 1, "parts": {}, "files": {}}
+            manifest = {"parts": {}, "files": {}}
             if any(part_files_on_disk(p, t) for t in (meta.get("parts_expected") or {})) or any(p.glob("*.parquet")):
                 _note(f"{str(p)!r} has no {MANIFEST_NAME} (older ehp): its parts cannot be verified and are recomputed")
         kept: dict[str, dict[str, Any]] = {}
@@ -631,12 +667,16 @@ class RunDirectory:
             if _TMP_RE.match(f.name):
                 f.unlink()
         files = {n: e for n, e in manifest.get("files", {}).items() if _verify_entry(p, n, e, checksums=True) is None}
-        return {"version": 1, "parts": kept, "files": files}
+        return {"parts": kept, "files": files}
 
     # ------------------------------------------------------------------ writing
 
     def _save_manifest(self) -> None:
-        write_json(self.path / MANIFEST_NAME, self.manifest)
+        _write_manifest(self.path, self.manifest)
+
+    def _append_manifest(self, record: dict[str, Any]) -> None:
+        with open(self.path / MANIFEST_NAME, "a") as f:
+            f.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def write_metadata(self, **fields: Any) -> Path:
         """Update fields of ``metadata.json`` and write it (atomically)."""
@@ -683,7 +723,7 @@ class RunDirectory:
         finally:
             tmp.unlink(missing_ok=True)
         self.manifest["parts"].setdefault(table, {})[f"{index:05d}"] = entry
-        self._save_manifest()
+        self._append_manifest({"table": table, "index": index, **entry})
         return path
 
     def record(self, *paths: Path | str) -> None:
@@ -694,8 +734,9 @@ class RunDirectory:
                 f = self.path / f
             if f.parent.resolve() != self.path.resolve():
                 raise ValueError(f"{f} is not a file directly inside {self.path}")
-            self.manifest["files"][f.name] = {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
-        self._save_manifest()
+            entry = {"bytes": f.stat().st_size, "sha256": sha256_file(f)}
+            self.manifest["files"][f.name] = entry
+            self._append_manifest({"output": f.name, **entry})
 
     def part_meta(self, table: str, index: int) -> dict[str, Any]:
         """The ``meta`` stored with a part by :meth:`write_part` (empty dict if none)."""
@@ -787,7 +828,7 @@ def trajectory_partial_view(check: RunCheck, dest: Path | str) -> dict[str, Any]
     keep = [b for b in range(nb) if all(b in check.good.get(t, []) for t in _TRAJ_TABLES)]
     if not keep:
         raise RunIncomplete(f"{str(src)!r} has no intact batch to analyse ({check.problem()})")
-    manifest = _read_json(src / MANIFEST_NAME)
+    manifest = _read_manifest(src)
     dest.mkdir(parents=True, exist_ok=True)
     parts: dict[str, dict[str, Any]] = {t: {} for t in _TRAJ_TABLES}
     offset = 0
@@ -819,6 +860,6 @@ def trajectory_partial_view(check: RunCheck, dest: Path | str) -> dict[str, Any]
               "problems": check.missing + check.damaged, "source": str(src.resolve()), "status": check.status}
     ident["run"]["ntraj"] = offset
     meta.update(status="complete", parts_expected={t: len(keep) for t in _TRAJ_TABLES}, partial=record)
-    write_json(dest / MANIFEST_NAME, {"version": 1, "parts": parts, "files": {}})
+    _write_manifest(dest, {"parts": parts, "files": {}})
     write_json(dest / "metadata.json", meta)
     return record

@@ -66,6 +66,14 @@ def reference(tmp_path_factory) -> tuple[Path, dict[str, pd.DataFrame]]:
     return out, _tables(out)
 
 
+@pytest.fixture
+def no_figures(monkeypatch):
+    """`ehp stats --out` without its PNG figures (slow to draw, and not what these tests check)."""
+    import analysis.stats_plots
+
+    monkeypatch.setattr(analysis.stats_plots, "stats_figures", lambda stats, meta, out: [])
+
+
 def _copy(reference, tmp_path: Path) -> Path:
     d = tmp_path / "run"
     shutil.copytree(reference[0], d)
@@ -158,9 +166,10 @@ def _flip(f: Path) -> None:
 
 def _unrecorded(f: Path) -> None:
     """Killed between renaming the part into place and recording it in the manifest."""
-    m = json.loads((f.parents[1] / "manifest.json").read_text())
-    del m["parts"][f.parent.name[:-8]][f.stem.split("-")[1]]
-    (f.parents[1] / "manifest.json").write_text(json.dumps(m))
+    manifest = f.parents[1] / "manifest.jsonl"
+    name = f"{f.parent.name}/{f.name}"
+    lines = manifest.read_text().splitlines(keepends=True)
+    manifest.write_text("".join(x for x in lines if json.loads(x)["file" if "table" in x else "output"] != name))
 
 
 @pytest.mark.parametrize("table", ["jumps", "trajectories"])
@@ -183,6 +192,21 @@ def test_damaged_part_is_refused_by_readers_and_recomputed_on_resume(reference, 
     out, err = capsys.readouterr()
     assert "1 of 6 batches computed, 5 resumed" in out
     assert name in err and "recomput" in err
+    _assert_same(d, reference[1])
+
+
+def test_torn_manifest_line_of_a_killed_writer(reference, tmp_path, capsys):
+    """Killed while appending the last manifest line: that part counts as unfinished, the rest is kept."""
+    d = _copy(reference, tmp_path)
+    manifest = d / "manifest.jsonl"
+    text = manifest.read_text()
+    last = text.splitlines()[-1]
+    assert '"part-00005' in last or "part-00005" in last
+    manifest.write_text(text[: len(text) - len(last) // 2 - 1])
+    assert main(["stats", str(d)]) == 2
+    assert "part-00005" in capsys.readouterr().err
+    assert main(_argv(d)) == 0
+    assert "1 of 6 batches computed, 5 resumed" in capsys.readouterr().out
     _assert_same(d, reference[1])
 
 
@@ -219,12 +243,14 @@ def test_second_writer_is_refused_while_the_first_lives(reference, tmp_path, cap
         holder.close()
     assert not (d / LOCK_NAME).exists()
     after = _snapshot(d)
-    assert {k: v for k, v in after.items() if k != "metadata.json"} == \
-           {k: v for k, v in before.items() if k != "metadata.json"}
+    assert {k: v for k, v in after.items() if not k.startswith(("metadata", "manifest"))} == \
+           {k: v for k, v in before.items() if not k.startswith(("metadata", "manifest"))}
+    assert sorted(after["manifest.jsonl"].splitlines()) == sorted(before["manifest.jsonl"].splitlines())
     assert main(_argv(d)) == 0
     _assert_same(d, reference[1])
 
 
+@pytest.mark.slow  # two interpreters start at once; the lock logic is covered fast by the in-process tests
 def test_two_processes_race_for_one_directory(reference, tmp_path):
     """Two different runs started together: one wins, the other exits 2, the table is the winner's, unmixed."""
     out = tmp_path / "run"
@@ -280,7 +306,7 @@ def _killed_run(tmp_path: Path, monkeypatch, ntraj: int = NTRAJ) -> Path:
     return out
 
 
-def test_stats_refuses_an_incomplete_run_and_partial_uses_the_true_count(tmp_path, monkeypatch, capsys):
+def test_stats_refuses_an_incomplete_run_and_partial_uses_the_true_count(tmp_path, monkeypatch, capsys, no_figures):
     killed = _killed_run(tmp_path, monkeypatch)
     assert main(["stats", str(killed)]) == 2
     err = capsys.readouterr().err
@@ -355,7 +381,7 @@ def test_overwrite_refuses_foreign_files_and_deletes_nothing(reference, tmp_path
     assert json.loads((r / "metadata.json").read_text())["seed"] == 8
 
 
-def test_stats_never_writes_into_its_own_input(reference, tmp_path, capsys):
+def test_stats_never_writes_into_its_own_input(reference, tmp_path, capsys, no_figures):
     d = _copy(reference, tmp_path)
     before = _snapshot(d)
     for out in (d, d / "stats"):
