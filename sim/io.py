@@ -299,9 +299,9 @@ def _verify_entry(p: Path, name: str, entry: dict[str, Any], checksums: bool) ->
         return "missing"
     size = f.stat().st_size
     if size != entry.get("bytes"):
-        return f"size {size} bytes, {entry.get('bytes')} recorded (truncated or replaced)"
+        return f"truncated or replaced ({size} bytes, {entry.get('bytes')} recorded)"
     if checksums and sha256_file(f) != entry.get("sha256"):
-        return "sha256 does not match the manifest (damaged)"
+        return "damaged (its sha256 does not match the manifest)"
     return None
 
 
