@@ -40,7 +40,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -55,6 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .config import ConfigError
+from .runlock import LOCK_NAME, RunLocked, acquire_lock, lock_owner, release_lock
 
 __all__ = [
     "RunDirectory", "RunCheck", "RunIncomplete", "RunLocked", "check_run", "read_table", "part_files",
@@ -64,7 +64,6 @@ __all__ = [
 
 #: Packages whose versions go into ``metadata.json`` (``sim`` is this package, ehp-sim).
 PACKAGES: tuple[str, ...] = ("numpy", "scipy", "qutip", "pandas", "pyarrow", "numba")
-LOCK_NAME = ".ehp.lock"
 MANIFEST_NAME = "manifest.jsonl"
 _META_KEY = b"sim:part"
 _OWN = ("metadata.json", "summary.json", MANIFEST_NAME, LOCK_NAME)
@@ -74,10 +73,6 @@ _PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 
 class RunIncomplete(ConfigError):
     """A run directory that is not complete (or has damaged parts) was opened for reading."""
-
-
-class RunLocked(ConfigError):
-    """Another live process holds the run directory's lock."""
 
 
 def now_iso() -> str:
@@ -211,78 +206,6 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
                 out.extend(_diff(old[k], new[k], key))
         return out
     return [] if old == new else [f"{prefix}: {old!r} -> {new!r}"]
-
-
-# --------------------------------------------------------------------------- lock
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):
-        return True
-    return True
-
-
-def lock_owner(path: Path | str) -> dict[str, Any] | None:
-    """The live writer holding the lock of run directory ``path`` (its lock record), or None."""
-    info = _read_json(Path(path) / LOCK_NAME)
-    if not isinstance(info, dict):
-        return None
-    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
-        return None
-    return info
-
-
-def _acquire_lock(p: Path) -> str:
-    """Create ``p/.ehp.lock`` exclusively; take over a stale one; refuse a live one. Returns our token."""
-    token = secrets.token_hex(8)
-    me = {"pid": os.getpid(), "host": socket.gethostname(), "token": token, "since": now_iso(),
-          "argv": sys.argv[:8]}
-    lock = p / LOCK_NAME
-    dfd = None
-    try:  # serialise the take-over of stale locks between writers (flock on the directory)
-        import fcntl
-
-        dfd = os.open(p, os.O_RDONLY)
-        fcntl.flock(dfd, fcntl.LOCK_EX)
-    except (ImportError, OSError):
-        dfd = None
-    try:
-        for _ in range(3):
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                info = _read_json(lock)
-                if not isinstance(info, dict) or "pid" not in info:
-                    raise RunLocked(f"{str(p)!r} is locked by {str(lock)!r}, which is unreadable; if no ehp command "
-                                    "is writing there, delete that file") from None
-                who = f"pid {info['pid']} on {info.get('host')!r} since {info.get('since')}"
-                if info.get("host") != socket.gethostname():
-                    raise RunLocked(f"{str(p)!r} is being written by {who} (another host: cannot check it from here); "
-                                    f"if that command is dead, delete {str(lock)!r}") from None
-                if _pid_alive(int(info["pid"])):
-                    raise RunLocked(f"{str(p)!r} is being written by {who}: wait for it to end or choose "
-                                    "another --out") from None
-                _note(f"taking over the stale lock of {str(p)!r}: {who} is gone")
-                lock.unlink(missing_ok=True)
-                continue
-            with os.fdopen(fd, "w") as f:
-                f.write(json.dumps(me) + "\n")
-            return token
-        raise RunLocked(f"could not lock {str(p)!r}: other writers keep taking it")
-    finally:
-        if dfd is not None:
-            os.close(dfd)
-
-
-def _release_lock(p: Path, token: str) -> None:
-    lock = p / LOCK_NAME
-    info = _read_json(lock)
-    if isinstance(info, dict) and info.get("token") == token:
-        lock.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------- verification
@@ -560,11 +483,11 @@ class RunDirectory:
                                   "there would destroy what it reads; choose another --out")
         created = not p.exists()
         p.mkdir(parents=True, exist_ok=True)
-        token = _acquire_lock(p)
+        token = acquire_lock(p)
         try:
             return cls._open_locked(p, ident, overwrite, metadata, token)
         except BaseException:
-            _release_lock(p, token)
+            release_lock(p, token)
             if created:
                 try:
                     p.rmdir()
@@ -781,7 +704,7 @@ class RunDirectory:
     def close(self) -> None:
         """Release the lock (idempotent); the status is left as it is."""
         if self._token is not None:
-            _release_lock(self.path, self._token)
+            release_lock(self.path, self._token)
             self._token = None
 
     def __enter__(self) -> RunDirectory:

@@ -1,0 +1,109 @@
+"""The lock of a run directory: ``DIR/.ehp.lock``, created exclusively by the one writer.
+
+The file holds the writer's pid, host, a random token and its start time. A second writer
+is refused (:class:`RunLocked`, the CLI's exit 2) while the first lives; a lock left by a dead
+process on this host is taken over with a note on stderr; a lock from another host cannot be
+checked and is refused, naming the file to delete. Take-overs are serialised with ``flock`` on
+the directory, so two writers never both take over one stale lock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError
+
+__all__ = ["LOCK_NAME", "RunLocked", "acquire_lock", "release_lock", "lock_owner"]
+
+LOCK_NAME = ".ehp.lock"
+
+
+class RunLocked(ConfigError):
+    """Another live process holds the run directory's lock."""
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _note(msg: str) -> None:
+    print(f"ehp: {msg}", file=sys.stderr, flush=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
+
+
+def lock_owner(path: Path | str) -> dict[str, Any] | None:
+    """The live writer holding the lock of run directory ``path`` (its lock record), or None."""
+    info = _read_json(Path(path) / LOCK_NAME)
+    if not isinstance(info, dict):
+        return None
+    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
+        return None
+    return info
+
+
+def acquire_lock(p: Path) -> str:
+    """Create ``p/.ehp.lock`` exclusively; take over a stale one; refuse a live one. Returns our token."""
+    token = secrets.token_hex(8)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "token": token,
+          "since": datetime.now(UTC).isoformat(timespec="seconds"), "argv": sys.argv[:8]}
+    lock = p / LOCK_NAME
+    dfd = None
+    try:  # serialise the take-over of stale locks between writers (flock on the directory)
+        import fcntl
+
+        dfd = os.open(p, os.O_RDONLY)
+        fcntl.flock(dfd, fcntl.LOCK_EX)
+    except (ImportError, OSError):
+        dfd = None
+    try:
+        for _ in range(3):
+            try:
+                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                info = _read_json(lock)
+                if not isinstance(info, dict) or "pid" not in info:
+                    raise RunLocked(f"{str(p)!r} is locked by {str(lock)!r}, which is unreadable; if no ehp command "
+                                    "is writing there, delete that file") from None
+                who = f"pid {info['pid']} on {info.get('host')!r} since {info.get('since')}"
+                if info.get("host") != socket.gethostname():
+                    raise RunLocked(f"{str(p)!r} is being written by {who} (another host: cannot check it from here); "
+                                    f"if that command is dead, delete {str(lock)!r}") from None
+                if _pid_alive(int(info["pid"])):
+                    raise RunLocked(f"{str(p)!r} is being written by {who}: wait for it to end or choose "
+                                    "another --out") from None
+                _note(f"taking over the stale lock of {str(p)!r}: {who} is gone")
+                lock.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(me) + "\n")
+            return token
+        raise RunLocked(f"could not lock {str(p)!r}: other writers keep taking it")
+    finally:
+        if dfd is not None:
+            os.close(dfd)
+
+
+def release_lock(p: Path, token: str) -> None:
+    lock = p / LOCK_NAME
+    info = _read_json(lock)
+    if isinstance(info, dict) and info.get("token") == token:
+        lock.unlink(missing_ok=True)
