@@ -268,6 +268,16 @@ def test_two_processes_race_for_one_directory(reference, tmp_path):
     _assert_same(out, _tables(ref))
     assert not any(p.name.endswith(".tmp") for p in out.rglob("*"))
 
+    # two identical runs: the second is refused by the lock or resumes the finished first; never a crash
+    same = tmp_path / "same"
+    procs = [subprocess.Popen([sys.executable, "-m", "analysis.cli", *_argv(same)], env=_env(), cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    errs = [p.communicate(timeout=300)[1].decode() for p in procs]
+    codes = [p.returncode for p in procs]
+    assert 0 in codes and set(codes) <= {0, 2}, errs
+    assert all("being written by" in e for e, c in zip(errs, codes, strict=True) if c == 2), errs
+    _assert_same(same, reference[1])
+
 
 def test_stale_lock_of_a_dead_process_is_taken_over(reference, tmp_path, capsys):
     d = _copy(reference, tmp_path)
