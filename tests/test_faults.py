@@ -71,7 +71,7 @@ def no_figures(monkeypatch):
     """`ehp stats --out` without its PNG figures (slow to draw, and not what these tests check)."""
     import analysis.stats_plots
 
-    monkeypatch.setattr(analysis.stats_plots, "stats_figures", lambda stats, meta, out: [])
+    monkeypatch.setattr(analysis.stats_plots, "stats_figures", lambda *a, **k: [])
 
 
 def _copy(reference, tmp_path: Path) -> Path:

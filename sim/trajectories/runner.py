@@ -321,13 +321,16 @@ def run_trajectories(
         rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
                                metadata={"command": command, "config": cfg_dict, "seed": spec.seed, "engine": eng.name})
     if rd is None:
-        return _run_batches(None, eng, model, spec, ntraj, batch_size, n_batches, scheduler, progress, t_wall)
+        return _run_batches(None, eng, model, spec, ntraj, batch_size, n_batches, scheduler, progress, t_wall,
+                            config, params)
     with rd:  # an exception marks the run failed and releases the lock
-        return _run_batches(rd, eng, model, spec, ntraj, batch_size, n_batches, scheduler, progress, t_wall)
+        return _run_batches(rd, eng, model, spec, ntraj, batch_size, n_batches, scheduler, progress, t_wall,
+                            config, params)
 
 
 def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, batch_size: int, n_batches: int,
-                 scheduler, progress: bool, t_wall: float) -> TrajectoryResult:
+                 scheduler, progress: bool, t_wall: float, config: Config | None, params: dict[str, Any]
+                 ) -> TrajectoryResult:
     """Simulate the batches not finished in ``rd`` (all of them without one) and assemble the result."""
     totals = _Totals(np.zeros(N_LABELS, np.int64), np.zeros(spec.n_points), np.zeros(spec.n_points),
                      np.zeros(spec.n_points, np.int64))
@@ -371,9 +374,7 @@ def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, b
         eng.name, ntraj, spec, batch_size, counts_frame(totals.counts), int(totals.counts.sum()), totals.N_sum,
         totals.N_sumsq, totals.N_count, totals.n_stopped, totals.sim_s, time.perf_counter() - t_wall, n_batches,
         n_resumed, None if rd is None else rd.path, mem.get("jumps"), mem.get("trajectories"), mem.get("stops"),
-        float(model.kappa), model=model, config=config, options={"engine": eng.name, "ntraj": ntraj, "t_end": spec.t_end,
-                                             "n_points": spec.n_points, "seed": spec.seed, "initial": initial,
-                                             "cutoff": spec.cutoff})
+        float(model.kappa), model=model, config=config, options=dict(params))
     if rd is not None:
         rd.write_summary(res.summary())
         rd.finish(wall_s=res.wall_s)
