@@ -650,10 +650,13 @@ class RunDirectory:
         return path
 
     def record(self, *paths: Path | str) -> None:
-        """Record output files written directly into the directory (so ``--overwrite`` may delete them)."""
+        """Record output files written directly into the directory (so ``--overwrite`` may delete them).
+
+        ``paths`` are bare names or paths (absolute or relative to the working directory) of files in it.
+        """
         for f in paths:
             f = Path(f)
-            if not f.is_absolute():
+            if len(f.parts) == 1:  # a bare name: inside the run directory
                 f = self.path / f
             if f.parent.resolve() != self.path.resolve():
                 raise ValueError(f"{f} is not a file directly inside {self.path}")

@@ -407,3 +407,21 @@ def test_stats_never_writes_into_its_own_input(reference, tmp_path, capsys, no_f
     capsys.readouterr()
     assert check_run(res).complete and (res / "stats.parquet").is_file()
     assert not (res / "first_passage.png").exists()
+
+
+def test_recorded_outputs_are_ours_whatever_the_path_form(tmp_path, monkeypatch):
+    """Outputs recorded by bare name or by a path relative to the working directory are deleted by
+    overwrite; a file nobody recorded blocks it."""
+    monkeypatch.chdir(tmp_path)
+    rd = RunDirectory.open("out", {"command": "x", "n": 1})
+    (rd.path / "a.parquet").write_bytes(b"a")
+    (rd.path / "b.png").write_bytes(b"b")
+    rd.record("a.parquet", rd.path / "b.png")  # rd.path is relative here
+    rd.finish()
+    assert check_run("out").complete
+    (tmp_path / "out" / "c.txt").write_text("user")
+    with pytest.raises(ConfigError, match=r"c\.txt"):
+        RunDirectory.open("out", {"command": "x", "n": 2}, overwrite=True)
+    (tmp_path / "out" / "c.txt").unlink()
+    RunDirectory.open("out", {"command": "x", "n": 2}, overwrite=True).finish()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.jsonl", "metadata.json"]
