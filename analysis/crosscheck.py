@@ -166,7 +166,9 @@ def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> Cros
 
     if not ss.stable:
         low = landauer(config, "lowest")
-        msg = (f"unstable: kappa = {kappa:.6g} <= 0, growth rate {-kappa:.6g}; only the lowest-order Landauer "
+        head = (f"near threshold: |kappa| = {abs(kappa):.3g} is within round-off of 0, stability is not determined"
+                if ss.near_threshold else f"unstable: kappa = {kappa:.6g} <= 0, growth rate {-kappa:.6g}")
+        msg = (f"{head}; only the lowest-order Landauer "
                f"fluxes exist (J = {low.J:.6g}, Ie = {low.Ie:.6g}) and they cannot see the instability")
         table = pd.DataFrame([{"route": "landauer", "level": "lowest", "quantity": q,
                                "value": {"J": low.J, "J_ph": low.J, "Ie": low.Ie}.get(q, np.nan)} for q in QUANTITIES])
@@ -175,9 +177,12 @@ def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> Cros
     def rel(tol):
         return lambda q, ref: tol * abs(ref) + 1e-300
 
-    add("rate_equation", "Eq. 8", _fluxes(model, ss.N), None, "reference")
-    pop = steady_population(model)
-    add("population", f"cutoff {pop.cutoff}", _fluxes(model, pop.N), rel(_NUM_TOL), "truncation <= 1e-8 relative")
+    add("rate_equation", "Eq. 8", {q: getattr(ss, q) for q in QUANTITIES}, None, "reference")
+    try:
+        pop = steady_population(model)
+        add("population", f"cutoff {pop.cutoff}", _fluxes(model, pop.N), rel(_NUM_TOL), "truncation <= 1e-8 relative")
+    except TruncationError as e:  # N_ss too large for the cutoff cap (near threshold)
+        add("population", f"cutoff {getattr(e.partial, 'cutoff', '?')}", {}, None, f"not computed: {e}")
     try:
         lin = steady_lindblad(model)
         add("lindblad", f"cutoff {lin.cutoff}", _fluxes(model, lin.N), rel(_NUM_TOL),
@@ -189,6 +194,9 @@ def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> Cros
     ntraj = ntraj or config.run.ntraj
     t_end = t_end or config.run.t_end or 200.0 / kappa
     seed = config.run.seed if seed is None else seed
+    from sim.guards import check_jumps
+
+    check_jumps("the ssa row (--ntraj x --t-end, default t_end = 200/kappa)", model, ntraj, t_end, float(ss.N))
     tr = _trajectories(config, model, ntraj, t_end, seed, progress)
     add("trajectories", f"ssa, {ntraj} x T={t_end:.4g}", {q: v for q, (v, _) in tr.items()},
         lambda q, ref: 4 * tr[q][1], "within 4 standard errors", {q: e for q, (_, e) in tr.items()})

@@ -3,6 +3,12 @@
 ``kappa(v)`` is the mode's relaxation rate with the numeric config key set to
 ``v``. The threshold is found by Brent's bracketing root finder; the slope
 ``d kappa / d v`` there by a central difference.
+
+Round-off: a bound whose ``|kappa|`` is within :func:`sim.guards.kappa_roundoff` of 0
+(``near_threshold``) is itself taken as the threshold; the report gives
+``kappa_roundoff`` at the threshold, the resolution of the root in kappa. The bounds
+are validated like any config value (numeric domain, :mod:`sim.guards`), and a
+non-finite kappa raises :class:`sim.guards.NumericalError`.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import numpy as np
 from scipy import optimize
 
 from sim.config import Config, ConfigError
+from sim.guards import NumericalError
 from sim.rate_equation import rate_model
 
 __all__ = ["Threshold", "kappa_at", "find_threshold"]
@@ -27,15 +34,23 @@ class Threshold:
     slope: float
     kappa_low: float
     kappa_high: float
+    kappa_roundoff: float = 0.0
+    near_threshold_at_bound: bool = False
 
     def to_dict(self) -> dict:
         return {"key": self.key, "threshold": self.threshold, "slope": self.slope,
-                "kappa_at_bounds": [self.kappa_low, self.kappa_high]}
+                "kappa_at_bounds": [self.kappa_low, self.kappa_high], "kappa_roundoff": self.kappa_roundoff,
+                "near_threshold_at_bound": self.near_threshold_at_bound}
 
 
 def kappa_at(config: Config, key: str, value: float) -> float:
     """``kappa`` of ``config`` with ``key`` set to ``value``."""
     return float(rate_model(config.with_value(key, float(value))).kappa)
+
+
+def _kappa_and_roundoff(config: Config, key: str, value: float) -> tuple[float, float]:
+    m = rate_model(config.with_value(key, float(value)))
+    return float(m.kappa), float(m.kappa_roundoff)
 
 
 def find_threshold(config: Config, key: str, between: tuple[float, float], xtol: float = 1e-12) -> Threshold:
@@ -53,11 +68,19 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
     current = config.get(key)  # the key must exist and be numeric
     if isinstance(current, bool) or not isinstance(current, int | float):
         raise ConfigError(f"--vary {key} must name a numeric key, got {key} = {current!r}")
-    ka, kb = kappa_at(config, key, a), kappa_at(config, key, b)
-    if ka == 0.0:
-        root = a
-    elif kb == 0.0:
-        root = b
+    if isinstance(current, int):
+        raise ConfigError(f"--vary {key} is an integer key ({key} = {current!r}); kappa does not depend on it")
+    for v in (a, b):
+        try:
+            config.with_value(key, v)
+        except ConfigError as e:
+            raise ConfigError(f"--between bound {v:g}: {e}") from None
+    (ka, ra), (kb, rb) = _kappa_and_roundoff(config, key, a), _kappa_and_roundoff(config, key, b)
+    near = False
+    if abs(ka) <= ra:
+        root, near = a, True
+    elif abs(kb) <= rb:
+        root, near = b, True
     elif np.sign(ka) == np.sign(kb):
         raise ConfigError(
             f"kappa does not change sign for {key} in [{a:g}, {b:g}]: kappa({a:g}) = {ka:.6g}, "
@@ -65,5 +88,11 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
     else:
         root = optimize.brentq(lambda v: kappa_at(config, key, v), a, b, xtol=xtol, rtol=4 * np.finfo(float).eps)
     h = 1e-5 * max(1.0, abs(root), abs(b - a))
-    slope = (kappa_at(config, key, root + h) - kappa_at(config, key, root - h)) / (2 * h)
-    return Threshold(key, float(root), float(slope), ka, kb)
+    try:
+        slope = (kappa_at(config, key, root + h) - kappa_at(config, key, root - h)) / (2 * h)
+    except ConfigError:  # the root is at the edge of the key's range (e.g. gamma = 0): one-sided
+        lo, hi = (root, root + h) if root == min(a, b) else (root - h, root)
+        slope = (kappa_at(config, key, hi) - kappa_at(config, key, lo)) / h
+    if not np.isfinite(slope):
+        raise NumericalError(f"the slope d kappa / d {key} at the threshold {root:g} came out {slope}")
+    return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(config, key, root)[1], near)

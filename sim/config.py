@@ -1,7 +1,9 @@
 """Configuration: TOML -> frozen, validated dataclasses (docs/config.md).
 
 Every error is a :class:`ConfigError` whose message names the key, the value and
-the rule, for example ``phonon_bath.gamma must be >= 0, got -1``.
+the rule, for example ``phonon_bath.gamma must be >= 0, got -1``. Numbers must also lie
+in the numeric domain of :mod:`sim.guards` (temperatures, rates and ``omega``: 0 or a
+magnitude in [1e-12, 1e12]; signed energies within +-1e12; ``t_end`` in (0, 1e12]).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import guards
 from .conductor import Conductor, FlatConductor, double_dot
 from .initial import InitialSpec
 from .registry import ENGINE_NAMES
@@ -25,28 +28,39 @@ __all__ = [
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(guards.GuardError):
     """Bad input: the message names the key, the value and the rule."""
 
 
-def _num(key: str, v: Any, *, ge: float | None = None, gt: float | None = None) -> float:
+def _num(key: str, v: Any, *, ge: float | None = None, gt: float | None = None, scale: bool = False) -> float:
+    """A finite number; ``scale``: a temperature/rate/omega (0 or |v| in [1e-12, 1e12]), else a
+    signed energy (|v| <= 1e12), see :mod:`sim.guards`."""
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise ConfigError(f"{key} must be a number, got {v!r}")
-    v = float(v)
+    try:
+        v = float(v)
+    except OverflowError:  # a TOML integer beyond the float range
+        raise ConfigError(f"{key} must be a finite number, got {v!r}") from None
     if not math.isfinite(v):
         raise ConfigError(f"{key} must be finite, got {v!r}")
     if ge is not None and v < ge:
         raise ConfigError(f"{key} must be >= {ge:g}, got {v:g}")
     if gt is not None and v <= gt:
         raise ConfigError(f"{key} must be > {gt:g}, got {v:g}")
+    if scale:
+        guards.check_scale(key, v, exc=ConfigError)
+    else:
+        guards.check_signed(key, v, exc=ConfigError)
     return v
 
 
-def _int(key: str, v: Any, *, ge: int | None = None) -> int:
+def _int(key: str, v: Any, *, ge: int | None = None, le: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise ConfigError(f"{key} must be an integer, got {v!r}")
     if ge is not None and v < ge:
         raise ConfigError(f"{key} must be >= {ge}, got {v}")
+    if le is not None and v > le:
+        raise ConfigError(f"{key} must be <= {le}, got {v}")
     return int(v)
 
 
@@ -85,9 +99,11 @@ class ConductorConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ConductorConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"[conductor] must be a table, got {d!r}")
         d = dict(d)
         kind = d.pop("kind", "double_dot")
-        if kind not in _KINDS:
+        if not isinstance(kind, str) or kind not in _KINDS:
             raise ConfigError(f"conductor.kind must be one of {', '.join(_KINDS)}, got {kind!r}")
         _check_keys("conductor", d, _KINDS[kind])
         p: dict[str, Any] = {}
@@ -97,8 +113,8 @@ class ConductorConfig:
                 raise ConfigError(f"conductor.eps must be a list of two numbers [eps_1, eps_2], got {eps!r}")
             p["eps"] = [_num(f"conductor.eps[{i}]", e) for i, e in enumerate(eps)]
             p["hopping"] = _num("conductor.hopping", d.get("hopping", 0.0))
-            p["gamma_L"] = _num("conductor.gamma_L", d.get("gamma_L", 0.5), ge=0)
-            p["gamma_R"] = _num("conductor.gamma_R", d.get("gamma_R", 0.5), ge=0)
+            p["gamma_L"] = _num("conductor.gamma_L", d.get("gamma_L", 0.5), ge=0, scale=True)
+            p["gamma_R"] = _num("conductor.gamma_R", d.get("gamma_R", 0.5), ge=0, scale=True)
             p["coupling"] = _num("conductor.coupling", d.get("coupling", 0.5))
         elif kind == "matrix":
             for k in ("H", "gamma_L", "gamma_R", "M"):
@@ -106,13 +122,18 @@ class ConductorConfig:
                     raise ConfigError(f"conductor.{k} is required for kind = 'matrix'")
             H = _matrix("conductor.H", d["H"])
             n = len(H)
+            try:  # the exact channel rates hold 4 n^4 pole weights and n^4 temporaries per mode quantum
+                guards.check_memory(f"conductor.H of size {n} x {n}", 512.0 * n**4,
+                                    "the exact channel rates need O(n^4) memory; use a smaller central region")
+            except guards.ResourceError as e:
+                raise ConfigError(str(e)) from None
             p["H"] = [list(r) for r in H]
             for k in ("H_imag", "gamma_L", "gamma_R", "M", "M_imag"):
                 if k in d:
                     p[k] = [list(r) for r in _matrix(f"conductor.{k}", d[k], n)]
         else:
             for c in ("LL", "RR", "LR", "RL"):
-                p[f"K_{c}"] = _num(f"conductor.K_{c}", d.get(f"K_{c}", 0.0), ge=0)
+                p[f"K_{c}"] = _num(f"conductor.K_{c}", d.get(f"K_{c}", 0.0), ge=0, scale=True)
         obj = cls(kind, p)
         obj.build()  # validates Hermiticity and positivity
         return obj
@@ -148,7 +169,7 @@ class ModeConfig:
     omega: float = 1.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "omega", _num("mode.omega", self.omega, gt=0))
+        object.__setattr__(self, "omega", _num("mode.omega", self.omega, gt=0, scale=True))
 
 
 @dataclass(frozen=True)
@@ -184,9 +205,13 @@ class BiasConfig:
             form = "mu"
         if "T_e" not in d:
             raise ConfigError("bias.T_e is required (electron temperature, >= 0)")
-        T_e = _num("bias.T_e", d["T_e"], ge=0)
-        T_L = _num("bias.T_L", d.get("T_L", T_e), ge=0)
-        T_R = _num("bias.T_R", d.get("T_R", T_e), ge=0)
+        T_e = _num("bias.T_e", d["T_e"], ge=0, scale=True)
+        T_L = _num("bias.T_L", d.get("T_L", T_e), ge=0, scale=True)
+        T_R = _num("bias.T_R", d.get("T_R", T_e), ge=0, scale=True)
+        if form == "V":
+            _num("bias.mu_L = mu0 + V/2", mu_L)
+            _num("bias.mu_R = mu0 - V/2", mu_R)
+        _num("bias.V = mu_L - mu_R", mu_L - mu_R)
         return cls(mu_L, mu_R, T_e, T_L, T_R, form)
 
     @property
@@ -215,8 +240,8 @@ class PhononBathConfig:
     gamma: float = 0.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "T", _num("phonon_bath.T", self.T, ge=0))
-        object.__setattr__(self, "gamma", _num("phonon_bath.gamma", self.gamma, ge=0))
+        object.__setattr__(self, "T", _num("phonon_bath.T", self.T, ge=0, scale=True))
+        object.__setattr__(self, "gamma", _num("phonon_bath.gamma", self.gamma, ge=0, scale=True))
 
 
 _INITIAL_PREFIXES = ("vacuum", "steady", "thermal:", "fock:", "coherent:")
@@ -236,13 +261,19 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         if self.t_end is not None:
-            object.__setattr__(self, "t_end", _num("run.t_end", self.t_end, gt=0))
+            object.__setattr__(self, "t_end", guards.check_time("run.t_end", self.t_end, exc=ConfigError))
         _int("run.n_points", self.n_points, ge=2)
         _int("run.ntraj", self.ntraj, ge=1)
-        _int("run.seed", self.seed, ge=0)
+        _int("run.seed", self.seed, ge=0, le=2**63 - 1)
         if self.cutoff is not None:
             _int("run.cutoff", self.cutoff, ge=1)
-        if self.engine not in ENGINE_NAMES:
+        try:  # the N(t) grid of every trajectory: about 64 bytes per (trajectory, time point) in the tables
+            guards.check_memory(f"run.ntraj x run.n_points = {self.ntraj} x {self.n_points} (--ntraj, --n-points)",
+                                64.0 * self.ntraj * self.n_points,
+                                "use fewer trajectories or time points, or several runs with different seeds")
+        except guards.ResourceError as e:
+            raise ConfigError(str(e)) from None
+        if not isinstance(self.engine, str) or self.engine not in ENGINE_NAMES:
             raise ConfigError(f"run.engine must be one of {', '.join(ENGINE_NAMES)}, got {self.engine!r}")
         ok = isinstance(self.initial, str) and (
             self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:]))
@@ -403,10 +434,13 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
 
     p = resolve_config(path)  # a path that exists, else a bundled example's name
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as e:
         hint = "" if p.exists() else " (nor is it a bundled example: see 'ehp examples')"
         raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}{hint}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (TOML): byte {e.object[e.start]:#04x} at "
+                          f"offset {e.start}") from None
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:

@@ -160,7 +160,7 @@ def _steady_mean(model: RateModel | None) -> float:
     if model is None:
         raise ValueError("initial = 'steady' needs the model (its steady state)")
     k = float(model.kappa)
-    if not k > 0:
-        raise ValueError(f"initial = 'steady' needs a stable mode, but kappa = {k:.6g} <= 0: "
+    if not bool(model.stable):  # kappa <= 0, or within round-off of 0 (JumpModel.near_threshold)
+        raise ValueError(f"initial = 'steady' needs a stable mode, but kappa = {k:.6g} is not > 0 beyond round-off: "
                          f"there is no steady state (N grows at rate {-k:.6g})")
     return float(model.N_ss())

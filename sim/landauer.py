@@ -117,7 +117,7 @@ def landauer(config: Config, level: str = "lowest") -> LandauerResult:
     kappa = float(m.kappa)
     om = config.mode.omega
     g = config.phonon_bath.gamma
-    if level == "full" and kappa <= 0:
+    if level == "full" and not bool(m.stable):  # kappa <= 0 or within round-off of 0: D(w) has no meaning
         nan = float("nan")
         return LandauerResult(level, nan, nan, nan, nan, kappa, False)
     if level == "lowest" and g == 0:

@@ -325,7 +325,7 @@ def steady_lindblad(model: RateModel, cutoff: int | None = None, *, tol: float =
     A top-level probability above ``tol`` raises :class:`TruncationError`.
     """
     kappa = float(model.kappa)
-    if not kappa > 0:
+    if not bool(model.stable):  # kappa <= 0, or within round-off of 0 (RateModel.near_threshold)
         return LindbladSteady(float("nan"), None, float("nan"), False, None, unstable_message(kappa))
     if cutoff is None:
         cutoff, _ = choose_cutoff(model, "vacuum", tol=tol, max_cutoff=LINDBLAD_MAX_CUTOFF)

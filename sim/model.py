@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .channels import ChannelRates, channel_rates
 from .conductor import CHANNEL_SIGN, CHANNELS, CHARGE_SIGN
+from .guards import check_finite, kappa_roundoff
 from .special import bose
 
 if TYPE_CHECKING:
@@ -238,9 +239,20 @@ class JumpModel:
         return self.gamma_e + self.gamma_ph
 
     @property
+    def kappa_roundoff(self) -> NDArray[np.float64]:
+        """Absolute round-off bound of ``kappa`` (:func:`sim.guards.kappa_roundoff`)."""
+        return kappa_roundoff(self.rates.emission, self.rates.absorption, self.gamma_ph)
+
+    @property
+    def near_threshold(self) -> NDArray[np.bool_]:
+        """``|kappa| <= kappa_roundoff``: the sign of kappa, hence the stability verdict, is round-off."""
+        return np.asarray(np.abs(self.kappa) <= self.kappa_roundoff)
+
+    @property
     def stable(self) -> NDArray[np.bool_]:
-        """``kappa > 0``: a steady state exists."""
-        return np.asarray(self.kappa > 0)
+        """``kappa > kappa_roundoff``: a steady state exists (False within round-off of the threshold too,
+        where ``near_threshold`` is True: no steady state is claimed there)."""
+        return np.asarray(self.kappa > self.kappa_roundoff)
 
     @property
     def up_rate(self) -> NDArray[np.float64]:
@@ -258,10 +270,12 @@ class JumpModel:
         return self.emission_total + self.gamma_ph * self.n_ph
 
     def N_ss(self) -> NDArray[np.float64]:
-        """Eq. 9 with the ph-bath, ``N_ss = (E + gamma_ph n_ph) / kappa``; NaN where ``kappa <= 0`` (none)."""
+        """Eq. 9 with the ph-bath, ``N_ss = (E + gamma_ph n_ph) / kappa``; NaN where ``kappa <= 0`` (none)
+        or within round-off of 0 (:attr:`near_threshold`)."""
         k = np.asarray(self.kappa, dtype=float)
+        ok = self.stable
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(k > 0, self.source / np.where(k > 0, k, 1.0), np.nan)
+            return np.where(ok, self.source / np.where(ok, k, 1.0), np.nan)
 
     def N_t(self, t: ArrayLike, N0: float = 0.0) -> NDArray[np.float64]:
         """``N(t) = N0 e^{-kappa t} + (E + gamma_ph n_ph)(1 - e^{-kappa t})/kappa`` (t in 1/energy).
@@ -398,8 +412,15 @@ def model_at(config: Config, mu_L: ArrayLike, mu_R: ArrayLike, w: float | None =
     """
     b = config.bias
     omega = config.mode.omega
-    rates = channel_rates(config.conductor.build(), omega if w is None else w, mu_L, mu_R, b.T_L, b.T_R)
-    return JumpModel(omega, rates, config.phonon_bath.gamma, config.phonon_bath.T, b.T_e)
+    with np.errstate(all="ignore"):  # overflow/underflow is judged on the result below
+        rates = channel_rates(config.conductor.build(), omega if w is None else w, mu_L, mu_R, b.T_L, b.T_R)
+    ctx = (f"conductor.kind = {config.conductor.kind!r}, mode.omega = {omega:g}, bias.mu_L = {np.max(mu_L):g}, "
+           f"bias.mu_R = {np.max(mu_R):g}, bias.T_L = {b.T_L:g}, bias.T_R = {b.T_R:g}")
+    for name in ("emission", "absorption", "damping"):
+        check_finite(f"the channel rates ({name})", getattr(rates, name), ctx)
+    m = JumpModel(omega, rates, config.phonon_bath.gamma, config.phonon_bath.T, b.T_e)
+    check_finite("kappa = Gamma_e + gamma_ph", m.kappa, ctx + f", phonon_bath.gamma = {config.phonon_bath.gamma:g}")
+    return m
 
 
 def rate_model(config: Config, w: float | None = None) -> JumpModel:

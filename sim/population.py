@@ -60,7 +60,9 @@ __all__ = [
 ]
 
 
-_DENSE_MAX = 600  # up to this many levels the propagator exp(G dt) is formed densely
+_DENSE_MAX = MAX_CUTOFF  # up to this many levels exp(G dt) is formed densely (a few s at 1000, vs minutes of
+# expm_multiply on a stiff space near threshold, where ||G|| dt is in the thousands)
+_SUBSTEPS = 64  # _crossing narrows the bracket to (t1 - t0)/64 before the root finder
 _CHUNK = 64  # time points per expm_multiply call on large spaces (so the guard can stop early)
 _DOUBLING_MAX = 128  # largest space whose rows are all formed at once by doubling
 
@@ -249,13 +251,29 @@ def _blocks(G: NDArray[np.float64] | sp.csr_matrix, p0: NDArray[np.float64], t: 
 
 def _crossing(G: NDArray[np.float64] | sp.csr_matrix, p_prev: NDArray[np.float64], t0: float, t1: float,
               tol: float) -> float:
-    """Time in ``(t0, t1]`` at which ``P_top`` reaches ``tol`` (Brent's method)."""
-    def f(tau: float) -> float:
-        return float(expm_multiply(G * (tau - t0), p_prev)[-1]) - tol
+    """Time in ``(t0, t1]`` at which ``P_top`` reaches ``tol`` (Brent's method).
 
-    if f(t1) <= 0:
+    The bracket is first narrowed to one of ``_SUBSTEPS`` sub-intervals (one
+    ``expm_multiply`` pass over the grid of sub-steps), so that each root-finder step
+    propagates over at most ``(t1 - t0)/_SUBSTEPS``: the cost stays bounded when
+    ``||G|| (t1 - t0)`` is large (near threshold).
+    """
+    Gs = sp.csr_matrix(G) if isinstance(G, np.ndarray) else G
+    rows = expm_multiply(Gs, p_prev, start=0.0, stop=t1 - t0, num=_SUBSTEPS + 1, endpoint=True)
+    above = np.flatnonzero(rows[:, -1] > tol)
+    if not above.size:
         return t1
-    return float(optimize.brentq(f, t0, t1, xtol=1e-12 * max(1.0, abs(t1)), rtol=1e-12))
+    k = max(int(above[0]), 1)
+    h = (t1 - t0) / _SUBSTEPS
+    a, p_a = t0 + (k - 1) * h, rows[k - 1]
+
+    def f(tau: float) -> float:
+        return float(expm_multiply(Gs * (tau - a), p_a)[-1]) - tol
+
+    b = min(t0 + k * h, t1)
+    if f(b) <= 0:
+        return b
+    return float(optimize.brentq(f, a, b, xtol=1e-12 * max(1.0, abs(t1)), rtol=1e-12))
 
 
 def evolve_population(
@@ -344,7 +362,7 @@ def steady_population(model: RateModel, cutoff: int | None = None, *, tol: float
     A cutoff whose top level holds more than ``tol`` raises :class:`TruncationError`.
     """
     kappa = float(model.kappa)
-    if not kappa > 0:
+    if not bool(model.stable):  # kappa <= 0, or within round-off of 0 (RateModel.near_threshold)
         return PopulationSteady(None, float("nan"), cutoff, float("nan"), float("nan"), float("nan"), False,
                                 unstable_message(kappa))
     if cutoff is None:

@@ -7,6 +7,12 @@ all rates at ``w = Omega`` (Eq. 8 plus the ph-bath). Stable iff ``kappa > 0``; t
 ``N_ss = (E + gamma_ph n_ph) / kappa`` (Eq. 9). The coefficients live in the labelled
 jump model :class:`sim.model.JumpModel` (``RateModel`` is its older name). Units: rates in energy units (hbar = 1),
 energies and temperatures in the config's unit, time in 1/energy.
+
+Near the threshold: where ``|kappa| <= kappa_roundoff`` (:func:`sim.guards.kappa_roundoff`,
+256 ulps of the largest rate that enters kappa) the sign of kappa is round-off. The model
+then reports ``near_threshold = True`` and ``stable = False`` (no steady state is
+claimed: ``N``, ``J``, ... are NaN / ``null``), consistently in ``ehp steady``, sweeps
+and ``ehp threshold``. Non-finite rates raise :class:`sim.guards.NumericalError`.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .conductor import CHANNELS
 from .grids import time_grid
+from .guards import check_finite
 from .model import JumpModel, RateModel, rate_model
 from .results import Result, TimeSeries, clean
 
@@ -33,7 +40,9 @@ class SteadyState(Result):
     """Steady state of the rate equation, or the instability verdict.
 
     Where ``stable`` is False every steady-state number is NaN (``null`` in JSON)
-    and ``growth_rate = -kappa >= 0`` says how fast N runs away.
+    and ``growth_rate = -kappa >= 0`` says how fast N runs away. Where
+    ``near_threshold`` is True (``|kappa| <= kappa_roundoff``) ``stable`` is False as
+    well, and neither the verdict nor N is determined (see the module docstring).
     """
 
     model: RateModel
@@ -50,6 +59,10 @@ class SteadyState(Result):
     @property
     def stable(self) -> bool:
         return bool(self.model.stable)
+
+    @property
+    def near_threshold(self) -> bool:
+        return bool(self.model.near_threshold)
 
     @property
     def kappa(self) -> float:
@@ -73,6 +86,7 @@ class SteadyState(Result):
         d = {
             "channels": chans, "gamma_e": m.gamma_e, "emission_total": m.emission_total,
             "kappa": m.kappa, "kappa_over_omega": m.kappa / m.omega, "stable": self.stable,
+            "near_threshold": self.near_threshold,
             "growth_rate": self.growth_rate, "N": self.N, "T_eff": self.T_eff, "mu_eff": self.mu_eff,
             "J": self.J, "J_ph": self.J_ph, "Ie": self.Ie, "eta": self.eta, "n_ph": m.n_ph,
         }
@@ -89,7 +103,7 @@ def effective_temperature(N: ArrayLike, omega: float) -> NDArray[np.float64]:
 def effective_chemical_potential(N: ArrayLike, omega: float, T_e: float) -> NDArray[np.float64]:
     """Eq. 11: ``mu_eff = Omega - T_e ln(1 + 1/N)``."""
     N = np.asarray(N, dtype=float)
-    with np.errstate(divide="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore"):  # T_e = 0 at N = 0: undefined (NaN)
         return omega - T_e * np.log1p(1.0 / N)
 
 
@@ -100,8 +114,12 @@ def steady_state(config: Config) -> SteadyState:
         nan = float("nan")
         return SteadyState(m, nan, nan, nan, nan, nan, nan, nan, np.full(4, nan), np.full(4, nan))
     N = float(m.N_ss())
+    check_finite("the steady population N = (E + gamma_ph n_ph) / kappa", N,
+                 f"kappa = {float(m.kappa):.6g}, source = {float(m.source):.6g}")
     f = m.fluxes(N)
-    J_ph = float(f["J_ph"])
+    # J_ph = Omega gamma_ph (N - n_ph) with N - n_ph = (E - Gamma_e n_ph)/kappa exactly in steady state:
+    # free of the cancellation of N - n_ph when gamma_ph dominates kappa (then N ~ n_ph)
+    J_ph = float(m.omega * m.gamma_ph * (m.emission_total - m.gamma_e * m.n_ph) / m.kappa)
     Ie = float(f["Ie"])
     eta = Ie / (J_ph / m.omega) if J_ph != 0 else float("nan")
     return SteadyState(

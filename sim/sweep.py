@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import guards
 from .config import Config, ConfigError
 from .io import RunDirectory, read_table
 from .parallel import Scheduler, available_workers, run_tasks
@@ -73,6 +74,19 @@ def _toml_value(key: str, raw: str) -> Any:
     except tomllib.TOMLDecodeError:
         raise ConfigError(f"--grid {key}: cannot read {raw.strip()!r} as a number; expected start:stop:num, "
                           "[a, b, c] or a number") from None
+
+
+POINT_BYTES = 2048
+"""Memory of one sweep point (its table row and record, about 60 columns), for :func:`sim.guards.check_memory`."""
+
+
+def _check_points(what: str, n: int) -> None:
+    """Refuse a grid whose table would exceed :data:`sim.guards.MEMORY_BUDGET` (before it is built)."""
+    try:
+        guards.check_memory(f"{what} = {n} points", float(n) * POINT_BYTES,
+                            "use a coarser grid, or several sweeps over parts of it")
+    except guards.ResourceError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _is_number(v: Any) -> bool:
@@ -119,6 +133,7 @@ class GridAxis:
                 raise ConfigError(f"--grid {key}: start and stop must be numbers, got {raw!r}")
             if not isinstance(n, int) or isinstance(n, bool) or n < 1:
                 raise ConfigError(f"--grid {key}: num must be an integer >= 1, got {raw!r}")
+            _check_points(f"--grid {key}={raw}", n)
             return cls(key, tuple(float(x) for x in np.linspace(a, b, n)), raw, (float(a), float(b), n))
         v = _toml_value(key, raw)
         values = tuple(v) if isinstance(v, list) else (v,)
@@ -157,6 +172,8 @@ class Grid:
         forms = {"V/mu0": {"bias.V", "bias.mu0"} & set(keys), "mu_L/mu_R": {"bias.mu_L", "bias.mu_R"} & set(keys)}
         if all(forms.values()):
             raise ConfigError(f"--grid cannot mix bias.V/bias.mu0 with bias.mu_L/bias.mu_R, got {keys}")
+        _check_points(f"--grid {' x '.join(f'{a.key}({len(a.values)})' for a in self.axes)}",
+                      math.prod(len(a.values) for a in self.axes))
 
     @classmethod
     def parse(cls, specs: Iterable[str]) -> Grid:

@@ -14,7 +14,7 @@ from analysis.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = str(ROOT / "runs" / "paper_double_dot.toml")
-KEYS = {"channels", "gamma_e", "emission_total", "kappa", "kappa_over_omega", "stable", "growth_rate", "N",
+KEYS = {"channels", "gamma_e", "emission_total", "kappa", "kappa_over_omega", "stable", "near_threshold", "growth_rate", "N",
         "T_eff", "mu_eff", "J", "J_ph", "Ie", "eta", "n_ph"}
 
 

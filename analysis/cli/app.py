@@ -1,13 +1,23 @@
 """The ``ehp`` command line: a thin layer over the public API (docs/tutorial.md).
 
 Exit codes: 0 success (an unstable mode is an answer), 2 bad input or refused
-(one line on stderr, no traceback), 1 internal error.
+(one line on stderr, no traceback), 1 internal error (a traceback: a bug).
+
+:func:`main` is the boundary. It maps to exit 2 with one ``ehp: error: ...`` line:
+:class:`sim.guards.GuardError` (``ConfigError``, ``ResourceError``: bad input, the numeric
+domain, the memory budget), :class:`sim.guards.NumericalError` (a non-finite intermediate
+result), ``sim.population.TruncationError`` (a Fock cutoff reached: the message gives
+the time and the cutoff) and ``MemoryError``. A closed stdout (``ehp ... | head``,
+``BrokenPipeError``) ends the command quietly with exit code 0: stdout is pointed at
+``os.devnull`` so that the interpreter's final flush cannot fail again, as the
+Python documentation recommends (``signal`` section, "Note on SIGPIPE").
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -36,7 +46,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr (exit 2), like every other bad input."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, "ehp: error: " + " ".join(f"{message} (see '{self.prog} --help')".split()) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,15 +65,44 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _error(message: str) -> int:
+    """One line on stderr (newlines folded), exit code 2."""
+    print("ehp: error: " + " ".join(str(message).split()), file=sys.stderr)
+    return 2
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null after a broken pipe, so the final flush cannot raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (captured in tests)
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (see the module docstring)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from sim.config import ConfigError  # after parsing: --version and --help import no numpy
+    from sim.guards import GuardError, NumericalError  # after parsing: --version and --help import no numpy
+
     try:
-        return args.handler(args)
-    except ConfigError as e:
-        print(f"ehp: error: {e}", file=sys.stderr)
-        return 2
+        code = args.handler(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 0
+    except (GuardError, NumericalError) as e:
+        return _error(str(e))
+    except MemoryError as e:
+        return _error(f"out of memory ({e or 'no detail'}): use a smaller size, or batch/stream the work")
+    except Exception as e:
+        pop = sys.modules.get("sim.population")  # only raised once that module is loaded (imports stay lazy)
+        if pop is not None and isinstance(e, pop.TruncationError):
+            return _error(str(e))
+        raise
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -26,10 +26,18 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     from sim.config import ConfigError, load_config
 
     cfg = load_config(args.config, args.set or ())
+    from sim.guards import check_count
+
     if args.ntraj is not None and args.ntraj < 2:
         raise ConfigError(f"--ntraj must be >= 2 for error bars, got {args.ntraj}")
-    if args.t_end is not None and not args.t_end > 0:
-        raise ConfigError(f"--t-end must be > 0, got {args.t_end}")
+    if args.ntraj is not None:  # the ssa row keeps 201 grid points per trajectory (about 64 bytes each)
+        check_count("--ntraj", args.ntraj, lo=2, bytes_each=64 * 201, hint="use fewer trajectories")
+    if args.seed is not None and args.seed < 0:
+        raise ConfigError(f"--seed must be an integer >= 0, got {args.seed}")
+    if args.t_end is not None:
+        from sim.guards import check_time
+
+        check_time("--t-end", args.t_end)
     rd = None
     if args.out:
         from sim.io import RunDirectory

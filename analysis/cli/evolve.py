@@ -5,20 +5,25 @@ channel ``J_LL`` ... ``Ie_RL``: the rate-picture fluxes at the population N(t)),
 ``metadata.json`` and ``summary.json``. Above threshold the population and Lindblad
 routes stop where the cutoff guard fires; the table ends there and the summary and
 stderr say when and why. The rate route has no truncation: it shows the growth at
-rate -kappa to the end.
+rate -kappa to the end (until N leaves the float range: the table ends at the last finite row).
+
+A stable mode whose Fock cutoff is reached (``TruncationError``: the cutoff is too small)
+exits 2 with one line giving the time and the cutoff; the table computed up to that time
+is kept in ``evolution.parquet`` and ``summary.json`` says ``truncated: true`` and
+``stopped_at``. The time grid, the cutoff and the initial Fock state are checked against
+the memory budget of :mod:`sim.guards` before anything is allocated.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
 from sim.routes import ROUTES  # a light registry: the solvers are imported when a route runs
 
 __all__ = ["register", "cmd_evolve"]
-
-
 
 def register(sub: argparse._SubParsersAction, with_config) -> None:
     q = with_config("evolve", "N(t) and fluxes by the rate, population or Lindblad route")
@@ -62,13 +67,36 @@ def _bias_schedule(path: str | None):
         raise ConfigError(f"--bias-table {path!r}: {e}") from None
 
 
+def _check_size(method: str, n_points: int, cutoff: int) -> None:
+    """Refuse a time grid or cutoff whose arrays would exceed :data:`sim.guards.MEMORY_BUDGET`.
+
+    Per time point: the table (about 20 columns of 8 bytes) and, on the population route,
+    the Fock populations twice (rows and propagated copies: 16 bytes x cutoff). The
+    generator: dense ``exp(G dt)`` up to 1000 levels (3 x 8 cutoff^2 bytes), sparse above.
+    Lindblad: about 64 density-matrix copies of 16 cutoff^2 bytes (Liouvillian and integrator).
+    """
+    from sim import guards
+
+    if method == "population":
+        guards.check_memory(f"--cutoff {cutoff} (method population)",
+                            24.0 * cutoff**2 if cutoff <= 1000 else 200.0 * cutoff, "use a smaller cutoff")
+    elif method == "lindblad":
+        guards.check_memory(f"--cutoff {cutoff} (method lindblad)", 1024.0 * cutoff**2, "use a smaller cutoff")
+    guards.check_count("--n-points", n_points, lo=2, bytes_each=160 + (16 * cutoff if method == "population" else 0),
+                       hint="use fewer time points (the table is written once, not streamed)")
+
+
 def cmd_evolve(args: argparse.Namespace) -> int:
+    import json
+
     import numpy as np
 
+    from sim import guards
     from sim.config import ConfigError, load_config
     from sim.initial import InitialSpec
     from sim.io import RunDirectory
     from sim.model import rate_model
+    from sim.population import TruncationError
     from sim.routes import evolve
 
     start = time.perf_counter()
@@ -76,24 +104,29 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     t_end = args.t_end if args.t_end is not None else cfg.run.t_end
     if t_end is None:
         raise ConfigError("--t-end is required (or set run.t_end in the config)")
-    if not t_end > 0:
-        raise ConfigError(f"--t-end must be > 0, got {t_end}")
+    t_end = guards.check_time("--t-end", t_end)
     n_points = args.n_points if args.n_points is not None else cfg.run.n_points
-    if n_points < 2:
-        raise ConfigError(f"--n-points must be >= 2, got {n_points}")
     initial = args.initial or cfg.run.initial
     cutoff = args.cutoff if args.cutoff is not None else cfg.run.cutoff
     if cutoff is not None and cutoff < 2:
         raise ConfigError(f"--cutoff must be an integer >= 2 (Fock levels kept), got {cutoff}")
+    if args.method == "lindblad":
+        from sim.lindblad import LINDBLAD_MAX_CUTOFF as max_cutoff
+    else:
+        from sim.cutoff import MAX_CUTOFF as max_cutoff
+    _check_size(args.method, n_points, cutoff if cutoff is not None else max_cutoff)
     model = rate_model(cfg)
     try:
         spec = InitialSpec.parse(initial)
-        if cutoff is not None and spec.kind != "steady":
-            spec.populations(cutoff, model)  # the initial state must fit in the cutoff
+        if spec.kind != "steady":
+            spec.populations(cutoff if cutoff is not None else max_cutoff, model)  # it must fit in the cutoff
     except ValueError as e:
-        raise ConfigError(f"run.initial = {initial!r}: {e}") from None
+        hint = "" if cutoff is not None else f" (the automatic cutoff of --method {args.method} is at most {max_cutoff}: " \
+            "give --cutoff)"
+        raise ConfigError(f"run.initial = {initial!r}: {e}{hint}") from None
     if spec.kind == "steady" and not model.stable:
-        raise ConfigError(f"run.initial = 'steady' needs a stable mode, but kappa = {float(model.kappa):.6g} <= 0")
+        raise ConfigError(f"run.initial = 'steady' needs a stable mode, but kappa = {float(model.kappa):.6g} is not "
+                          "> 0 beyond round-off")
     if spec.kind == "coherent" and ROUTES[args.method].fock_diagonal:
         raise ConfigError("a coherent initial state is not Fock-diagonal: use --method lindblad (or rate for N(t))")
     schedule, table_rows = _bias_schedule(args.bias_table)
@@ -104,26 +137,60 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     with rd:  # an exception marks the run failed and releases the lock
         if rd.resumed and rd.has_part("evolution", 0):
             table = rd.read_table("evolution")
+            try:
+                old = json.loads((rd.path / "summary.json").read_text())
+            except (OSError, ValueError):
+                old = {}
             rd.finish()
+            if old.get("truncated") and old.get("error"):
+                raise guards.GuardError(f"{old['message']} (the partial table up to t = {old['stopped_at']:.6g} is in "
+                                        f"{rd.path / 'evolution.parquet'}; nothing recomputed)")
             print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
             return 0
-        res = evolve(cfg, np.linspace(0.0, t_end, n_points), args.method, spec, cutoff, schedule)
-        table = res.to_frame()
+        error, stop_info = False, (None, None)
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # a runaway past the float range is cut below
+                res = evolve(cfg, np.linspace(0.0, t_end, n_points), args.method, spec, cutoff, schedule)
+        except TruncationError as e:  # a stable mode reached its cutoff: keep what was computed, then exit 2
+            res, error, stop_info = e.partial, True, (e.t_stop, str(e))
+            if schedule is not None:
+                from sim.timedep import rates_at
+
+                model = rates_at(cfg, schedule, np.asarray(res.t))
+            res = dataclasses.replace(res, model=model)
+        used_cutoff = getattr(res, "cutoff", None)
+        stopped_at, message = getattr(res, "stopped_at", None), getattr(res, "message", None)
+        if error:
+            stopped_at, message = stop_info
+        with np.errstate(over="ignore", invalid="ignore"):
+            table = res.to_frame()
         if schedule is not None:
             table.insert(2, "mu_L", schedule(table["t"].to_numpy())[0])
             table.insert(3, "mu_R", schedule(table["t"].to_numpy())[1])
         model = res.model
-        used_cutoff = getattr(res, "cutoff", None)
-        stopped_at, message = getattr(res, "stopped_at", None), getattr(res, "message", None)
+        finite = np.isfinite(table.drop(columns="t").to_numpy()).all(axis=1)
+        if not finite.all():  # a runaway beyond the float range: the table ends at the last finite row
+            k = int(np.argmin(finite))
+            stopped_at = float(table["t"].iloc[k])
+            message = (message or "") + (f"; N(t) or a flux leaves the float range at t = {stopped_at:.6g}, the "
+                                         "table ends before it")
+            table = table.iloc[:k]
+            if table.empty:
+                raise guards.NumericalError(f"N(t) is not finite even at t = 0 ({message.lstrip('; ')})")
         rd.expect("evolution", 1)
         rd.write_part("evolution", 0, table)
         wall = time.perf_counter() - start
-        kappa_end = float(np.asarray(model.kappa).ravel()[-1])
+        kappas = np.asarray(model.kappa).ravel()
+        kappa_end = float(kappas[min(len(table), kappas.size) - 1] if len(table) else kappas[0])
         summary = {"method": args.method, "t_end": t_end, "n_points": int(len(table)), "initial": initial,
                    "cutoff": used_cutoff, "kappa": kappa_end, "stable": bool(kappa_end > 0),
-                   "N_final": float(table["N"].iloc[-1]), "stopped_at": stopped_at, "message": message, "wall_s": wall}
+                   "N_final": float(table["N"].iloc[-1]) if len(table) else None, "truncated": stopped_at is not None,
+                   "stopped_at": stopped_at, "message": message, "error": error, "wall_s": wall}
         rd.write_summary(summary)
-        rd.finish(wall_s=wall)
+        rd.finish(wall_s=wall, truncated=stopped_at is not None, stopped_at=stopped_at)
+        if error:  # the partial table is this run's result (a rerun says so again without recomputing)
+            raise guards.GuardError(f"{message} (the partial table up to t = {stopped_at:.6g} is kept in "
+                                    f"{rd.path / 'evolution.parquet'}, summary.json says truncated: true)")
     if message:
         print(message, file=sys.stderr)
     print(f"method     {args.method}" + (f" (cutoff {used_cutoff})" if used_cutoff else ""))

@@ -43,7 +43,11 @@ def cmd_steady(args: argparse.Namespace) -> int:
         print(f"note: lowest-order Landauer holds N at n_ph; it matches the rate equation only if |Gamma_e| << "
               f"gamma_ph, here Gamma_e/gamma_ph = {ratio:.3g} (see docs/approximations.md): expect a gap of about that size",
               file=sys.stderr)
-    if not ss.stable:
+    if ss.near_threshold:
+        print(f"near threshold: |kappa| = {abs(ss.kappa):.3g} is within round-off of 0 (<= "
+              f"{float(ss.model.kappa_roundoff):.3g}), so stability is not determined; stable is false, "
+              "near_threshold is true and N, J, Ie are null", file=sys.stderr)
+    elif not ss.stable:
         print(f"unstable: kappa = {ss.kappa:.6g} <= 0, the mode runs away at growth rate {ss.growth_rate:.6g} "
               "(no steady state; N, J, Ie are null)", file=sys.stderr)
     if args.json:
@@ -54,7 +58,8 @@ def cmd_steady(args: argparse.Namespace) -> int:
         print(f"{c:8s}" + "".join(f"{num(r[k]):>14s}" if k != "mu" else f"{num(r[k]):>12s}"
                                    for k in ("mu", "emission", "absorption", "damping", "J", "Ie")))
     print()
-    for k in ("gamma_e", "emission_total", "kappa", "kappa_over_omega", "stable", "growth_rate", "N", "T_eff",
+    for k in ("gamma_e", "emission_total", "kappa", "kappa_over_omega", "stable", "near_threshold", "growth_rate", "N",
+              "T_eff",
               "mu_eff", "J", "J_ph", "Ie", "eta", "n_ph"):
         print(f"{k:18s}{num(out[k])}")
     if args.landauer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .common import load, print_json
 
@@ -23,10 +24,14 @@ def cmd_threshold(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     th = find_threshold(cfg, args.vary, tuple(args.between))
+    if th.near_threshold_at_bound:
+        print(f"near threshold: kappa at the bound {th.threshold:g} is within round-off of 0 "
+              f"(|kappa| <= {th.kappa_roundoff:.3g}); that bound is reported as the threshold", file=sys.stderr)
     if args.json:
         print_json(th.to_dict())
     else:
         print(f"threshold  {args.vary} = {th.threshold:.10g}")
         print(f"slope      d kappa / d {args.vary} = {th.slope:.6g}")
         print(f"kappa at   {args.between[0]:g}: {th.kappa_low:.6g},  {args.between[1]:g}: {th.kappa_high:.6g}")
+        print(f"round-off  |kappa| <= {th.kappa_roundoff:.3g} counts as 0 (near threshold)")
     return 0

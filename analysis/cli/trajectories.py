@@ -71,6 +71,17 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
              "seed": args.seed}
     run = dataclasses.replace(cfg.run, **{k: v for k, v in flags.items() if v is not None})
     cfg = dataclasses.replace(cfg, run=run)
+    if run.t_end is not None:  # refuse a run whose jump tables would not fit (sim.guards.MEMORY_BUDGET)
+        from sim.guards import check_jumps
+        from sim.population import InitialSpec
+        from sim.rate_equation import rate_model
+
+        model = rate_model(cfg)
+        try:
+            N0 = InitialSpec.parse(run.initial).mean(model) if run.initial != "steady" or model.stable else 0.0
+        except ValueError:
+            N0 = 0.0
+        check_jumps("--ntraj x --t-end", model, run.ntraj, run.t_end, N0)
     from sim.parallel import Scheduler
 
     sched = Scheduler.parse(args.scheduler, args.workers)
