@@ -105,8 +105,9 @@ def mode_stats(run_dir: str | Path, t_min: float = 0.0, progress: bool | None = 
     total = G.sum(axis=-1)
     est = stats_of(total)
     err = jackknife_error(stats_of(total[:, None] - G)) if G.shape[-1] > 1 else np.full(4, np.nan)
-    with np.errstate(divide="ignore"):
-        exact = [N_ex, 2.0 if np.isfinite(N_ex) else np.nan, om / np.log1p(1 / N_ex), om - Te * np.log1p(1 / N_ex)]
+    with np.errstate(divide="ignore", invalid="ignore"):  # N = 0 (T = 0): T_eff = 0, mu_eff undefined (NaN)
+        inv = 1 / np.float64(N_ex)
+        exact = [N_ex, 2.0 if np.isfinite(N_ex) else np.nan, float(om / np.log1p(inv)), float(om - Te * np.log1p(inv))]
     nmax = len(hist)
     P = hist / max(1, hist.sum())
     x = N_ex / (N_ex + 1) if np.isfinite(N_ex) else np.nan

@@ -272,12 +272,14 @@ def _waiting_table(chain: BirthDeath, active: list[int], pair_n, pair_sum, pair_
     the pair's waits missing).
     """
     n_lab = len(JUMP_LABELS)
+    rho = chain.steady()  # a label that never fires in the steady state (T = 0: no absorption from the vacuum)
+    fires = [i for i in active if float((chain.jump_matrix(i) @ rho).sum()) > 0]  # has no exact waits
     wrows = []
     for i in range(n_lab):
         n_first = n_starts[i]
         cens = 1.0 - pair_n[i].sum() / n_first if n_first else np.nan
         for j in range(n_lab):
-            ok = i in active and j in active
+            ok = i in fires and j in fires
             if pair_n[i, j] == 0 and not ok:
                 continue
             n = pair_n[i, j]

@@ -401,7 +401,7 @@ def _cmd_cases(f: dict[str, str], d: str) -> list[tuple[list[str], str]]:
         (["sweep", b, "--grid", "foo=1", "--out", f"{d}/s6"], "foo"),
         (["sweep", b, "--grid", "conductor.kind=1", "--out", f"{d}/s7"], "conductor.kind"),
         (["sweep", b, "--grid", "mode.omega=-1:1:3", "--out", f"{d}/s8"], "mode.omega"),
-        (["run", b, "--out", f"{d}/r1"], "study.kind"),
+        (["run", b, "--out", f"{d}/r1", "--set", "study.kind=5"], "study.kind"),
         (["run", b, "--out", f"{d}/r2", "--set", "study.kind=nope"], "study.kind"),
         # usage errors are one line too
         (["steady", b, "--landauer", "bogus"], "--landauer"),
@@ -589,7 +589,7 @@ def test_memory_error_is_exit_2(files, monkeypatch, capsys):
 
 
 def test_numerical_error_is_exit_2(files, monkeypatch, capsys):
-    import sim.rate_equation as re_
+    import sim.model as re_
 
     real = re_.channel_rates
 
