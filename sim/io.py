@@ -54,7 +54,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .config import ConfigError
-from .runlock import LOCK_NAME, RunLocked, acquire_lock, lock_owner, release_lock
+from .runlock import LOCK_NAME, RunLocked, acquire_lock, lock_owner, read_json_or_none, release_lock
 
 __all__ = [
     "RunDirectory", "RunCheck", "RunIncomplete", "RunLocked", "check_run", "read_table", "part_files",
@@ -119,13 +119,6 @@ def write_json(path: Path, data: Any) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def sha256_file(path: Path) -> str:
@@ -288,7 +281,7 @@ def check_run(path: Path | str, *, checksums: bool = True) -> RunCheck:
         ``path`` holds no run (no readable ``metadata.json``).
     """
     p = Path(path)
-    meta = _read_json(p / "metadata.json")
+    meta = read_json_or_none(p / "metadata.json")
     if not isinstance(meta, dict) or "identity" not in meta:
         raise ConfigError(f"{str(p)!r} is not a run directory (no readable metadata.json)")
     manifest = _read_manifest(p)
@@ -332,7 +325,7 @@ def part_files_on_disk(path: Path | str, table: str) -> list[Path]:
 
 def _verified(path: Path | str, table: str, partial: bool, checksums: bool) -> list[tuple[Path, dict | None]]:
     p = Path(path)
-    meta = _read_json(p / "metadata.json")
+    meta = read_json_or_none(p / "metadata.json")
     if not isinstance(meta, dict) or "identity" not in meta:  # a plain folder of parquet files, not a run
         return [(f, None) for f in part_files_on_disk(p, table)]
     chk = check_run(p, checksums=checksums)
@@ -499,7 +492,7 @@ class RunDirectory:
     def _open_locked(cls, p: Path, ident: dict[str, Any], overwrite: bool, metadata: dict[str, Any] | None,
                      token: str) -> RunDirectory:
         entries = [e for e in p.iterdir() if e.name != LOCK_NAME]
-        old = _read_json(p / "metadata.json") if entries else None
+        old = read_json_or_none(p / "metadata.json") if entries else None
         ours = isinstance(old, dict) and "identity" in old
         manifest = _read_manifest(p) if ours else None
         resumed = False

@@ -20,7 +20,7 @@ from typing import Any
 
 from .config import ConfigError
 
-__all__ = ["LOCK_NAME", "RunLocked", "acquire_lock", "release_lock", "lock_owner"]
+__all__ = ["LOCK_NAME", "RunLocked", "acquire_lock", "release_lock", "lock_owner", "read_json_or_none"]
 
 LOCK_NAME = ".ehp.lock"
 
@@ -29,7 +29,8 @@ class RunLocked(ConfigError):
     """Another live process holds the run directory's lock."""
 
 
-def _read_json(path: Path) -> Any:
+def read_json_or_none(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing, unreadable or not JSON."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
@@ -52,7 +53,7 @@ def _pid_alive(pid: int) -> bool:
 
 def lock_owner(path: Path | str) -> dict[str, Any] | None:
     """The live writer holding the lock of run directory ``path`` (its lock record), or None."""
-    info = _read_json(Path(path) / LOCK_NAME)
+    info = read_json_or_none(Path(path) / LOCK_NAME)
     if not isinstance(info, dict):
         return None
     if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
@@ -79,7 +80,7 @@ def acquire_lock(p: Path) -> str:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                info = _read_json(lock)
+                info = read_json_or_none(lock)
                 if not isinstance(info, dict) or "pid" not in info:
                     raise RunLocked(f"{str(p)!r} is locked by {str(lock)!r}, which is unreadable; if no ehp command "
                                     "is writing there, delete that file") from None
@@ -104,6 +105,6 @@ def acquire_lock(p: Path) -> str:
 
 def release_lock(p: Path, token: str) -> None:
     lock = p / LOCK_NAME
-    info = _read_json(lock)
+    info = read_json_or_none(lock)
     if isinstance(info, dict) and info.get("token") == token:
         lock.unlink(missing_ok=True)
