@@ -2,7 +2,10 @@
 
 Public API::
 
-    from sim import load_config, steady_state, channel_rates, landauer
+    from sim import load_config, rate_model, steady_state, evolve, channel_rates, landauer
+
+``rate_model(config)`` builds the :class:`JumpModel` that every route takes;
+``evolve(config, t, method)`` runs a time-domain route of :data:`ROUTES`.
 
 The names are loaded on first use (PEP 562 module ``__getattr__``): ``import sim`` alone
 imports neither numpy nor numba, so the command line starts fast.
@@ -20,7 +23,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .conductor import CHANNELS, CHARGE_SIGN, Conductor, FlatConductor, double_dot
     from .config import Config, ConfigError, load_config, parse_config
     from .landauer import LandauerResult, landauer
-    from .rate_equation import RateModel, SteadyState, rate_model, steady_state
+    from .model import JumpModel, RateModel, rate_model
+    from .rate_equation import SteadyState, steady_state
+    from .results import Result
+    from .routes import ROUTES, evolve
 
 #: public name -> submodule that defines it
 _LAZY: dict[str, str] = {
@@ -29,13 +35,14 @@ _LAZY: dict[str, str] = {
     "double_dot": "conductor",
     "Config": "config", "ConfigError": "config", "load_config": "config", "parse_config": "config",
     "LandauerResult": "landauer", "landauer": "landauer",
-    "RateModel": "rate_equation", "SteadyState": "rate_equation", "rate_model": "rate_equation",
-    "steady_state": "rate_equation",
+    "RateModel": "model", "JumpModel": "model", "rate_model": "model",
+    "SteadyState": "rate_equation", "steady_state": "rate_equation",
+    "Result": "results", "ROUTES": "routes", "evolve": "routes",
 }
 
 __all__ = [
     "CHANNELS", "CHARGE_SIGN", "ChannelRates", "Conductor", "Config", "ConfigError", "FlatConductor",
-    "LandauerResult", "RateModel", "SteadyState", "channel_rates", "double_dot", "landauer", "load_config",
+    "JumpModel", "LandauerResult", "ROUTES", "RateModel", "Result", "SteadyState", "channel_rates", "evolve", "double_dot", "landauer", "load_config",
     "parse_config", "rate_model", "steady_state", "__version__",
 ]
 
