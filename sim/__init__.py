@@ -42,8 +42,8 @@ _LAZY: dict[str, str] = {
 
 __all__ = [
     "CHANNELS", "CHARGE_SIGN", "ChannelRates", "Conductor", "Config", "ConfigError", "FlatConductor",
-    "JumpModel", "LandauerResult", "ROUTES", "RateModel", "Result", "SteadyState", "channel_rates", "evolve", "double_dot", "landauer", "load_config",
-    "parse_config", "rate_model", "steady_state", "__version__",
+    "JumpModel", "LandauerResult", "ROUTES", "RateModel", "Result", "SteadyState", "channel_rates", "evolve",
+    "double_dot", "landauer", "load_config", "parse_config", "rate_model", "steady_state", "__version__",
 ]
 
 
