@@ -4,7 +4,8 @@ A refactor that changes no number must leave them identical. The script checks o
 in a temporary git worktree, runs the same ``ehp`` commands with each tree on
 ``PYTHONPATH`` (serial scheduler, fixed seeds), and compares:
 
-- JSON printed by ``ehp steady --json`` and ``ehp threshold --json``;
+- JSON printed by ``ehp steady --json`` and ``ehp threshold --json`` (every value the old
+  output has; keys that only the new output has are listed, not counted as differences);
 - every parquet table of every run directory (``ehp evolve``, ``ehp trajectories``,
   ``ehp run`` on the bundled studies): same columns, same dtypes, same values.
 
@@ -98,11 +99,14 @@ def tables(run_dir: Path) -> dict[str, pd.DataFrame]:
     return out
 
 
-def compare_json(a: object, b: object, rtol: float, path: str = "") -> list[str]:
+def compare_json(a: object, b: object, rtol: float, path: str = "", added: list[str] | None = None) -> list[str]:
+    """Differences of the values both have; keys only the new output has go to ``added`` (new fields are
+    allowed: they do not change a number), keys the new output lost are differences."""
     if isinstance(a, dict) and isinstance(b, dict):
-        if set(a) != set(b):
-            return [f"{path}: keys {sorted(set(a) ^ set(b))} differ"]
-        return [m for k in a for m in compare_json(a[k], b[k], rtol, f"{path}.{k}")]
+        if added is not None:
+            added.extend(f"{path}.{k}" for k in sorted(set(b) - set(a)))
+        lost = [f"{path}.{k}: missing in the new output" for k in sorted(set(a) - set(b))]
+        return lost + [m for k in a if k in b for m in compare_json(a[k], b[k], rtol, f"{path}.{k}", added)]
     if isinstance(a, float) and isinstance(b, float):
         rel = abs(a - b) / max(abs(a), abs(b), 1e-300)
         return [] if rel <= rtol else [f"{path}: {a!r} vs {b!r} (rel {rel:.2e})"]
@@ -131,8 +135,10 @@ def main() -> int:
                     failures += 1
                     continue
                 if "--json" in argv:
-                    diffs = compare_json(json.loads(r_old.stdout), json.loads(r_new.stdout), args.rtol)
-                    print(f"{name:28s} JSON " + ("identical" if not diffs else "; ".join(diffs[:5])))
+                    added: list[str] = []
+                    diffs = compare_json(json.loads(r_old.stdout), json.loads(r_new.stdout), args.rtol, added=added)
+                    note = "identical" if not diffs else "; ".join(diffs[:5])
+                    print(f"{name:28s} JSON {note}" + (f" (new keys: {', '.join(added)})" if added else ""))
                     failures += bool(diffs)
                     continue
                 t_old, t_new = tables(outs[0]), tables(outs[1])
