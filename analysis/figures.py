@@ -438,7 +438,7 @@ def run_study(
     *,
     scheduler: str | Scheduler = "serial",
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> StudyResult:
     """Run the study described by ``config.study`` into ``out`` (see the module doc).
 

@@ -28,7 +28,6 @@ window's edges are removed by differencing the full and the half window
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ import pandas as pd
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 from scipy import linalg
-from tqdm import tqdm
 
 from sim.counting import (
     JUMP_LABELS,
@@ -50,6 +48,7 @@ from sim.counting import (
 )
 from sim.io import part_files
 from sim.model import JumpModel
+from sim.progress import progress_bar, progress_enabled
 
 from .estimators import estimate_cumulant_rates
 
@@ -111,22 +110,6 @@ def mean_waiting_time(chain: BirthDeath, first: int, second: int) -> float:
     x = linalg.lu_solve(lu, linalg.lu_solve(lu, start / start.sum()))
     p = waiting_time_probability(chain, first, second)
     return float(np.ones(chain.cutoff) @ chain.jump_matrix(second) @ x) / p
-
-
-def progress_enabled(progress: bool | None) -> bool:
-    """``progress`` itself, or when ``None`` whether stderr is a terminal (interactive use)."""
-    if progress is None:
-        try:
-            return bool(sys.stderr.isatty())
-        except (AttributeError, ValueError):
-            return False
-    return bool(progress)
-
-
-def progress_bar(total: int, desc: str, unit: str, progress: bool | None) -> tqdm:
-    """A tqdm bar on stderr with integer counts (disabled unless :func:`progress_enabled`)."""
-    return tqdm(total=int(total), desc=desc, unit=unit, file=sys.stderr, disable=not progress_enabled(progress),
-                dynamic_ncols=True, leave=False)
 
 
 def _rows(files: list[Path]) -> int:

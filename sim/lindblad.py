@@ -36,6 +36,7 @@ from .initial import InitialSpec
 from .model import LABELS as MODEL_LABELS
 from .model import JumpModel as RateModel
 from .population import OnTruncation, TruncationError, stop_message, unstable_message
+from .progress import progress_bar
 from .results import Result, TimeSeries
 
 __all__ = [
@@ -209,13 +210,20 @@ def _refine_stop(solver: qutip.MESolver, rho: qutip.Qobj, t0: float, t1: float, 
                                  xtol=1e-10 * max(1.0, abs(t1)), rtol=1e-10))
 
 
-def run_guarded(solver: qutip.MESolver, rho0: qutip.Qobj, t: NDArray[np.float64], tol: float) -> _Run:
+def run_guarded(solver: qutip.MESolver, rho0: qutip.Qobj, t: NDArray[np.float64], tol: float,
+                progress: bool | None = None) -> _Run:
     """Run ``solver`` on ``t`` in chunks, watching ``P_top = <cutoff-1|rho|cutoff-1>``.
 
     At the first grid time where ``P_top > tol`` the run stops; the crossing time is
     found by Brent's method, restarting the solver from the last good state.
-    The solver must keep the final state (``store_final_state=True``).
+    The solver must keep the final state (``store_final_state=True``). ``progress``: a bar
+    over the time grid on stderr (None: when stderr is a terminal).
     """
+    with progress_bar(t.size - 1, "lindblad", "step", progress) as bar:
+        return _run_guarded(solver, rho0, t, tol, bar)
+
+
+def _run_guarded(solver, rho0, t, tol, bar) -> _Run:
     K = rho0.shape[0]
     e_ops = [qutip.num(K), qutip.fock_dm(K, K - 1)]
     Ns: list[NDArray[np.float64]] = []
@@ -243,6 +251,7 @@ def run_guarded(solver: qutip.MESolver, rho0: qutip.Qobj, t: NDArray[np.float64]
             return _Run(t[:n], np.concatenate(Ns), np.concatenate(tops), None, stop)
         Ns.append(N[(i > 0):])
         tops.append(top[(i > 0):])
+        bar.update(j - i)
         rho = res.final_state
         if j >= t.size - 1:
             return _Run(t, np.concatenate(Ns), np.concatenate(tops), rho, None)
@@ -272,6 +281,7 @@ def evolve_lindblad(
     max_cutoff: int = LINDBLAD_MAX_CUTOFF,
     options: dict[str, Any] | None = None,
     on_truncation: OnTruncation = None,
+    progress: bool | None = None,
 ) -> LindbladResult:
     """Evolve the section-4 Lindblad equation with QuTiP's master-equation solver; returns ``N(t)``.
 
@@ -295,6 +305,8 @@ def evolve_lindblad(
         ``rtol = 1e-10``, ``store_states=False``, ``store_final_state=True``).
     on_truncation
         ``"raise"``, ``"return"``, or None: return for an unstable model, raise otherwise.
+    progress
+        A bar over the time grid on stderr (None: when stderr is a terminal).
     """
     t = time_grid(t)
     if isinstance(initial, qutip.Qobj):
@@ -312,7 +324,7 @@ def evolve_lindblad(
     cutoff = _check_cutoff(cutoff)
     c_ops = [op for _, _, op in collapse_operators(model, cutoff)]
     solver = qutip.MESolver(hamiltonian(model, cutoff), c_ops, options=mesolve_options(options, tol))
-    run = run_guarded(solver, rho0, t, tol)
+    run = run_guarded(solver, rho0, t, tol, progress)
     return guarded_result(run, cutoff, tail, tol, float(model.kappa), on_truncation)
 
 

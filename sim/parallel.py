@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,6 +31,7 @@ from typing import Any
 from tqdm import tqdm
 
 from .config import ConfigError
+from .progress import progress_bar
 
 __all__ = ["Scheduler", "run_tasks", "available_workers", "idle_workers", "KINDS"]
 
@@ -113,17 +113,12 @@ class Scheduler:
         return self.address or f"{self.kind} ({self.n_workers} workers)"
 
 
-def _progress(total: int, progress: bool, desc: str | None, unit: str) -> tqdm:
-    return tqdm(total=total, disable=not progress, file=sys.stderr, desc=desc, unit=unit, dynamic_ncols=True,
-                smoothing=0.1)
-
-
 def run_tasks(
     fn: Callable[[Any], Any],
     tasks: Sequence[Any],
     scheduler: str | Scheduler = "serial",
     *,
-    progress: bool = False,
+    progress: bool | None = None,
     weights: Sequence[float] | None = None,
     desc: str | None = None,
     unit: str = "pt",
@@ -156,7 +151,7 @@ def run_tasks(
     w = [1] * len(tasks) if weights is None else [int(round(float(x))) for x in weights]
     if len(w) != len(tasks):
         raise ValueError(f"weights has {len(w)} entries for {len(tasks)} tasks")
-    bar = _progress(sum(w), progress, desc, unit)
+    bar = progress_bar(sum(w), desc, unit, progress, leave=True)
     try:
         if not tasks:
             return

@@ -33,22 +33,22 @@ if TYPE_CHECKING:
 __all__ = ["Route", "ROUTES", "get_route", "evolve"]
 
 
-def _rate(model, t, spec: InitialSpec, cutoff):
+def _rate(model, t, spec: InitialSpec, cutoff, progress=None):
     from .rate_equation import evolve_rate
 
     return evolve_rate(model, t, spec.mean(model))
 
 
-def _population(model, t, spec, cutoff):
+def _population(model, t, spec, cutoff, progress=None):
     from .population import evolve_population
 
     return evolve_population(model, t, spec, cutoff)
 
 
-def _lindblad(model, t, spec, cutoff):
+def _lindblad(model, t, spec, cutoff, progress=None):
     from .lindblad import evolve_lindblad
 
-    return evolve_lindblad(model, t, spec, cutoff)
+    return evolve_lindblad(model, t, spec, cutoff, progress=progress)
 
 
 def _rate_timedep(config, schedule, t, spec, cutoff, model0):
@@ -71,7 +71,7 @@ def _lindblad_timedep(config, schedule, t, spec, cutoff, model0):
 
 @dataclass(frozen=True)
 class Route:
-    """A time-domain route: ``evolve(model, t, initial, cutoff)`` and its time-dependent-bias form.
+    """A time-domain route: ``evolve(model, t, initial, cutoff, progress)`` and its time-dependent-bias form.
 
     ``fock_diagonal`` routes accept only Fock-diagonal initial states (not coherent ones);
     ``truncated`` routes use a Fock cutoff.
@@ -104,7 +104,8 @@ def get_route(name: str) -> Route:
 
 
 def evolve(config: Config, t: ArrayLike, method: str = "population", initial: str | InitialSpec = "vacuum",
-           cutoff: int | None = None, schedule: BiasSchedule | None = None) -> TimeSeries:
+           cutoff: int | None = None, schedule: BiasSchedule | None = None, progress: bool | None = None
+           ) -> TimeSeries:
     """Evolve the mode of ``config`` on the grid ``t`` (1/energy) by one route of :data:`ROUTES`.
 
     Parameters
@@ -121,6 +122,8 @@ def evolve(config: Config, t: ArrayLike, method: str = "population", initial: st
         Fock levels (truncated routes); default: the cutoff rule of :mod:`sim.cutoff`.
     schedule
         Time-dependent bias (adiabatic rates), or None for the config's constant bias.
+    progress
+        A progress bar on stderr for the slow route (``lindblad``; None: when stderr is a terminal).
 
     Returns
     -------
@@ -137,7 +140,7 @@ def evolve(config: Config, t: ArrayLike, method: str = "population", initial: st
     spec = InitialSpec.parse(initial)
     model = rate_model(config)
     if schedule is None:
-        res = route.evolve(model, t, spec, cutoff)
+        res = route.evolve(model, t, spec, cutoff, progress)
         flux_model = model
     else:
         from .timedep import rates_at

@@ -383,7 +383,7 @@ def run_sweeps(
     rundir: RunDirectory | None = None,
     scheduler: str | Scheduler = "serial",
     *,
-    progress: bool = False,
+    progress: bool | None = None,
     desc: str | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Run several sweeps on one scheduler (one pool for all), optionally into a run directory.
@@ -438,7 +438,7 @@ def sweep(
     chunk_size: int | None = None,
     out: str | Path | None = None,
     overwrite: bool = False,
-    progress: bool = False,
+    progress: bool | None = None,
 ) -> pd.DataFrame:
     """Sweep ``config`` over ``grid`` and return the tidy table (optionally saved and resumable).
 
@@ -463,7 +463,7 @@ def sweep(
     overwrite
         Replace a different sweep's results in ``out``.
     progress
-        tqdm bar on stderr.
+        tqdm bar on stderr (None: when stderr is a terminal).
 
     Raises
     ------

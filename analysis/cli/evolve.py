@@ -37,6 +37,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
                         "outside; a repeated t is a step); the rates follow it adiabatically")
     q.add_argument("--out", required=True, metavar="DIR", help="run directory")
     q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
+    q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr (lindblad route)")
     q.set_defaults(handler=cmd_evolve)
 
 
@@ -150,7 +151,8 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         error, stop_info = False, (None, None)
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # a runaway past the float range is cut below
-                res = evolve(cfg, np.linspace(0.0, t_end, n_points), args.method, spec, cutoff, schedule)
+                res = evolve(cfg, np.linspace(0.0, t_end, n_points), args.method, spec, cutoff, schedule,
+                             progress=False if args.no_progress else None)
         except TruncationError as e:  # a stable mode reached its cutoff: keep what was computed, then exit 2
             res, error, stop_info = e.partial, True, (e.t_stop, str(e))
             if schedule is not None:

@@ -241,7 +241,7 @@ def _simulate_batch(task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
 def run_trajectories(
     model: RateModel, *, engine: str = "ssa", ntraj: int, t_end: float, n_points: int = 201, seed: int = 0,
     initial: str = "vacuum", cutoff: int | None = None, batch_size: int | None = None,
-    out_dir: str | Path | None = None, overwrite: bool = False, progress: bool = True,
+    out_dir: str | Path | None = None, overwrite: bool = False, progress: bool | None = None,
     config: Config | None = None, command: str = "trajectories", scheduler: str | Any = "serial",
 ) -> TrajectoryResult:
     """Simulate ``ntraj`` quantum-jump trajectories of the mode from t = 0 to ``t_end``.
@@ -270,7 +270,7 @@ def run_trajectories(
         Stream the tables to this run directory (:mod:`sim.io`: resumed if it holds
         the same run, refused if it holds another one unless ``overwrite``).
     progress
-        tqdm progress bar on stderr.
+        tqdm progress bar on stderr (None: when stderr is a terminal).
     config, command
         Recorded in ``metadata.json`` (the config's ``[run]`` is replaced by the values used).
     scheduler
@@ -382,7 +382,7 @@ def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, b
 
 
 def trajectories_from_config(config: Config, *, out_dir: str | Path | None = None, overwrite: bool = False,
-                             batch_size: int | None = None, progress: bool = True, scheduler: str | Any = "serial"
+                             batch_size: int | None = None, progress: bool | None = None, scheduler: str | Any = "serial"
                              ) -> TrajectoryResult:
     """:func:`run_trajectories` with the model and the ``[run]`` keys of a config.
 
