@@ -34,6 +34,7 @@ import numpy as np
 import qutip
 from numpy.typing import ArrayLike, NDArray
 
+from .conductor import CHARGE_SIGN
 from .covariance import CollapseOperator, ModeSystem
 from .fock import DEFAULT_TOL, geometric_cutoff, geometric_tail
 from .grids import time_grid
@@ -42,7 +43,7 @@ __all__ = [
     "MAX_LIOUVILLE", "MAX_SECTOR", "ModesLindbladResult", "ModesLindbladSteady", "Sector", "check_dimension",
     "collapse_operators_modes", "sector", "sector_size",
     "covariance_of", "evolve_lindblad_modes", "gaussian_state", "hamiltonian_modes", "mode_cutoffs",
-    "mode_operators", "normal_modes", "steady_lindblad_modes", "tail_estimate",
+    "mode_operators", "normal_modes", "operator_properties", "steady_lindblad_modes", "tail_estimate",
 ]
 
 MAX_LIOUVILLE = 1_000_000
@@ -148,6 +149,25 @@ def collapse_operators_modes(system: ModeSystem, cutoffs: ArrayLike, include_pho
             L = sum((complex(np.conj(w)) * x for w, x in terms[1:]), complex(np.conj(terms[0][0])) * terms[0][1])
         out.append((op, math.sqrt(op.rate) * L))
     return out
+
+
+def operator_properties(ops: list[CollapseOperator], omega: ArrayLike) -> dict[str, NDArray]:
+    """Per collapse operator (in the order of ``ops``): what one of its jumps does.
+
+    ``dn`` (+1 emission, -1 absorption), ``dQ = s_c dn`` (electrons L -> R; ``s_LR = +1``,
+    ``s_RL = -1``, else 0), ``quantum = sum_m |w_m|^2 Omega_m`` (the cluster's quantum for a
+    degenerate cluster, ``Omega_k`` for an operator on mode ``k`` alone; for a split cluster the
+    weight-averaged quantum), ``dE = quantum dn`` and ``mode`` (the one mode with a weight above
+    1e-12, or -1 for an operator spanning several modes).
+    """
+    omega = np.asarray(omega, dtype=float)
+    W = np.array([np.abs(op.weights) for op in ops]).reshape(len(ops), omega.size)
+    dn = np.array([1 if op.direction == "emission" else -1 for op in ops], dtype=np.int8)
+    sign = np.array([CHARGE_SIGN.get(op.channel, 0) for op in ops], dtype=float)
+    quantum = (W**2) @ omega
+    big = W > 1e-12
+    mode = np.where(big.sum(axis=1) == 1, np.argmax(W, axis=1), -1).astype(np.int16)
+    return {"dn": dn, "dQ": sign * dn + 0.0, "quantum": quantum, "dE": quantum * dn, "mode": mode}
 
 
 def covariance_of(rho: qutip.Qobj, cutoffs: ArrayLike) -> NDArray[np.complex128]:
