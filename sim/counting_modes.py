@@ -89,6 +89,25 @@ class ModesCounting:
     cutoffs: tuple[int, ...]
     C: NDArray[np.complex128]
 
+    def rates_frame(self):
+        """Per-operator table: ``op``, ``channel``, ``direction``, ``j``, ``cluster``, ``coefficient`` (the
+        operator's eigenvalue ``rate``, 1/time), ``jump_rate`` (``Tr[L rho L^+]``, jumps per unit time), ``nu``."""
+        import pandas as pd
+
+        ops = self.operators
+        return pd.DataFrame({"op": np.arange(len(ops), dtype=np.int16), "channel": [o.channel for o in ops],
+                             "direction": [o.direction for o in ops], "j": [o.j for o in ops],
+                             "cluster": [o.cluster for o in ops], "coefficient": [o.rate for o in ops],
+                             "jump_rate": self.rates, "nu": self.nu})
+
+    def to_dict(self) -> dict:
+        """JSON-ready record: ``cumulants`` (c_1..), ``emission_rate``/``absorption_rate`` per channel LL, RR, LR, RL,
+        ``cutoffs``."""
+        from .model import clean
+
+        return clean({"cumulants": self.cumulants.tolist(), "emission_rate": self.emission_rate.tolist(),
+                      "absorption_rate": self.absorption_rate.tolist(), "cutoffs": list(self.cutoffs)})
+
 
 def mode_counting(system: ModeSystem, quantity: str | ArrayLike = "charge", order: int = 2,
                   cutoffs: ArrayLike | None = None, *, tol: float = 1e-12, max_size: int = MAX_SECTOR,

@@ -397,6 +397,15 @@ class ModesLindbladSteady:
     def N_total(self) -> float:
         return float(np.sum(self.N))
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (the ``lindblad`` record of a several-mode ``ehp steady``; non-finite -> None):
+        ``N`` (K,), ``N_total``, ``C_re``/``C_im`` (K x K), ``cutoffs``, ``P_top`` (K,), ``stable``, ``message``."""
+        from .model import clean
+
+        return clean({"N": self.N.tolist(), "N_total": self.N_total, "C_re": self.C.real.tolist(),
+                      "C_im": self.C.imag.tolist(), "cutoffs": list(self.cutoffs) if self.cutoffs else None,
+                      "P_top": self.P_top.tolist(), "stable": self.stable, "message": self.message})
+
 
 @dataclass(frozen=True, eq=False)
 class ModesLindbladResult:
@@ -412,6 +421,16 @@ class ModesLindbladResult:
     P_top: NDArray[np.float64]
     cutoffs: tuple[int, ...]
     rho: qutip.Qobj | None
+
+    def to_frame(self):
+        """Wide table: ``t``, ``N_0 .. N_{K-1}``, ``N`` (total), ``P_top_0 .. P_top_{K-1}`` (one row per time)."""
+        import pandas as pd
+
+        d = {"t": self.t}
+        d.update({f"N_{k}": self.N[:, k] for k in range(self.N.shape[1])})
+        d["N"] = self.N_total
+        d.update({f"P_top_{k}": self.P_top[:, k] for k in range(self.P_top.shape[1])})
+        return pd.DataFrame(d)
 
 
 # --------------------------------------------------------------------------- solvers

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import qutip
 
-from sim.conductor import double_dot
+from sim.conductor import CHANNELS, double_dot
 from sim.counting import birth_death, cumulant_rates, quantity_weights
 from sim.counting_modes import mode_counting
 from sim.covariance import mode_system
@@ -69,6 +69,8 @@ def test_steady_state_equals_lyapunov_and_converges_with_the_cutoff():
     np.testing.assert_allclose(a.C, b.C, rtol=0, atol=1e-12)
     assert a.rho.dims == [[5, 6], [5, 6]]
     assert a.rho.tr() == pytest.approx(1.0, abs=1e-12) and a.rho.isherm
+    d = a.to_dict()
+    assert d["cutoffs"] == [5, 6] and d["N"] == pytest.approx(a.N.tolist()) and d["stable"] is True
 
 
 def test_one_mode_equals_the_single_mode_lindblad():
@@ -94,6 +96,9 @@ def test_evolution_from_the_vacuum_equals_the_covariance_route():
     a = evolve_lindblad_modes(s, tt, cutoffs=(4, 5), solver="mesolve")
     b = evolve_lindblad_modes(s, tt, cutoffs=(4, 5), solver="sector")
     np.testing.assert_allclose(a.N, b.N, rtol=0, atol=1e-9)
+    f = a.to_frame()
+    assert list(f.columns) == ["t", "N_0", "N_1", "N", "P_top_0", "P_top_1"]
+    np.testing.assert_allclose(f["N"], f["N_0"] + f["N_1"], rtol=1e-14)
 
 
 def test_gaussian_state_has_the_covariance_and_is_stationary():
@@ -146,6 +151,10 @@ def test_counting_rates_and_current_equal_the_covariance_route():
     np.testing.assert_allclose(c.absorption_rate, ref.absorption_rate, rtol=0, atol=1e-7 * scale)
     assert c.cumulants[0] == pytest.approx(ref.Ie, rel=1e-7)
     assert c.cumulants[1] > 0
+    rf = c.rates_frame()
+    for name in ("emission", "absorption"):
+        sums = rf[(rf.channel != "ph") & (rf.direction == name)].groupby("channel", sort=False)["jump_rate"].sum()
+        np.testing.assert_allclose(sums.reindex(list(CHANNELS)), getattr(c, f"{name}_rate"), rtol=1e-12)
     # energy: each jump carries its operator's quantum (between 1.0 and 1.03 here); J (e-baths -> modes) is
     # reproduced up to the cluster's 3% spread, and the total into the modes (ph-baths included) vanishes
     e = mode_counting(s, "energy", order=1, tol=tol)
