@@ -60,7 +60,8 @@ from ..lindblad_modes import (
 from ..model import label_index
 from ._rng import child_seed_sequences, child_states, entropy_words
 from .engine import NO_CAP
-from .ssa import _FOCK, _GEOMETRIC, _ssa_kernel
+from .initial import _FOCK, _GEOMETRIC
+from .ssa import _ssa_kernel
 from .table import CHANNEL_DTYPE, DIRECTION_DTYPE, mode_jumps_frame
 
 __all__ = ["MODE_ENGINES", "ModeTrajectories", "has_cross_terms", "operators_frame", "run_mode_trajectories"]
