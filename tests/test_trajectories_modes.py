@@ -11,7 +11,13 @@ from sim.conductor import CHANNELS
 from sim.covariance import ModeSystem, mode_system
 from sim.model import rate_model
 from sim.trajectories import run_trajectories
-from sim.trajectories.modes import has_cross_terms, operators_frame, run_mode_trajectories
+from sim.trajectories.modes import (
+    has_cross_terms,
+    mode_summary,
+    mode_trajectories_frame,
+    operators_frame,
+    run_mode_trajectories,
+)
 from sim.trajectories.table import JUMP_COLUMNS, MODE_JUMP_COLUMNS
 
 from .conftest import make_config
@@ -117,6 +123,12 @@ def test_ssa_refuses_cross_terms_and_tables_have_the_documented_columns():
     merged = jumps.merge(ops, on="op", suffixes=("", "_op"))
     for col in ("channel", "direction", "dn", "dQ", "dE", "mode"):
         np.testing.assert_array_equal(merged[col].to_numpy(), merged[f"{col}_op"].to_numpy())
+    long = mode_trajectories_frame(N, 2.0)
+    assert len(long) == N.size and list(long.columns) == ["traj", "t", "mode", "N"]
+    np.testing.assert_array_equal(long.set_index(["traj", "mode", "t"])["N"].to_numpy(), N.reshape(-1))
+    summ = mode_summary((jumps, N, ops), 2.0)
+    assert sum(c["count"] for c in summ["counts"]) == len(jumps) == sum(summ["counts_per_operator"])
+    np.testing.assert_allclose(summ["N_final_mean"], N[:, :, -1].mean(axis=0), rtol=1e-12)
 
 
 def test_one_mode_ssa_gives_the_one_mode_engine_jumps():

@@ -64,7 +64,8 @@ from .initial import _FOCK, _GEOMETRIC
 from .ssa import _ssa_kernel
 from .table import CHANNEL_DTYPE, DIRECTION_DTYPE, mode_jumps_frame
 
-__all__ = ["MODE_ENGINES", "ModeTrajectories", "has_cross_terms", "operators_frame", "run_mode_trajectories"]
+__all__ = ["MODE_ENGINES", "ModeTrajectories", "has_cross_terms", "operators_frame", "run_mode_trajectories",
+           "mode_trajectories_frame", "mode_summary"]
 
 #: Engines of :func:`run_mode_trajectories` (``qutip`` is an alias of ``mcsolve``).
 MODE_ENGINES: tuple[str, ...] = ("ssa", "mcsolve", "qutip")
@@ -296,3 +297,39 @@ def run_mode_trajectories(system: ModeSystem, engine: str, ntraj: int, t_end: fl
     else:
         traj, t, op, N = _mc_modes(system, int(ntraj), grid, int(seed), C0, cutoffs, tol, max_liouville)
     return ModeTrajectories(mode_jumps_frame(traj, t, op, ops), N, ops)
+
+
+def mode_trajectories_frame(N: NDArray[np.float64], t_end: float) -> pd.DataFrame:
+    """Long table of the populations: ``traj`` (int32), ``t``, ``mode`` (int16), ``N`` (float64), one row per
+    trajectory, mode and grid time (``N`` of :class:`ModeTrajectories`, grid ``linspace(0, t_end, n_points)``)."""
+    ntraj, K, npts = N.shape
+    return pd.DataFrame({
+        "traj": np.repeat(np.arange(ntraj, dtype=np.int32), K * npts),
+        "t": np.tile(np.linspace(0.0, float(t_end), npts), ntraj * K),
+        "mode": np.tile(np.repeat(np.arange(K, dtype=np.int16), npts), ntraj),
+        "N": np.ascontiguousarray(N, dtype=float).reshape(-1),
+    }, copy=False)
+
+
+def mode_summary(result: ModeTrajectories, t_end: float) -> dict:
+    """JSON-ready figures of a run: jumps per (channel, direction) and per operator, and per mode the mean
+    population and its standard error at ``t_end`` (NaN-free trajectories), and the mean jump rate
+    ``count / (ntraj t_end)`` per (channel, direction)."""
+    from ..model import clean
+
+    jumps, N, ops = result
+    ntraj = N.shape[0]
+    counts = jumps.groupby(["channel", "direction"], observed=False).size()
+    last = N[:, :, -1]
+    ok = np.isfinite(last)
+    n_ok = ok.sum(axis=0)
+    mean = np.where(n_ok > 0, np.nansum(last, axis=0) / np.maximum(n_ok, 1), np.nan)
+    with np.errstate(invalid="ignore"):
+        sem = np.nanstd(last, axis=0, ddof=1) / np.sqrt(n_ok) if ntraj > 1 else np.full(N.shape[1], np.nan)
+    return clean({
+        "ntraj": ntraj, "n_jumps": len(jumps),
+        "counts": [{"channel": c, "direction": d, "count": int(n), "rate": n / (ntraj * float(t_end))}
+                   for (c, d), n in counts.items()],
+        "counts_per_operator": np.bincount(jumps["op"].to_numpy(np.intp), minlength=len(ops)).tolist(),
+        "N_final_mean": mean.tolist(), "N_final_sem": np.asarray(sem).tolist(),
+    })
