@@ -17,9 +17,16 @@ Cutoffs. Mode ``k`` keeps ``0 .. N_k - 1`` quanta; the tensor space has ``prod_k
 Liouvillian ``(prod_k N_k)^2`` rows. The generator is quadratic, so a Gaussian initial state (the
 vacuum included) stays Gaussian, and the marginal of mode ``k`` is a geometric (Bose-Einstein)
 distribution of mean ``C_kk``: the one-mode tail rule :func:`sim.fock.geometric_cutoff` applied to
-``max_t C(t)_kk`` (or the steady ``C_kk``) puts at most ``tol`` on each mode's top level. Where the
-product of cutoffs is too large for the Liouvillian budget (:data:`MAX_LIOUVILLE`) a ValueError
-says so (use the covariance route, which is exact for every second moment).
+``max_t C(t)_kk`` (or the steady ``C_kk``) puts at most ``tol`` on each mode's top level.
+
+Solvers. Every collapse operator changes the total number of quanta by +-1 and ``H`` conserves it,
+so the density-matrix elements between states of equal total number (the zero-charge
+:class:`Sector`) evolve among themselves; the steady state and every Gaussian state live there.
+The default solvers work on that sector (sparse LU of the bordered Liouvillian for the steady state,
+``expm_multiply`` for the evolution; budget :data:`MAX_SECTOR` elements); ``solver="qutip"`` /
+``"mesolve"`` use ``qutip.steadystate`` / ``qutip.mesolve`` on the full space (budget
+:data:`MAX_LIOUVILLE` Liouvillian rows). Where the space is too large a ValueError names the cutoffs,
+the dimension and the limit (the covariance route stays exact for every second moment).
 
 Units: hbar = 1; energies and rates in the energy unit, time in 1/energy.
 """
@@ -55,7 +62,9 @@ MAX_LIOUVILLE = 1_000_000
 
 MAX_SECTOR = 20_000
 """Largest zero-charge sector (:class:`Sector`, ``sum_n d_n^2`` elements) of the sparse-LU solvers:
-steady state, counting statistics and ``solver="sector"`` evolution."""
+steady state, counting statistics and ``solver="sector"`` evolution. The LU of the block-tridiagonal
+sector costs about ``size x band``: a fraction of a second for two modes of 14 levels (1834 elements),
+seconds for two modes of 20 (5340); the limit admits two modes of 31 levels or three of 8."""
 
 
 def sector_size(cutoffs: ArrayLike) -> int:
