@@ -17,6 +17,7 @@ from sim.trajectories.modes import (
     mode_trajectories_frame,
     operators_frame,
     run_mode_trajectories,
+    write_mode_run,
 )
 from sim.trajectories.table import JUMP_COLUMNS, MODE_JUMP_COLUMNS
 
@@ -103,7 +104,7 @@ def test_ssa_per_mode_population_equals_the_covariance_route():
     assert np.all(np.abs(N0[:, :, 0].mean(axis=0) - C) < 4 * N0[:, :, 0].std(axis=0) / np.sqrt(ntraj))
 
 
-def test_ssa_refuses_cross_terms_and_tables_have_the_documented_columns():
+def test_ssa_refuses_cross_terms_and_tables_have_the_documented_columns(tmp_path):
     s = _system([1.0, 1.05], ((0, 1),))
     with pytest.raises(ValueError, match="mcsolve"):
         run_mode_trajectories(s, "ssa", 2, 1.0, 2, seed=0)
@@ -129,6 +130,15 @@ def test_ssa_refuses_cross_terms_and_tables_have_the_documented_columns():
     summ = mode_summary((jumps, N, ops), 2.0)
     assert sum(c["count"] for c in summ["counts"]) == len(jumps) == sum(summ["counts_per_operator"])
     np.testing.assert_allclose(summ["N_final_mean"], N[:, :, -1].mean(axis=0), rtol=1e-12)
+    # a run directory: the three tables read back as written
+    from sim.io import check_run, read_table
+
+    kw = dict(engine="mcsolve", ntraj=3, t_end=2.0, n_points=3, seed=0, initial="vacuum")
+    out = write_mode_run(s, (jumps, N, ops), tmp_path / "run", **kw)
+    assert check_run(out).complete
+    pd.testing.assert_frame_equal(read_table(out, "jumps"), jumps, check_categorical=False)
+    pd.testing.assert_frame_equal(read_table(out, "operators"), ops, check_categorical=False)
+    pd.testing.assert_frame_equal(read_table(out, "trajectories"), long)
 
 
 def test_one_mode_ssa_gives_the_one_mode_engine_jumps():

@@ -65,7 +65,7 @@ from .ssa import _ssa_kernel
 from .table import CHANNEL_DTYPE, DIRECTION_DTYPE, mode_jumps_frame
 
 __all__ = ["MODE_ENGINES", "ModeTrajectories", "has_cross_terms", "operators_frame", "run_mode_trajectories",
-           "mode_trajectories_frame", "mode_summary"]
+           "mode_trajectories_frame", "mode_summary", "system_record", "write_mode_run"]
 
 #: Engines of :func:`run_mode_trajectories` (``qutip`` is an alias of ``mcsolve``).
 MODE_ENGINES: tuple[str, ...] = ("ssa", "mcsolve", "qutip")
@@ -333,3 +333,42 @@ def mode_summary(result: ModeTrajectories, t_end: float) -> dict:
         "counts_per_operator": np.bincount(jumps["op"].to_numpy(np.intp), minlength=len(ops)).tolist(),
         "N_final_mean": mean.tolist(), "N_final_sem": np.asarray(sem).tolist(),
     })
+
+
+def system_record(system: ModeSystem) -> dict:
+    """JSON record of a :class:`ModeSystem` (what identifies a several-mode run): quanta, ph-baths, clusters,
+    ``mu_c`` and the rate matrices as real and imaginary parts (channels LL, RR, LR, RL)."""
+    return {"omega": system.omega.tolist(), "gamma": system.gamma.tolist(), "n_th": system.n_th.tolist(),
+            "clusters": [list(S) for S in system.clusters], "mu": np.asarray(system.mu).tolist(), "T_e": system.T_e,
+            "emission_re": system.emission.real.tolist(), "emission_im": system.emission.imag.tolist(),
+            "absorption_re": system.absorption.real.tolist(), "absorption_im": system.absorption.imag.tolist()}
+
+
+def write_mode_run(system: ModeSystem, result: ModeTrajectories, out_dir, *, engine: str, ntraj: int, t_end: float,
+                   n_points: int, seed: int, initial: str, overwrite: bool = False, config: dict | None = None,
+                   command: str = "trajectories"):
+    """Store a several-mode run in a run directory (:class:`sim.io.RunDirectory`: lock, manifest, metadata).
+
+    Tables (one part each): ``jumps`` (:data:`sim.trajectories.table.MODE_JUMP_COLUMNS`), ``trajectories``
+    (:func:`mode_trajectories_frame`) and ``operators`` (:func:`operators_frame`, the table ``jumps.op``
+    indexes); ``summary.json`` holds :func:`mode_summary`. Read back with ``sim.io.read_table(out_dir, name)``.
+    The identity (for resume/refusal) is the command, ``config``, :func:`system_record` and the run parameters.
+    Returns the directory's path.
+    """
+    from ..io import RunDirectory
+
+    run = {"engine": engine, "ntraj": int(ntraj), "t_end": float(t_end), "n_points": int(n_points), "seed": int(seed),
+           "initial": initial}
+    identity = {"command": command, "config": config, "modes": system_record(system), "run": run, "layout": "modes"}
+    rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
+                           metadata={"command": command, "config": config, "seed": int(seed), "engine": engine,
+                                     "modes": system.K})
+    jumps, N, ops = result
+    with rd:
+        tables = {"jumps": jumps, "trajectories": mode_trajectories_frame(N, t_end), "operators": ops}
+        for name, df in tables.items():
+            rd.expect(name, 1)
+            rd.write_part(name, 0, df)
+        rd.write_summary(mode_summary(result, t_end))
+        rd.finish()
+    return rd.path
