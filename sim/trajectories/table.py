@@ -27,7 +27,8 @@ from ..model import BATHS, CHARGE, DIRECTIONS, DN, N_LABELS, label_index
 
 __all__ = [
     "JUMP_CHANNELS", "DIRECTIONS", "N_LABELS", "CHANNEL_DTYPE", "DIRECTION_DTYPE", "Batch", "label_of",
-    "jumps_frame", "grid_frame", "stops_frame", "counts_frame", "empty_jumps", "JUMP_COLUMNS",
+    "jumps_frame", "grid_frame", "stops_frame", "counts_frame", "empty_jumps", "JUMP_COLUMNS", "MODE_JUMP_COLUMNS",
+    "mode_jumps_frame",
 ]
 
 #: Channels of the jump table: the four EHP channels, then the phonon bath (:data:`sim.model.BATHS`).
@@ -162,3 +163,37 @@ def counts_frame(counts: NDArray[np.int64]) -> pd.DataFrame:
         "direction": pd.Categorical.from_codes(_DIR[k], dtype=DIRECTION_DTYPE),
         "count": np.asarray(counts, dtype=np.int64),
     })
+
+
+# --------------------------------------------------------------------------- several modes
+
+#: Columns of the several-mode jump table: the one-mode columns, then ``mode`` and ``op``.
+MODE_JUMP_COLUMNS: tuple[str, ...] = (*JUMP_COLUMNS, "mode", "op")
+
+
+def mode_jumps_frame(traj: NDArray[np.int32], t: NDArray[np.float64], op: NDArray[np.int16],
+                     operators: pd.DataFrame) -> pd.DataFrame:
+    """The several-mode jump table: :data:`JUMP_COLUMNS`, then ``mode`` (int16) and ``op`` (int16).
+
+    ``op`` is the row of ``operators`` (the operator table of :mod:`.modes`: columns ``channel``,
+    ``direction``, ``dn``, ``dQ``, ``dE``, ``mode``) whose collapse operator made the jump; every other
+    column is looked up there (vectorised). ``mode`` is the mode the jump acted on, or -1 for an
+    operator spanning several modes; ``dE`` is the operator's quantum times ``dn``.
+    """
+    op = np.asarray(op, dtype=np.int16)
+    idx = op.astype(np.intp)
+    if idx.size and (idx.min() < 0 or idx.max() >= len(operators)):
+        raise ValueError(f"jump operator index out of range 0..{len(operators) - 1}")
+    ch = operators["channel"].cat.codes.to_numpy()[idx]
+    di = operators["direction"].cat.codes.to_numpy()[idx]
+    return pd.DataFrame({
+        "traj": np.asarray(traj, dtype=np.int32),
+        "t": np.asarray(t, dtype=np.float64),
+        "channel": pd.Categorical.from_codes(ch, dtype=CHANNEL_DTYPE, validate=False),
+        "direction": pd.Categorical.from_codes(di, dtype=DIRECTION_DTYPE, validate=False),
+        "dn": operators["dn"].to_numpy(dtype=np.int8)[idx],
+        "dQ": operators["dQ"].to_numpy(dtype=np.float64)[idx],
+        "dE": operators["dE"].to_numpy(dtype=np.float64)[idx],
+        "mode": operators["mode"].to_numpy(dtype=np.int16)[idx],
+        "op": op,
+    }, copy=False)
