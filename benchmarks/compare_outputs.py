@@ -60,11 +60,15 @@ def run(tree: Path, argv: list[str], out: Path | None) -> subprocess.CompletedPr
 
 
 def compare_frames(a: pd.DataFrame, b: pd.DataFrame, rtol: float) -> tuple[bool, str]:
-    if list(a.columns) != list(b.columns):
-        return False, f"columns differ: {list(a.columns)} vs {list(b.columns)}"
+    """Same rows and, for every column the old table has, the same dtype and values; columns only the
+    new table has are listed (a new field changes no old number); a column it lost is a difference."""
+    lost = [c for c in a.columns if c not in b.columns]
+    new = [c for c in b.columns if c not in a.columns]
+    if lost:
+        return False, f"columns missing in the new table: {lost}"
     if len(a) != len(b):
         return False, f"rows differ: {len(a)} vs {len(b)}"
-    notes, ok = [], True
+    notes, ok = ([f"new columns {new}"] if new else []), True
     for c in a.columns:
         x, y = a[c], b[c]
         if str(x.dtype) != str(y.dtype):
