@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -37,8 +38,12 @@ from .rate_equation import effective_chemical_potential, effective_temperature
 from .rate_matrices import RateMatrixModel
 from .special import bose
 
+if TYPE_CHECKING:
+    from .config import Config
+
 __all__ = [
     "CollapseOperator", "ModeSystem", "ModesSteadyState", "clusters", "cluster_rates", "mode_system",
+    "mode_system_from_config",
 ]
 
 _SIGN = np.array([CHARGE_SIGN[c] for c in CHANNELS], dtype=float)
@@ -112,13 +117,14 @@ def cluster_rates(
             r = model.rates(float(q), mu_L, mu_R, T_L, T_R, modes=idx)
             g_em[q] = [_psd_sqrt(x) for x in r.emission]
             g_ab[q] = [_psd_sqrt(x) for x in r.absorption]
-        w = omega[idx]
-        for u in quanta:
-            for v in quanta:
-                mask = np.outer(w == u, w == v)
-                for c in range(4):
-                    em[c][np.ix_(idx, idx)] += mask * (g_em[u][c] @ g_em[v][c])
-                    ab[c][np.ix_(idx, idx)] += mask * (g_ab[u][c] @ g_ab[v][c])
+        # T_mn = sum_j g(Omega_m)_mj g(Omega_n)_jn = (A B)_mn with row m of A from g(Omega_m) and
+        # column n of B from g(Omega_n): one matrix product per channel and direction
+        rows = np.arange(idx.size)
+        for g, out in ((g_em, em), (g_ab, ab)):
+            for c in range(4):
+                A = np.stack([g[q][c][m] for m, q in zip(rows, omega[idx], strict=True)])
+                B = np.stack([g[q][c][:, m] for m, q in zip(rows, omega[idx], strict=True)], axis=1)
+                out[c][np.ix_(idx, idx)] = A @ B
         lam[block] = ab[block] - em[block]
     return em, ab, lam, cl
 
@@ -443,3 +449,27 @@ def mode_system(
     em, ab, lam, cl = cluster_rates(model, omega, delta, mu_L, mu_R, T_L, T_R)
     mu = np.array([mu_L - mu_L, mu_R - mu_R, mu_L - mu_R, mu_R - mu_L])
     return ModeSystem(omega, gamma, bose(omega, T_ph), em, ab, lam, mu, cl, float(T_L if T_e is None else T_e))
+
+
+def mode_system_from_config(config: Config) -> ModeSystem:
+    """The :class:`ModeSystem` of a config (any number of modes ``K``, one included).
+
+    Quanta ``mode.omega`` (a number or a list of K), couplings from ``[conductor]``
+    (:meth:`sim.config.ConductorConfig.build_modes`), ``gamma_k`` from ``phonon_bath.gamma``
+    (a number applies to every mode), ``n_k = nB(Omega_k, phonon_bath.T)``, the bias and
+    temperatures of ``[bias]``, and the cluster width ``mode.coherence_width`` (unset: all
+    modes in one cluster; see :class:`sim.config.ModesConfig`).
+
+    Raises
+    ------
+    ConfigError
+        For a flat conductor (no orbital couplings).
+    """
+    cond, M = config.conductor.build_modes()
+    omegas = np.asarray(config.mode.omegas, dtype=float)
+    K = omegas.size
+    width = getattr(config.mode, "delta", None)
+    delta = 0.0 if width is None else width
+    b = config.bias
+    return mode_system(cond, M, omegas, config.phonon_bath.gammas(K), config.phonon_bath.T, b.mu_L, b.mu_R,
+                       b.T_L, b.T_R, delta=delta, T_e=b.T_e)
