@@ -1,8 +1,15 @@
-"""Instability threshold: where ``kappa`` crosses zero (docs/theory.md).
+r"""Instability threshold: where the stability margin crosses zero (docs/theory.md, docs/modes.md).
 
-``kappa(v)`` is the mode's relaxation rate with the numeric config key set to
-``v``. The threshold is found by Brent's bracketing root finder; the slope
-``d kappa / d v`` there by a central difference.
+The *stability margin* ``m(v)`` with the numeric config key set to ``v`` is
+
+- one mode: ``kappa = Gamma_e + gamma_ph`` (the mode's relaxation rate);
+- several modes: ``2 min Re eig(Y)`` of the covariance equation's drift matrix
+  ``Y = conj(K)/2 - i diag(Omega)`` (``-growth_rate``; it equals ``kappa`` for one mode).
+
+Both are rates (energy units), positive where stable. The threshold is found by Brent's
+bracketing root finder; the slope ``d m / d v`` there by a central difference. (Below,
+"kappa" stands for the margin; for several modes its round-off bound is ``K`` times the
+one-mode bound of the largest rate-matrix entry.)
 
 Round-off: a bound whose ``|kappa|`` is within :func:`sim.guards.kappa_roundoff` of 0
 (``near_threshold``) is itself taken as the threshold; the report gives
@@ -22,7 +29,7 @@ from sim.config import Config, ConfigError
 from sim.guards import NumericalError
 from sim.rate_equation import rate_model
 
-__all__ = ["Threshold", "kappa_at", "find_threshold"]
+__all__ = ["Threshold", "kappa_at", "margin_at", "find_threshold"]
 
 
 @dataclass(frozen=True)
@@ -36,11 +43,16 @@ class Threshold:
     kappa_high: float
     kappa_roundoff: float = 0.0
     near_threshold_at_bound: bool = False
+    n_modes: int = 1
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "threshold": self.threshold, "slope": self.slope,
-                "kappa_at_bounds": [self.kappa_low, self.kappa_high], "kappa_roundoff": self.kappa_roundoff,
-                "near_threshold_at_bound": self.near_threshold_at_bound}
+        if self.n_modes == 1:
+            return {"key": self.key, "threshold": self.threshold, "slope": self.slope,
+                    "kappa_at_bounds": [self.kappa_low, self.kappa_high], "kappa_roundoff": self.kappa_roundoff,
+                    "near_threshold_at_bound": self.near_threshold_at_bound}
+        return {"key": self.key, "threshold": self.threshold, "slope": self.slope, "margin": "2 min Re eig(Y)",
+                "margin_at_bounds": [self.kappa_low, self.kappa_high], "margin_roundoff": self.kappa_roundoff,
+                "near_threshold_at_bound": self.near_threshold_at_bound, "n_modes": self.n_modes}
 
 
 def kappa_at(config: Config, key: str, value: float) -> float:
@@ -48,9 +60,22 @@ def kappa_at(config: Config, key: str, value: float) -> float:
     return float(rate_model(config.with_value(key, float(value))).kappa)
 
 
+def margin_at(config: Config, key: str, value: float) -> float:
+    """The stability margin with ``key`` set to ``value``: ``kappa`` (one mode) or ``2 min Re eig(Y)``."""
+    return _kappa_and_roundoff(config, key, value)[0]
+
+
 def _kappa_and_roundoff(config: Config, key: str, value: float) -> tuple[float, float]:
-    m = rate_model(config.with_value(key, float(value)))
-    return float(m.kappa), float(m.kappa_roundoff)
+    cfg = config.with_value(key, float(value))
+    if cfg.n_modes == 1:
+        m = rate_model(cfg)
+        return float(m.kappa), float(m.kappa_roundoff)
+    from sim.covariance import mode_system_from_config
+    from sim.guards import kappa_roundoff
+
+    s = mode_system_from_config(cfg)
+    r = kappa_roundoff(np.abs(s.emission).max(axis=(1, 2)), np.abs(s.absorption).max(axis=(1, 2)), s.gamma.max())
+    return -s.growth_rate, float(r) * s.K
 
 
 def find_threshold(config: Config, key: str, between: tuple[float, float], xtol: float = 1e-12) -> Threshold:
@@ -82,17 +107,20 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
     elif abs(kb) <= rb:
         root, near = b, True
     elif np.sign(ka) == np.sign(kb):
+        name = "kappa" if config.n_modes == 1 else "the stability margin 2 min Re eig(Y)"
+        short = "kappa" if config.n_modes == 1 else "margin"
         raise ConfigError(
-            f"kappa does not change sign for {key} in [{a:g}, {b:g}]: kappa({a:g}) = {ka:.6g}, "
-            f"kappa({b:g}) = {kb:.6g}")
+            f"{name} does not change sign for {key} in [{a:g}, {b:g}]: {short}({a:g}) = {ka:.6g}, "
+            f"{short}({b:g}) = {kb:.6g}")
     else:
-        root = optimize.brentq(lambda v: kappa_at(config, key, v), a, b, xtol=xtol, rtol=4 * np.finfo(float).eps)
+        root = optimize.brentq(lambda v: margin_at(config, key, v), a, b, xtol=xtol, rtol=4 * np.finfo(float).eps)
     h = 1e-5 * max(1.0, abs(root), abs(b - a))
     try:
-        slope = (kappa_at(config, key, root + h) - kappa_at(config, key, root - h)) / (2 * h)
+        slope = (margin_at(config, key, root + h) - margin_at(config, key, root - h)) / (2 * h)
     except ConfigError:  # the root is at the edge of the key's range (e.g. gamma = 0): one-sided
         lo, hi = (root, root + h) if root == min(a, b) else (root - h, root)
-        slope = (kappa_at(config, key, hi) - kappa_at(config, key, lo)) / h
+        slope = (margin_at(config, key, hi) - margin_at(config, key, lo)) / h
     if not np.isfinite(slope):
         raise NumericalError(f"the slope d kappa / d {key} at the threshold {root:g} came out {slope}")
-    return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(config, key, root)[1], near)
+    return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(config, key, root)[1], near,
+                     config.n_modes)

@@ -404,6 +404,46 @@ class ModesSteadyState:
         """``sum_k N_k``."""
         return float(np.sum(self.N))
 
+    def to_dict(self) -> dict:
+        """The JSON record of ``ehp steady --json`` for several modes (non-finite numbers -> None).
+
+        ``stable``, ``growth_rate`` (``-2 min Re eig(Y)``, 1/time), ``margin`` (``2 min Re eig(Y)``,
+        the one-mode ``kappa``), ``unstable_mode`` (weights ``u_m`` of ``b^+ = sum_m u_m a_m^+`` as
+        ``{re, im}``), totals ``N, J, J_ph, Ie``, ``modes`` (config order: ``omega, gamma, n_th, N,
+        T_eff, mu_eff``), ``channels`` (``mu``, jump rates ``emission_rate, absorption_rate``,
+        ``J, Ie``), ``coherences`` (``{m, n, re, im}`` of ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``.
+        """
+        from .model import clean
+
+        s = self.system
+        K = s.K
+        u = s.unstable_mode
+        modes = [{"omega": s.omega[k], "gamma": s.gamma[k], "n_th": s.n_th[k], "N": self.N[k], "T_eff": self.T_eff[k],
+                  "mu_eff": self.mu_eff[k]} for k in range(K)]
+        chans = {c: {"mu": s.mu[i], "emission_rate": self.emission_rate[i], "absorption_rate": self.absorption_rate[i],
+                     "J": self.J_channel[i], "Ie": self.Ie_channel[i]} for i, c in enumerate(CHANNELS)}
+        coh = [{"m": m, "n": n, "re": self.C[m, n].real, "im": self.C[m, n].imag}
+               for m in range(K) for n in range(m + 1, K)]
+        return clean({
+            "n_modes": K, "stable": self.stable, "growth_rate": self.growth_rate, "margin": -self.growth_rate,
+            "unstable_mode": [{"re": x.real, "im": x.imag} for x in u], "N": self.N_total if self.stable else None,
+            "J": self.J, "J_ph": self.J_ph, "Ie": self.Ie, "modes": modes, "channels": chans, "coherences": coh,
+            "clusters": [list(S) for S in s.clusters],
+        })
+
+    def to_record(self) -> dict:
+        """Flat columns for a sweep table: the scalars of :meth:`to_dict`, ``N_k``, ``T_eff_k``,
+        ``mu_eff_k`` per mode and ``{LL,RR,LR,RL}.{J, Ie}`` (NaN where unstable)."""
+        d = self.to_dict()
+        rec = {k: (np.nan if d[k] is None else d[k]) for k in ("stable", "growth_rate", "margin", "N", "J", "J_ph", "Ie")}
+        for q in ("N", "T_eff", "mu_eff"):
+            for k, m in enumerate(d["modes"]):
+                rec[f"{q}_{k}"] = np.nan if m[q] is None else m[q]
+        for c, r in d["channels"].items():
+            for q in ("J", "Ie"):
+                rec[f"{c}.{q}"] = np.nan if r[q] is None else r[q]
+        return rec
+
 
 def mode_system(
     conductor: Conductor | RateMatrixModel,

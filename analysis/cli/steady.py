@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+import numpy as np
+
 import sim
 
 from .common import load, num, print_json
@@ -23,6 +25,8 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
 
 def cmd_steady(args: argparse.Namespace) -> int:
     cfg = load(args)
+    if cfg.n_modes > 1:
+        return _steady_modes(args, cfg)
     ss = sim.steady_state(cfg)
     out = ss.to_dict()
     if args.landauer:
@@ -69,4 +73,50 @@ def cmd_steady(args: argparse.Namespace) -> int:
     if args.lindblad:
         li = out["lindblad"]
         print(f"{'lindblad':18s}N={num(li['N'])} cutoff={li['cutoff']} tail={num(li['tail_probability'])}")
+    return 0
+
+
+def lamb_shift_note(system) -> None:
+    """stderr note: clusters of several modes neglect the Lamb shift in the stability verdict."""
+    if any(len(S) > 1 for S in system.clusters):
+        print("note: clusters of several modes: the stability verdict and threshold neglect the Lamb shift, which "
+              "can move the onset of collective runaway by a few percent (docs/modes.md)", file=sys.stderr)
+
+
+def _steady_modes(args: argparse.Namespace, cfg) -> int:
+    """Several modes: the covariance route (exact second moments, docs/modes.md)."""
+    from sim.covariance import mode_system_from_config
+
+    if args.landauer:
+        cfg.require_one_mode(f"steady --landauer {args.landauer}")
+    if args.lindblad:
+        cfg.require_one_mode("steady --lindblad")
+    system = mode_system_from_config(cfg)
+    out = system.steady_state().to_dict()
+    lamb_shift_note(system)
+    if not out["stable"]:
+        print(f"unstable: 2 min Re eig(Y) = {-out['growth_rate']:.6g} <= 0, the modes run away together at growth rate "
+              f"{out['growth_rate']:.6g} (no steady state; N, J, Ie are null)", file=sys.stderr)
+    if args.json:
+        print_json(out)
+        return 0
+    print(f"{'mode':6s}{'omega':>12s}{'gamma':>12s}{'n_th':>12s}{'N':>14s}{'T_eff':>14s}{'mu_eff':>14s}"
+          f"{'|u|':>10s}{'arg u':>10s}")
+    for k, (m, u) in enumerate(zip(out["modes"], out["unstable_mode"], strict=True)):
+        z = complex(u["re"], u["im"])
+        print(f"{k:<6d}" + "".join(f"{num(m[q]):>12s}" for q in ("omega", "gamma", "n_th"))
+              + "".join(f"{num(m[q]):>14s}" for q in ("N", "T_eff", "mu_eff")) + f"{num(abs(z)):>10s}"
+              + f"{num(float(np.angle(z))):>10s}")
+    print()
+    print(f"{'channel':8s}{'mu':>12s}{'emission':>14s}{'absorption':>14s}{'J':>14s}{'Ie':>14s}   (jump rates per unit time)")
+    for c, r in out["channels"].items():
+        print(f"{c:8s}{num(r['mu']):>12s}" + "".join(f"{num(r[k]):>14s}"
+                                                   for k in ("emission_rate", "absorption_rate", "J", "Ie")))
+    print()
+    for k in ("n_modes", "stable", "growth_rate", "margin", "N", "J", "J_ph", "Ie"):
+        print(f"{k:18s}{num(out[k])}")
+    print(f"{'clusters':18s}{out['clusters']}")
+    for c in out["coherences"]:
+        print(f"{'C_' + str(c['m']) + str(c['n']):18s}{num(c['re'])} {'+' if (c['im'] or 0) >= 0 else '-'} "
+              f"{num(abs(c['im']) if c['im'] is not None else None)}i")
     return 0

@@ -24,6 +24,8 @@ def cmd_threshold(args: argparse.Namespace) -> int:
 
     cfg = load(args)
     th = find_threshold(cfg, args.vary, tuple(args.between))
+    if cfg.n_modes > 1:
+        return _print_modes(args, cfg, th)
     if th.near_threshold_at_bound:
         print(f"near threshold: kappa at the bound {th.threshold:g} is within round-off of 0 "
               f"(|kappa| <= {th.kappa_roundoff:.3g}); that bound is reported as the threshold", file=sys.stderr)
@@ -34,4 +36,24 @@ def cmd_threshold(args: argparse.Namespace) -> int:
         print(f"slope      d kappa / d {args.vary} = {th.slope:.6g}")
         print(f"kappa at   {args.between[0]:g}: {th.kappa_low:.6g},  {args.between[1]:g}: {th.kappa_high:.6g}")
         print(f"round-off  |kappa| <= {th.kappa_roundoff:.3g} counts as 0 (near threshold)")
+    return 0
+
+
+def _print_modes(args: argparse.Namespace, cfg, th) -> int:
+    """Several modes: the zero of the stability margin 2 min Re eig(Y) (= kappa for one mode)."""
+    from sim.covariance import mode_system_from_config
+
+    from .steady import lamb_shift_note
+
+    lamb_shift_note(mode_system_from_config(cfg.with_value(args.vary, th.threshold)))
+    if th.near_threshold_at_bound:
+        print(f"near threshold: the margin 2 min Re eig(Y) at the bound {th.threshold:g} is within round-off of 0 "
+              f"(<= {th.kappa_roundoff:.3g}); that bound is reported as the threshold", file=sys.stderr)
+    if args.json:
+        print_json(th.to_dict())
+        return 0
+    print(f"threshold  {args.vary} = {th.threshold:.10g}  ({th.n_modes} modes: zero of 2 min Re eig(Y))")
+    print(f"slope      d margin / d {args.vary} = {th.slope:.6g}")
+    print(f"margin at  {args.between[0]:g}: {th.kappa_low:.6g},  {args.between[1]:g}: {th.kappa_high:.6g}")
+    print(f"round-off  |margin| <= {th.kappa_roundoff:.3g} counts as 0 (near threshold)")
     return 0
