@@ -335,7 +335,7 @@ def _instability_map(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[p
     summary = {"x": ax.key, "y": ay.key, "grid_step_x": dx,
                "max_abs_grid_minus_root": float(diff.max()) if diff.notna().any() else None,
                "thresholds": curve.to_dict(orient="records"), "confirm": rates.to_dict(orient="records")}
-    table = t[[ay.key, ax.key, "kappa", "stable", "growth_rate", "N"]].copy()
+    table = t[[ay.key, ax.key, "kappa" if "kappa" in t.columns else "margin", "stable", "growth_rate", "N"]].copy()
     return table, summary, lambda tb, p: plots.plot_instability_map(m, curve, series, rates, p)
 
 

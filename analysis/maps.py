@@ -16,7 +16,15 @@ is swept over a grid of two numeric config keys ``(y, x)`` (``x`` varying fastes
 
 Either side of the boundary the mean population obeys ``dN/dt = S - kappa N``
 (``S = E + gamma_ph n_ph``): it relaxes at rate ``kappa > 0`` or runs away at growth rate
-``-kappa > 0``. :func:`confirm_runs` evolves ``N(t)`` on each side (closed form
+``-kappa > 0``.
+
+Several modes (``config.n_modes > 1``): ``kappa`` is replaced by the stability margin
+``2 min Re eig(Y)`` (column ``margin`` of the sweep table; equal to ``kappa`` for one mode),
+the threshold by its zero (:func:`analysis.threshold.find_threshold`), and ``N`` by the total
+``sum_k N_k`` of the covariance ``C(t)`` (:meth:`sim.covariance.ModeSystem.covariance`),
+with per-mode ``N_k`` columns.
+
+:func:`confirm_runs` evolves ``N(t)`` on each side (closed form
 :meth:`sim.rate_equation.RateModel.N_t`, or the birth-death master equation of
 :mod:`sim.population`) and measures the rate from the time series alone, as the slope of
 ``dN/dt`` against ``N`` (:func:`fitted_kappa`). Units: rates in energy units, time in
@@ -86,8 +94,10 @@ class InstabilityMap:
 
     @classmethod
     def from_table(cls, table: pd.DataFrame, x_key: str, y_key: str) -> InstabilityMap:
-        """Rebuild the map from a sweep table with columns ``y_key``, ``x_key``, ``kappa``."""
-        piv = table.pivot_table(index=y_key, columns=x_key, values="kappa", sort=True)
+        """Rebuild the map from a sweep table with columns ``y_key``, ``x_key``, ``kappa`` (several
+        modes: ``margin``, which then fills :attr:`kappa`)."""
+        col = "kappa" if "kappa" in table.columns else "margin"
+        piv = table.pivot_table(index=y_key, columns=x_key, values=col, sort=True)
         return cls(x_key, y_key, piv.columns.to_numpy(float), piv.index.to_numpy(float), piv.to_numpy(float), table)
 
     @property
@@ -223,6 +233,13 @@ def confirm_runs(
     series, rates = [], []
     vals = np.asarray(values, dtype=float)
     bar = progress_bar(len(vals), "confirm runs", "run", progress)
+    if config.n_modes > 1:
+        if method != "rate":
+            config.require_one_mode(f"confirm runs with method = {method!r}")
+        out = [_confirm_modes(config, key, float(v), t, N0) for v in vals]
+        bar.update(len(vals))
+        bar.close()
+        return pd.concat([o[0] for o in out], ignore_index=True), pd.DataFrame([o[1] for o in out])
     for v in vals:
         bar.update(1)
         m = rate_model(config.with_value(key, float(v)))
@@ -242,3 +259,20 @@ def confirm_runs(
                       "relaxes": relaxes, "method": method})
     bar.close()
     return pd.concat(series, ignore_index=True), pd.DataFrame(rates)
+
+
+def _confirm_modes(config: Config, key: str, v: float, t: NDArray[np.float64], N0: float) -> tuple[pd.DataFrame, dict]:
+    """One run of several modes: ``C(t)`` from the vacuum; ``kappa`` = margin ``2 min Re eig(Y)``."""
+    from sim.covariance import mode_system_from_config
+
+    if N0 != 0:
+        raise ConfigError(f"several modes start from the vacuum in confirm runs, got N0 = {N0:g} (run.initial)")
+    s = mode_system_from_config(config.with_value(key, v))
+    Nk = np.real(np.diagonal(s.covariance(t), axis1=-2, axis2=-1))
+    N = Nk.sum(axis=1)
+    k = -s.growth_rate
+    dN = np.diff(N)
+    series = pd.DataFrame({key: v, "t": t, "N": N, **{f"N_{i}": Nk[:, i] for i in range(s.K)}, "method": "rate"})
+    rates = {key: v, "kappa": k, "growth_rate": s.growth_rate, "fitted_kappa": fitted_kappa(t, N), "stable": s.stable,
+             "relaxes": bool(len(dN) >= 2 and abs(dN[-1]) < abs(dN[0])), "method": "rate"}
+    return series, rates

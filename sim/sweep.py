@@ -271,6 +271,11 @@ class SteadyPoint:
     NaN where ``kappa <= 0``. With ``landauer="lowest"`` or ``"full"`` it adds
     ``landauer.J, landauer.Ie, landauer.J_err, landauer.Ie_err, landauer.valid`` from
     :func:`sim.landauer.landauer` (~0.1 s per point).
+
+    Several modes (``config.n_modes > 1``): the covariance route
+    (:meth:`sim.covariance.ModesSteadyState.to_record`): ``stable, growth_rate`` (``-2 min Re
+    eig(Y)``), ``margin`` (``2 min Re eig(Y)``, the one-mode ``kappa``), totals ``N, J, J_ph,
+    Ie``, per mode ``N_k, T_eff_k, mu_eff_k`` and ``{LL,RR,LR,RL}.{J, Ie}``; Landauer refused.
     """
 
     landauer: str | None = None
@@ -283,6 +288,12 @@ class SteadyPoint:
         from .landauer import landauer
         from .rate_equation import steady_state
 
+        if config.n_modes > 1:
+            from .covariance import mode_system_from_config
+
+            if self.landauer:
+                config.require_one_mode(f"landauer {self.landauer}")
+            return mode_system_from_config(config).steady_state().to_record()
         rec = flatten_record(steady_state(config).to_dict())
         if self.landauer:
             la = landauer(config, self.landauer).to_dict()
