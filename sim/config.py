@@ -24,7 +24,8 @@ from .registry import ENGINE_NAMES
 
 __all__ = [
     "Config", "ConfigError", "ConductorConfig", "ModeConfig", "BiasConfig", "PhononBathConfig",
-    "ModesConfig", "RunConfig", "load_config", "parse_config", "parse_override", "apply_overrides", "to_toml",
+    "ModesConfig", "RunConfig", "load_config", "one_mode_config", "parse_config", "parse_override", "apply_overrides",
+    "to_toml",
 ]
 
 
@@ -539,257 +540,20 @@ def to_toml(d: dict[str, Any]) -> str:
 
 
 
-# --------------------------------------------------------------------------- several modes
-#
-# ``[mode] omega`` a list of K >= 2 quanta makes a config of several modes (physics in
-# docs/modes.md): ``config.mode`` is then a :class:`ModesConfig`, the couplings are a list of
-# K (``conductor.M`` of kind ``matrix``, ``conductor.coupling`` of kind ``double_dot``, or an
-# array of shape (K, n, n) in ``conductor.file``), and ``phonon_bath.gamma`` is a number or a
-# list of K. Every one-mode route refuses such a config with a ConfigError naming the route.
 
-_COVARIANCE_ROUTES = ("several modes run on the covariance route: ehp steady, ehp threshold, ehp sweep, "
-                      "ehp run and ehp evolve --method rate (see docs/modes.md)")
-
-
-def _one_mode_message(what: str) -> str:
-    return f"{what}: this route takes one mode; {_COVARIANCE_ROUTES}"
-
-
-@dataclass(frozen=True)
-class ModesConfig:
-    r"""``[mode]`` of several modes: ``omega`` a list of K >= 2 quanta (> 0, energy units).
-
-    ``coherence_width`` (energy, >= 0; default: unset = every mode in one cluster) groups the
-    modes into clusters: sorted quanta whose neighbours differ by at most the width share a
-    cluster and keep their cross terms (geometric-mean rule), exactly degenerate quanta always
-    do; between clusters the cross terms are dropped (secular approximation).
-
-    Why the default keeps every cross term: the secular approximation is wrong when a
-    splitting is not large against the rates (it misses the collective runaway of
-    near-degenerate modes), while the geometric-mean rule is positive and continuous for any
-    splitting and its cross terms, where the splitting is large against the rates, rotate at
-    the splitting and drop out of ``C`` on their own (their effect is of order
-    ``(rate/splitting)^2``). Keeping them is therefore never the larger error, the result does
-    not jump when a quantum crosses a width in a sweep, and the default has no energy scale
-    to choose. A finite width (``0``: only exactly degenerate modes) is cheaper for many
-    well-separated modes and makes them exactly independent one-mode models.
-    """
-
-    omegas: tuple[float, ...]
-    coherence_width: float | None = None
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "omegas", _number_list("mode.omega", self.omegas, gt=0))
-        if len(self.omegas) < 2:
-            raise ConfigError(f"mode.omega as a list needs K >= 2 quanta (give one mode as a number), "
-                              f"got {list(self.omegas)!r}")
-        if self.coherence_width is not None:
-            object.__setattr__(self, "coherence_width", _num("mode.coherence_width", self.coherence_width, ge=0))
-
-    @property
-    def n_modes(self) -> int:
-        return len(self.omegas)
-
-    @property
-    def omega(self) -> float:
-        """Refused: a config of several modes has no single quantum (one-mode routes end here)."""
-        raise ConfigError(_one_mode_message(f"mode.omega = {list(self.omegas)!r} gives K = {self.n_modes} modes"))
-
-    @property
-    def delta(self) -> float:
-        """The cluster width used by :func:`sim.covariance.clusters` (unset: the spread of the quanta)."""
-        if self.coherence_width is not None:
-            return self.coherence_width
-        return float(max(self.omegas) - min(self.omegas))
-
-    def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"omega": list(self.omegas)}
-        if self.coherence_width is not None:
-            d["coherence_width"] = self.coherence_width
-        return d
-
-
-def _number_list(key: str, v: Any, **rule: float) -> tuple[float, ...]:
-    if not isinstance(v, list | tuple) or not v:
-        raise ConfigError(f"{key} must be a number or a list of numbers, got {v!r}")
-    return tuple(_num(f"{key}[{i}]", x, **rule) for i, x in enumerate(v))
-
-
-def _mode_section(mode: dict[str, Any]) -> ModeConfig | ModesConfig:
-    om = mode["omega"]
-    if isinstance(om, list):
-        return ModesConfig(tuple(om), mode.get("coherence_width"))
-    return ModeConfig(**mode)
-
-
-def _coupling_value(v: Any) -> float | list[float]:
-    """``conductor.coupling`` of the double dot: one number, or a list of K (one per mode)."""
-    if isinstance(v, list):
-        return list(_number_list("conductor.coupling", v))
-    return _num("conductor.coupling", v)
-
-
-def _is_stack(v: Any) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(m, list) and m and isinstance(m[0], list) for m in v)
-
-
-def _coupling_matrices(d: dict[str, Any], n: int) -> dict[str, Any]:
-    """``M`` (and ``M_imag``) of kind ``matrix``: one n x n matrix or a list of K of them."""
-    out: dict[str, Any] = {}
-    stacked = _is_stack(d["M"])
-    for k in ("M", "M_imag"):
-        if k not in d:
-            continue
-        v = d[k]
-        if _is_stack(v) != stacked:
-            raise ConfigError(f"conductor.{k} must have the form of conductor.M ("
-                              f"{'a list of K matrices' if stacked else 'one n x n matrix'}), got {v!r}")
-        if stacked:
-            if k == "M_imag" and len(v) != len(d["M"]):
-                raise ConfigError(f"conductor.M_imag must be a list of K = {len(d['M'])} matrices like conductor.M, "
-                                  f"got {len(v)}")
-            out[k] = [[list(r) for r in _matrix(f"conductor.{k}[{i}]", m, n)] for i, m in enumerate(v)]
-        else:
-            out[k] = [list(r) for r in _matrix(f"conductor.{k}", v, n)]
-    return out
-
-
-def _conductor_n_modes(c: ConductorConfig) -> int:
-    p = c.params
-    if c.kind == "double_dot":
-        return len(p["coupling"]) if isinstance(p["coupling"], list) else 1
-    if c.kind == "matrix" and "file" in p:
-        return int(_npz_arrays(p["file"])["M"].shape[0])
-    if c.kind == "matrix":
-        return len(p["M"]) if _is_stack(p["M"]) else 1
-    return 1
-
-
-def _build_modes(c: ConductorConfig) -> tuple[Conductor, np.ndarray]:
-    p = c.params
-    if c.kind == "flat":
-        raise ConfigError("conductor.kind = 'flat' has no orbital couplings M^k; several modes need kind = "
-                          "'matrix' or 'double_dot'")
-    if c.kind == "double_dot":
-        cs = p["coupling"] if isinstance(p["coupling"], list) else [p["coupling"]]
-        cond = double_dot(tuple(p["eps"]), p["hopping"], p["gamma_L"], p["gamma_R"], 0.0)
-        return cond, np.array([[[0.0, x], [x, 0.0]] for x in cs], dtype=complex)
-    if "file" in p:
-        a = _npz_arrays(p["file"])
-        return Conductor(a["H"], a["gamma_L"], a["gamma_R"], np.zeros_like(a["H"])), a["M"]
-    M = np.array(p["M"], dtype=complex) + 1j * np.array(p.get("M_imag", np.zeros_like(p["M"])))
-    M = M if M.ndim == 3 else M[None]
-    one = ConductorConfig("matrix", {**{k: v for k, v in p.items() if k not in ("M", "M_imag")},
-                                     "M": np.zeros(M.shape[1:]).tolist()}).build()
-    for i, m in enumerate(M):
-        if np.max(np.abs(m - m.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(m))):
-            raise ConfigError(f"conductor.M[{i}] must be Hermitian, got {m.tolist()!r}")
-    return one, 0.5 * (M + M.conj().transpose(0, 2, 1))
-
-
-def _file_params(d: dict[str, Any]) -> dict[str, Any]:
-    """``conductor.file``: an ``.npz`` with H, gamma_L, gamma_R, M (validated on load)."""
-    inline = sorted(set(d) - {"file"})
-    if inline:
-        raise ConfigError(f"conductor.file replaces H, gamma_L, gamma_R and M: give either file or the matrices, "
-                          f"got both (file and {', '.join(inline)})")
-    f = d["file"]
-    if not isinstance(f, str) or not f:
-        raise ConfigError(f"conductor.file must be a path to an .npz file, got {f!r}")
-    _npz_arrays(f)
-    return {"file": f}
-
-
-_NPZ_CACHE: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
-
-
-def _npz_arrays(path: str) -> dict[str, np.ndarray]:
-    """Read and validate ``conductor.file`` (cached by path, size and modification time).
-
-    Keys ``H``, ``gamma_L``, ``gamma_R`` (n, n) and ``M`` (n, n) or (K, n, n); real or
-    complex, finite; ``H`` and every ``M^k`` Hermitian, ``gamma_a`` Hermitian and positive
-    semi-definite. Returns complex arrays, ``M`` as (K, n, n).
-    """
-    p = Path(path)
-    try:
-        st = p.stat()
-        key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
-        if key in _NPZ_CACHE:
-            return _NPZ_CACHE[key]
-        with np.load(p, allow_pickle=False) as z:
-            raw = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise ConfigError(f"conductor.file {path!r} cannot be read as an .npz file: {why}") from None
-    name = f"conductor.file {p.name}"
-    missing = [k for k in ("H", "gamma_L", "gamma_R", "M") if k not in raw]
-    extra = sorted(set(raw) - {"H", "gamma_L", "gamma_R", "M"})
-    if missing or extra:
-        raise ConfigError(f"{name}: must hold the arrays H, gamma_L, gamma_R, M"
-                          + (f"; missing {', '.join(missing)}" if missing else "")
-                          + (f"; unknown {', '.join(extra)}" if extra else ""))
-    out = {}
-    for k, a in raw.items():
-        if a.dtype.kind not in "biufc":
-            raise ConfigError(f"{name}: {k} must be a real or complex numeric array, got dtype {a.dtype}")
-        a = a.astype(complex)
-        if not np.all(np.isfinite(a)):
-            raise ConfigError(f"{name}: {k} must be finite (no NaN or inf)")
-        out[k] = a
-    H = out["H"]
-    if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] < 1:
-        raise ConfigError(f"{name}: H must have shape (n, n), got {H.shape}")
-    n = H.shape[0]
-    for k in ("gamma_L", "gamma_R"):
-        if out[k].shape != (n, n):
-            raise ConfigError(f"{name}: {k} must have shape (n, n) with n = {n} from H, got {out[k].shape}")
-    M = out["M"]
-    if M.ndim == 2:
-        M = M[None]
-    if M.ndim != 3 or M.shape[1:] != (n, n) or M.shape[0] < 1:
-        raise ConfigError(f"{name}: M must have shape (K, n, n) with n = {n} from H, got {out['M'].shape}")
-    out["M"] = M
-    for k, a in (("H", H), ("gamma_L", out["gamma_L"]), ("gamma_R", out["gamma_R"]), *(
-            (f"M[{i}]", m) for i, m in enumerate(M))):
-        err = float(np.max(np.abs(a - a.conj().T)))
-        if err > 1e-12 * max(1.0, float(np.max(np.abs(a)))):
-            raise ConfigError(f"{name}: {k} must be Hermitian, got max |A - A^+| = {err:.3g}")
-    for k in ("gamma_L", "gamma_R"):
-        ev = np.linalg.eigvalsh(0.5 * (out[k] + out[k].conj().T))
-        if ev.min() < -1e-12 * max(1.0, np.abs(ev).max()):
-            raise ConfigError(f"{name}: {k} must be positive semi-definite, got eigenvalues {ev.round(12).tolist()}")
-    for k in ("H", "gamma_L", "gamma_R"):
-        out[k] = 0.5 * (out[k] + out[k].conj().T)
-    out["M"] = 0.5 * (M + M.conj().transpose(0, 2, 1))
-    for a in out.values():
-        a.setflags(write=False)
-    _NPZ_CACHE[key] = out
-    return out
-
-
-def _resolve_files(d: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``conductor.file`` relative to the config file's directory -> an absolute path."""
-    cond = d.get("conductor")
-    if isinstance(cond, dict) and isinstance(cond.get("file"), str) and cond["file"]:
-        f = Path(cond["file"]).expanduser()
-        if not f.is_absolute():
-            d = copy.deepcopy(d)
-            d["conductor"]["file"] = str((base / f).resolve())
-    return d
-
-
-def _check_mode_counts(cfg: Config) -> None:
-    """The number of quanta, couplings and ph-bath dampings must agree."""
-    K = cfg.mode.n_modes
-    Kc = cfg.conductor.n_modes
-    what = {"double_dot": "conductor.coupling", "matrix": "conductor.M", "flat": "conductor.kind"}[cfg.conductor.kind]
-    if cfg.conductor.kind == "flat" and K > 1:
-        _build_modes(cfg.conductor)
-    if Kc != K:
-        if "file" in cfg.conductor.params:
-            what = f"conductor.file {Path(cfg.conductor.params['file']).name}: M"
-        raise ConfigError(f"{what} describes K = {Kc} mode(s) but mode.omega gives {K}: give mode.omega as a list of "
-                          f"{Kc} quanta" + ("" if Kc > 1 else " or one number") + f", or {K} couplings")
-    g = cfg.phonon_bath.gamma
-    if isinstance(g, tuple) and (len(g) != K or K == 1):
-        raise ConfigError(f"phonon_bath.gamma must be one number or a list of K = {K} (one per mode), got {list(g)!r}")
+from .modes_config import (  # noqa: E402  (several modes; the module imports from this one)
+    _COVARIANCE_ROUTES,
+    ModesConfig,
+    _build_modes,
+    _check_mode_counts,
+    _conductor_n_modes,
+    _coupling_matrices,
+    _coupling_value,
+    _file_params,
+    _mode_section,
+    _npz_arrays,
+    _number_list,
+    _one_mode_message,
+    _resolve_files,
+    one_mode_config,
+)
