@@ -30,7 +30,12 @@ Kinds (docs/figures.md, docs/config.md):
     ``N(t)`` either side of the instability threshold in ``study.vary``.
 ``instability_map``
     ``kappa`` over two keys, boundary from the grid and from the root finder, and one run
-    on each side of the boundary (:mod:`analysis.maps`).
+    on each side of the boundary (:mod:`analysis.maps`; several modes: the margin
+    ``2 min Re eig(Y)``).
+``collective_runaway``
+    Several modes that run away together while each alone is stable: margin maps over
+    ``vary`` and the splitting of the quanta with and without cross terms, each mode alone,
+    and ``N_k(t)`` above threshold (:mod:`analysis.modes_study`).
 
 Outputs in ``DIR`` (default ``runs/NAME/``): ``NAME.parquet`` (the figure's table),
 ``NAME.png``, ``summary.json`` (the figure's headline numbers), ``metadata.json`` and the
@@ -56,7 +61,7 @@ from sim.io import RunDirectory
 from sim.parallel import Scheduler
 from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps
 
-from . import plots
+from . import modes_study, plots
 from .maps import InstabilityMap, confirm_runs, initial_population, threshold_curve
 from .threshold import find_threshold
 
@@ -399,6 +404,10 @@ def _plot_bias_sweep(table: pd.DataFrame, path: Path, roots: list[float]) -> Non
 #: The study ``ehp run`` uses for a config without ``[study]``.
 DEFAULT_STUDY: dict[str, Any] = {"kind": "bias_sweep"}
 
+def _collective_runaway(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
+    return modes_study.collective_runaway(c.config, c.opts, c.rundir, c.scheduler, c.progress)
+
+
 _KINDS: dict[str, tuple[Callable[[_Ctx], Any], dict[str, Any], tuple[str, ...]]] = {
     "bias_sweep": (_bias_sweep, {"V": None, "level": "rate"}, ()),
     "rectification": (_rectification, {"level": "lowest", "x": "-0.4:0.4:16", "curves": None, "flat": None},
@@ -407,6 +416,7 @@ _KINDS: dict[str, tuple[Callable[[_Ctx], Any], dict[str, Any], tuple[str, ...]]]
     "cooling": (_cooling, {"level": "lowest", "V": "-2:1.5:36", "temperatures": None}, ("temperatures",)),
     "transient": (_transient, {"vary": "bias.V", "between": None, "relative": [-0.2, -0.05, 0.05, 0.2],
                                "t_end": None, "method": "rate"}, ("between",)),
+    "collective_runaway": (_collective_runaway, dict(modes_study.DEFAULTS), ("between",)),
     "instability_map": (_instability_map, {"x": None, "y": None, "between": None, "confirm_at": None,
                                            "confirm_offset": 0.1, "t_end": None, "method": "rate"}, ("x", "y")),
 }

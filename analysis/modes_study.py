@@ -1,0 +1,189 @@
+r"""Study ``kind = "collective_runaway"``: several modes that run away together (docs/modes.md).
+
+Two (or more) modes, each stable alone, can run away together: the damping matrix
+``K = sum_c Lambda^c + diag(gamma)`` of the covariance equation has a negative eigenvalue
+while every diagonal entry ``K_kk`` (the one-mode ``kappa`` of mode ``k``) is positive. The
+study shows it three ways:
+
+1. the stability margin ``2 min Re eig(Y)`` (``= kappa`` for one mode; < 0: runaway) over
+   ``study.vary`` (default ``bias.V``) and the splitting ``Delta`` of the quanta
+   (``Omega_k = Omega_bar + (k - (K-1)/2) Delta``, ``Omega_bar`` the mean of ``mode.omega``),
+   with the cross terms (``mode.coherence_width`` of the config) and without them
+   (``coherence_width = 0``: secular, every split mode its own cluster); the threshold
+   ``V_c(Delta)`` of each by Brent's method (:func:`analysis.threshold.find_threshold`);
+2. each mode alone (:func:`sim.config.one_mode_config`): its ``kappa`` along ``vary``;
+3. the time domain at ``vary = V_c(0) (1 + study.above)``: ``N_k(t)`` of the pair from the
+   vacuum (closed-form covariance ``C(t)``), against each mode alone.
+
+Outputs: ``NAME.parquet`` (the margin maps: ``variant, splitting, <vary>, margin, stable,
+growth_rate, N``), ``thresholds.parquet`` (``variant, splitting, threshold``),
+``evolution.parquet`` (``run, t, N, N_0 ..``), ``NAME.png`` and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from sim.config import Config, ConfigError, one_mode_config
+from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps
+
+from .threshold import find_threshold, margin_at
+
+__all__ = ["DEFAULTS", "collective_runaway", "plot_collective_runaway", "split_quanta"]
+
+#: ``[study]`` options and their defaults (``vary``, ``between`` and the grids in config units).
+DEFAULTS: dict[str, Any] = {"vary": "bias.V", "between": None, "grid": "1.0:3.0:41", "splitting": "0:0.04:9",
+                            "above": 0.1, "t_end": None}
+
+
+def split_quanta(config: Config, delta: float) -> Config:
+    """``config`` with its quanta spread evenly by ``delta`` around their mean (``K >= 2``)."""
+    om = np.asarray(config.mode.omegas, dtype=float)
+    K = om.size
+    new = om.mean() + (np.arange(K) - (K - 1) / 2) * float(delta)
+    return config.with_value("mode.omega", [float(x) for x in new])
+
+
+def _values(key: str, spec: Any) -> tuple[float, ...]:
+    if isinstance(spec, str):
+        return tuple(float(v) for v in GridAxis.parse(f"study.{key}={spec}").values)
+    if isinstance(spec, list) and spec and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec):
+        return tuple(float(v) for v in spec)
+    raise ConfigError(f"study.{key} must be a list of numbers or 'start:stop:num', got {spec!r}")
+
+
+def _threshold(cfg: Config, key: str, between: tuple[float, float]) -> float:
+    try:
+        return find_threshold(cfg, key, between).threshold
+    except ConfigError:
+        return float("nan")
+
+
+def collective_runaway(config: Config, opts: dict[str, Any], rundir, scheduler, progress: bool
+                       ) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
+    """Run the study (see the module doc); returns ``(table, summary, draw)`` like :mod:`analysis.figures`."""
+    if config.n_modes < 2:
+        raise ConfigError(f"study.kind = 'collective_runaway' needs several modes (mode.omega a list), "
+                          f"got K = {config.n_modes}")
+    key = opts["vary"]
+    xs = _values("grid", opts["grid"])
+    deltas = _values("splitting", opts["splitting"])
+    b = opts["between"]
+    if not (isinstance(b, list) and len(b) == 2 and all(isinstance(x, int | float) for x in b)):
+        raise ConfigError(f"study.between must be [A, B], got {b!r}")
+    between = (float(b[0]), float(b[1]))
+    variants = {"cross terms": config, "secular": config.with_value("mode.coherence_width", 0.0)}
+    jobs, where = [], []
+    for vname, base in variants.items():
+        for i, d in enumerate(deltas):
+            jobs.append(SweepJob(f"sweep-{'cross' if vname == 'cross terms' else 'secular'}-{i}", split_quanta(base, d),
+                                 Grid((GridAxis(key, xs),)), SteadyPoint()))
+            where.append((vname, d))
+    tabs = run_sweeps(jobs, rundir, scheduler, progress=progress, desc="collective runaway")
+    frames = []
+    for job, (vname, d) in zip(jobs, where, strict=True):
+        t = tabs[job.table]
+        frames.append(pd.DataFrame({"variant": vname, "splitting": d, key: t[key].to_numpy(),
+                                    "margin": t["margin"].to_numpy(), "stable": t["stable"].to_numpy(),
+                                    "growth_rate": t["growth_rate"].to_numpy(), "N": t["N"].to_numpy()}))
+    table = pd.concat(frames, ignore_index=True)
+    thr = pd.DataFrame([{"variant": vname, "splitting": d, "threshold": _threshold(split_quanta(base, d), key, between)}
+                        for vname, base in variants.items() for d in deltas])
+    alone = [one_mode_config(config, k) for k in range(config.n_modes)]
+    kappa_alone = pd.DataFrame({key: xs, **{f"kappa_{k}": [margin_at(c, key, x) for x in xs]
+                                            for k, c in enumerate(alone)}})
+    Vc = _threshold(config, key, between)
+    if not np.isfinite(Vc):
+        raise ConfigError(f"study: the modes of this config do not run away for {key} in {list(between)}; "
+                          "widen study.between")
+    V_run = Vc * (1 + float(opts["above"]))
+    t_end = opts["t_end"] if opts["t_end"] is not None else config.run.t_end
+    if not isinstance(t_end, int | float) or isinstance(t_end, bool) or t_end <= 0:
+        raise ConfigError(f"study.t_end (or run.t_end) must be a number > 0, got {t_end!r}")
+    tt = np.linspace(0.0, float(t_end), config.run.n_points)
+    evo = [_evolution("pair", config.with_value(key, V_run), tt)]
+    evo += [_evolution(f"mode {k} alone", c.with_value(key, V_run), tt) for k, c in enumerate(alone)]
+    evolution = pd.concat(evo, ignore_index=True)
+    rd = rundir.path
+    for df, name in ((thr, "thresholds"), (evolution, "evolution"), (kappa_alone, "alone")):
+        tmp = rd / f".{name}.parquet.tmp"
+        df.to_parquet(tmp, index=False)
+        tmp.replace(rd / f"{name}.parquet")
+    cross, sec = (thr[thr["variant"] == v].set_index("splitting")["threshold"] for v in ("cross terms", "secular"))
+    summary = {
+        "vary": key, "between": list(between), "threshold_degenerate": Vc,
+        "threshold_vs_splitting": {"cross terms": {f"{d:g}": _none(cross[d]) for d in deltas},
+                                   "secular": {f"{d:g}": _none(sec[d]) for d in deltas}},
+        "each_mode_alone_min_kappa": [float(kappa_alone[f"kappa_{k}"].min()) for k in range(len(alone))],
+        "each_mode_alone_stable_on_grid": [bool((kappa_alone[f"kappa_{k}"] > 0).all()) for k in range(len(alone))],
+        "run": {key: V_run, "t_end": float(t_end),
+                "growth_rate_pair": float(-margin_at(config, key, V_run)),
+                "N_final": {r: float(g["N"].iloc[-1]) for r, g in evolution.groupby("run")}},
+        "lamb_shift": "neglected (moves the onset of collective runaway by a few percent)",
+    }
+    return table, summary, lambda tb, p: plot_collective_runaway(tb, thr, kappa_alone, evolution, key, Vc, V_run, p)
+
+
+def _none(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def _evolution(name: str, cfg: Config, t: np.ndarray) -> pd.DataFrame:
+    from sim.covariance import mode_system_from_config
+
+    s = mode_system_from_config(cfg)
+    Nk = np.real(np.diagonal(s.covariance(t), axis1=-2, axis2=-1))
+    return pd.DataFrame({"run": name, "t": t, "N": Nk.sum(axis=1), **{f"N_{k}": Nk[:, k] for k in range(s.K)}})
+
+
+def plot_collective_runaway(table: pd.DataFrame, thr: pd.DataFrame, alone: pd.DataFrame, evolution: pd.DataFrame,
+                            key: str, Vc: float, V_run: float, path: Path) -> None:
+    """(a), (b) margin maps with and without cross terms, thresholds; (c) each mode alone;
+    (d) ``N_k(t)`` of the pair against each mode alone above threshold."""
+    import seaborn as sns
+    from matplotlib import colors
+    from matplotlib.figure import Figure
+
+    with sns.axes_style("ticks"), sns.plotting_context("notebook", font_scale=0.85):
+        fig = Figure(figsize=(11.5, 8.4), layout="constrained")
+        axs = fig.subplots(2, 2)
+        m = table["margin"].to_numpy(float)
+        lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
+        norm = colors.TwoSlopeNorm(0.0, lo, hi) if lo < 0 < hi else colors.Normalize(lo, hi)
+        for a, (vname, title) in zip(axs[0], (("cross terms", "(a) with cross terms (geometric mean)"),
+                                              ("secular", "(b) secular: coherence_width = 0")), strict=True):
+            piv = table[table["variant"] == vname].pivot_table(index="splitting", columns=key, values="margin")
+            mesh = a.pcolormesh(piv.columns.to_numpy(float), piv.index.to_numpy(float), piv.to_numpy(float),
+                                cmap="RdBu", norm=norm, shading="nearest")
+            th = thr[thr["variant"] == vname]
+            a.plot(th["threshold"], th["splitting"], "o-", color="k", mfc="w", ms=4, label="threshold (root finder)")
+            a.set(xlabel=key, ylabel=r"splitting $\Delta = \Omega_2 - \Omega_1$", title=title)
+            a.legend(loc="upper left", fontsize=8)
+        fig.colorbar(mesh, ax=list(axs[0]), label=r"margin $2\,\min\,\mathrm{Re\,eig}(Y)$ ($<0$: runaway)")
+        c = axs[1][0]
+        pal = sns.color_palette("deep")
+        for k in range(sum(col.startswith("kappa_") for col in alone.columns)):
+            c.plot(alone[key], alone[f"kappa_{k}"], color=pal[k], lw=2, label=rf"mode {k} alone: $\kappa_{k}$")
+        pair = table[(table["variant"] == "cross terms") & (table["splitting"] == table["splitting"].min())]
+        c.plot(pair[key], pair["margin"], color="k", lw=2, ls="--", label=r"pair: $2\,\min\,\mathrm{Re\,eig}(Y)$")
+        c.axhline(0, color="0.5", lw=0.8)
+        c.axvline(Vc, color="tab:red", lw=1, ls=":", label=f"$V_c$ = {Vc:.5g}")
+        c.set(xlabel=key, ylabel="relaxation rate", title="(c) each mode alone is stable, the pair is not")
+        c.legend(fontsize=8)
+        d = axs[1][1]
+        for i, (run, g) in enumerate(evolution.groupby("run", sort=False)):
+            if run == "pair":
+                for k in range(sum(col.startswith("N_") for col in g.columns)):
+                    if g[f"N_{k}"].notna().all():
+                        d.plot(g["t"], g[f"N_{k}"], color=pal[k], lw=2, label=f"pair: $N_{k}(t)$")
+            else:
+                d.plot(g["t"], g["N_0"], color=pal[i - 1], lw=1.5, ls="--", label=f"{run}: $N(t)$")
+        d.set_yscale("log")
+        d.set(xlabel=r"$t$ (1/energy)", ylabel="population", title=f"(d) from the vacuum at {key} = {V_run:.4g}")
+        d.legend(fontsize=8)
+        fig.savefig(path, dpi=130)
