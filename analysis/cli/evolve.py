@@ -214,7 +214,11 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     Table columns: ``t``, ``N`` (total), ``N_0 .. N_{K-1}``, ``J``, ``J_ph``, ``Ie`` and per
     channel ``J_LL .. Ie_RL`` (the fluxes at ``C(t)``, exact at every time).
     """
+    import numpy as np
+    import pandas as pd
+
     from sim.conductor import CHANNELS
+    from sim.config import ConfigError
     from sim.covariance import mode_system_from_config
     from sim.io import RunDirectory, read_table
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-import numpy as np
-
 import sim
 
 from .common import load, num, print_json
@@ -85,6 +83,8 @@ def lamb_shift_note(system) -> None:
 
 def _steady_modes(args: argparse.Namespace, cfg) -> int:
     """Several modes: the covariance route (exact second moments, docs/modes.md)."""
+    import numpy as np
+
     from sim.covariance import mode_system_from_config
 
     if args.landauer:
