@@ -117,6 +117,6 @@ def _steady_modes(args: argparse.Namespace, cfg) -> int:
         print(f"{k:18s}{num(out[k])}")
     print(f"{'clusters':18s}{out['clusters']}")
     for c in out["coherences"]:
-        print(f"{'C_' + str(c['m']) + str(c['n']):18s}{num(c['re'])} {'+' if (c['im'] or 0) >= 0 else '-'} "
-              f"{num(abs(c['im']) if c['im'] is not None else None)}i")
+        z = "-" if c["re"] is None else f"{num(c['re'])} {'+' if c['im'] >= 0 else '-'} {num(abs(c['im']))}i"
+        print(f"{'C_' + str(c['m']) + str(c['n']):18s}{z}")
     return 0
