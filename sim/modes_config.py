@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import guards
 from .conductor import Conductor, double_dot
 from .config import ConductorConfig, ConfigError, ModeConfig, _matrix, _num, parse_config
 
@@ -64,12 +65,13 @@ class ModesConfig:
     coherence_width: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "omegas", _number_list("mode.omega", self.omegas, gt=0))
+        object.__setattr__(self, "omegas", _number_list("mode.omega", self.omegas, gt=0, scale=True))
         if len(self.omegas) < 2:
             raise ConfigError(f"mode.omega as a list needs K >= 2 quanta (give one mode as a number), "
                               f"got {list(self.omegas)!r}")
         if self.coherence_width is not None:
-            object.__setattr__(self, "coherence_width", _num("mode.coherence_width", self.coherence_width, ge=0))
+            object.__setattr__(self, "coherence_width", _num("mode.coherence_width", self.coherence_width, ge=0,
+                                                             scale=True))
 
     @property
     def n_modes(self) -> int:
@@ -94,7 +96,7 @@ class ModesConfig:
         return d
 
 
-def _number_list(key: str, v: Any, **rule: float) -> tuple[float, ...]:
+def _number_list(key: str, v: Any, **rule: Any) -> tuple[float, ...]:
     if not isinstance(v, list | tuple) or not v:
         raise ConfigError(f"{key} must be a number or a list of numbers, got {v!r}")
     return tuple(_num(f"{key}[{i}]", x, **rule) for i, x in enumerate(v))
@@ -220,11 +222,19 @@ def _npz_arrays(path: str) -> dict[str, np.ndarray]:
         a = a.astype(complex)
         if not np.all(np.isfinite(a)):
             raise ConfigError(f"{name}: {k} must be finite (no NaN or inf)")
+        if a.size and np.max(np.abs(a)) > guards.DOMAIN_MAX:
+            raise ConfigError(f"{name}: {k} must be within +-{guards.DOMAIN_MAX:g} (the numeric domain), "
+                              f"got max |{k}| = {np.max(np.abs(a)):g}")
         out[k] = a
     H = out["H"]
     if H.ndim != 2 or H.shape[0] != H.shape[1] or H.shape[0] < 1:
         raise ConfigError(f"{name}: H must have shape (n, n), got {H.shape}")
     n = H.shape[0]
+    try:  # as for inline matrices: the exact channel rates need O(n^4) memory per mode quantum
+        guards.check_memory(f"{name}: H of size {n} x {n}", 512.0 * n**4,
+                            "the exact channel rates need O(n^4) memory; use a smaller central region")
+    except guards.ResourceError as e:
+        raise ConfigError(str(e)) from None
     for k in ("gamma_L", "gamma_R"):
         if out[k].shape != (n, n):
             raise ConfigError(f"{name}: {k} must have shape (n, n) with n = {n} from H, got {out[k].shape}")

@@ -225,6 +225,7 @@ def test_double_dot_with_a_coupling_per_mode_equals_the_matrix_form(tmp_path, ca
     (lambda d: d["mode"].update(omega=[1.0, 1.0, 1.0]), "conductor.M describes K = 2"),
     (lambda d: d["mode"].update(omega=[1.0, -1.0]), "mode.omega[1] must be > 0"),
     (lambda d: d["mode"].update(coherence_width=-0.1), "mode.coherence_width must be >= 0"),
+    (lambda d: d["mode"].update(omega=[1.0, 1e13]), "mode.omega[1] must be 0 or between 1e-12 and 1e+12"),
     (lambda d: d["phonon_bath"].update(gamma=[0.1, 0.1, 0.1]), "phonon_bath.gamma must be one number or a list of K = 2"),
     (lambda d: d["phonon_bath"].update(gamma=[0.1, -0.1]), "phonon_bath.gamma[1] must be >= 0"),
     (lambda d: d["conductor"]["M"].__setitem__(1, [[0.0, 1.0], [0.0, 0.0]]), "conductor.M[1] must be Hermitian"),
