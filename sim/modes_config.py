@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 __all__ = ["ModesConfig", "one_mode_config"]
 
 _COVARIANCE_ROUTES = ("several modes run on the covariance route: ehp steady, ehp threshold, ehp sweep, "
-                      "ehp run and ehp evolve --method rate (see docs/modes.md)")
+                      "ehp run and ehp evolve --method rate (or --method lindblad, ehp steady --lindblad on the "
+                      "truncated Fock space; see docs/modes.md)")
 
 
 def _one_mode_message(what: str) -> str:

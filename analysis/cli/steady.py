@@ -89,10 +89,16 @@ def _steady_modes(args: argparse.Namespace, cfg) -> int:
 
     if args.landauer:
         cfg.require_one_mode(f"steady --landauer {args.landauer}")
-    if args.lindblad:
-        cfg.require_one_mode("steady --lindblad")
     system = mode_system_from_config(cfg)
     out = system.steady_state().to_dict()
+    if args.lindblad:  # QuTiP-side check: the truncated tensor Fock space (zero-charge sector)
+        from sim.config import ConfigError
+        from sim.lindblad_modes import steady_lindblad_modes
+
+        try:
+            out["lindblad"] = steady_lindblad_modes(system).to_dict()
+        except ValueError as e:
+            raise ConfigError(f"steady --lindblad with {system.K} modes: {e}") from None
     lamb_shift_note(system)
     if not out["stable"]:
         print(f"unstable: 2 min Re eig(Y) = {-out['growth_rate']:.6g} <= 0, the modes run away together at growth rate "
@@ -116,6 +122,9 @@ def _steady_modes(args: argparse.Namespace, cfg) -> int:
     for k in ("n_modes", "stable", "growth_rate", "margin", "N", "J", "J_ph", "Ie"):
         print(f"{k:18s}{num(out[k])}")
     print(f"{'clusters':18s}{out['clusters']}")
+    if args.lindblad:
+        li = out["lindblad"]
+        print(f"{'lindblad':18s}N={li['N']} cutoffs={li['cutoffs']} P_top={li['P_top']}")
     for c in out["coherences"]:
         z = "-" if c["re"] is None else f"{num(c['re'])} {'+' if c['im'] >= 0 else '-'} {num(abs(c['im']))}i"
         print(f"{'C_' + str(c['m']) + str(c['n']):18s}{z}")
