@@ -59,7 +59,7 @@ import pandas as pd
 from sim.config import Config, ConfigError, parse_config
 from sim.io import RunDirectory
 from sim.parallel import Scheduler
-from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps
+from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps, study_values
 
 from . import modes_study, plots
 from .maps import InstabilityMap, confirm_runs, initial_population, threshold_curve
@@ -93,12 +93,8 @@ class _Ctx:
 # --------------------------------------------------------------------------- option helpers
 
 def _values(key: str, spec: Any) -> tuple[float, ...]:
-    """A list of numbers or a ``start:stop:num`` string (numpy.linspace) -> floats."""
-    if isinstance(spec, str):
-        return tuple(float(v) for v in GridAxis.parse(f"study.{key}={spec}").values)
-    if isinstance(spec, list) and spec and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec):
-        return tuple(float(v) for v in spec)
-    raise ConfigError(f"study.{key} must be a list of numbers or 'start:stop:num', got {spec!r}")
+    """``study.KEY``: a list of numbers or a ``start:stop:num`` string (numpy.linspace) -> floats."""
+    return study_values(key, spec)
 
 
 def _curves(spec: Any) -> tuple[str, tuple[float, ...]]:

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from sim.config import Config, ConfigError, one_mode_config
-from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps
+from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps, study_values
 
 from .threshold import find_threshold, margin_at
 
@@ -50,11 +50,7 @@ def split_quanta(config: Config, delta: float) -> Config:
 
 
 def _values(key: str, spec: Any) -> tuple[float, ...]:
-    if isinstance(spec, str):
-        return tuple(float(v) for v in GridAxis.parse(f"study.{key}={spec}").values)
-    if isinstance(spec, list) and spec and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec):
-        return tuple(float(v) for v in spec)
-    raise ConfigError(f"study.{key} must be a list of numbers or 'start:stop:num', got {spec!r}")
+    return study_values(key, spec)
 
 
 def _threshold(cfg: Config, key: str, between: tuple[float, float]) -> float:

@@ -234,6 +234,15 @@ class Grid:
         return Grid(tuple(axes))
 
 
+def study_values(key: str, spec: Any) -> tuple[float, ...]:
+    """``study.KEY`` of a run config: a list of numbers or a ``start:stop:num`` string (numpy.linspace) -> floats."""
+    if isinstance(spec, str):
+        return tuple(float(v) for v in GridAxis.parse(f"study.{key}={spec}").values)
+    if isinstance(spec, list) and spec and all(isinstance(v, int | float) and not isinstance(v, bool) for v in spec):
+        return tuple(float(v) for v in spec)
+    raise ConfigError(f"study.{key} must be a list of numbers or 'start:stop:num', got {spec!r}")
+
+
 def apply_point(config: Config, keys: Sequence[str], values: Sequence[Any]) -> Config:
     """``config`` with each ``keys[i]`` set to ``values[i]`` (validated)."""
     for k, v in zip(keys, values, strict=True):
