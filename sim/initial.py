@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
 from .fock import geometric, geometric_cutoff, geometric_tail
 
@@ -105,6 +104,8 @@ class InitialSpec:
         if self.kind in ("steady", "thermal"):
             return geometric_tail(self.mean(model), cutoff)
         if self.kind == "coherent":
+            from scipy import stats  # heavy: only for coherent states
+
             return float(stats.poisson.sf(m - 1, abs(self.value) ** 2))
         p = np.asarray(self.value)
         return float(p[m:].sum())
@@ -118,6 +119,8 @@ class InitialSpec:
         if self.kind == "coherent":
             mu = abs(self.value) ** 2
             ks = np.arange(2, int(mu + 40 * math.sqrt(mu) + 60))
+            from scipy import stats
+
             ok = np.flatnonzero(stats.poisson.sf(ks - 2, mu) <= tol)
             return int(ks[ok[0]] if ok.size else ks[-1])
         p = np.asarray(self.value)
@@ -139,6 +142,8 @@ class InitialSpec:
         elif self.kind in ("steady", "thermal"):
             p = geometric(self.mean(model), cutoff)
         elif self.kind == "coherent":
+            from scipy import stats
+
             p = stats.poisson.pmf(n, abs(self.value) ** 2)
         else:
             q = np.clip(np.asarray(self.value), 0.0, None)

@@ -120,3 +120,17 @@ def test_no_import_cycle():
 @pytest.mark.parametrize("name", sorted(m for m in _modules() if m.startswith("sim")))
 def test_sim_never_imports_analysis(name):
     assert not [t for t in _graph()[name] if t.split(".")[0] == "analysis"]
+
+
+def test_parser_imports_no_heavy_module():
+    """``ehp --help`` and ``--version`` build the whole parser; that must not import numpy, scipy, numba,
+    qutip or pandas (start-up within a few times ``import numpy``; benchmarks/bench_startup.py times it)."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import sys; from analysis.cli.app import build_parser; build_parser(); "
+            "print(sorted(m for m in ('numpy', 'scipy', 'numba', 'qutip', 'pandas') if m in sys.modules))")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"

@@ -15,9 +15,10 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sim.config import ConfigError
-from sim.examples import Example, find_example, list_examples
+if TYPE_CHECKING:
+    from sim.examples import Example
 
 __all__ = ["register", "cmd_examples"]
 
@@ -32,6 +33,9 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
 
 
 def _get(name: str) -> Example:
+    from sim.config import ConfigError
+    from sim.examples import find_example, list_examples
+
     ex = find_example(name)
     if ex is None:
         names = ", ".join(e.name for e in list_examples())
@@ -40,6 +44,9 @@ def _get(name: str) -> Example:
 
 
 def cmd_examples(args: argparse.Namespace) -> int:
+    from sim.config import ConfigError
+    from sim.examples import list_examples
+
     if args.name is None:
         if args.copy is not None:
             raise ConfigError("examples: --copy needs a NAME (see 'ehp examples')")
