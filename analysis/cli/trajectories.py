@@ -7,6 +7,13 @@ Flags fall back to the config's ``[run]`` keys. Writes ``DIR/jumps.parquet/``,
 ``DIR/trajectories.parquet/``, ``DIR/stops.parquet/`` (one part per batch),
 ``metadata.json`` and ``summary.json``; prints a short summary to stdout.
 A refused directory, a missing ``t_end`` or a coherent state with ``ssa`` exits 2.
+
+Several modes (``mode.omega`` a list, docs/modes.md): ``sim.trajectories.modes.mode_run`` writes
+``jumps.parquet/`` (with ``mode``, the mode a jump acted on or -1 for an operator spanning several
+modes, and ``op``, the row of ``operators.parquet``), ``trajectories.parquet/`` (``traj, t, mode, N``)
+and ``operators.parquet/`` (channel, direction, rate, weights over modes); ``run.initial`` must be
+``vacuum`` or ``steady`` (the Gaussian steady state); ``ssa`` only without cross terms (every cluster one
+mode), else exit 2 naming mcsolve. Batches run serially (``--scheduler`` is not used).
 """
 
 from __future__ import annotations
@@ -71,6 +78,8 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
              "seed": args.seed}
     run = dataclasses.replace(cfg.run, **{k: v for k, v in flags.items() if v is not None})
     cfg = dataclasses.replace(cfg, run=run)
+    if cfg.n_modes > 1:
+        return _cmd_modes(args, cfg)
     if run.t_end is not None:  # refuse a run whose jump tables would not fit (sim.guards.MEMORY_BUDGET)
         from sim.guards import check_jumps
         from sim.population import InitialSpec
@@ -105,6 +114,57 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
               f"see {res.out_dir / 'stops.parquet'}")
         print(f"warning: {s['n_stopped']} of {s['ntraj']} trajectories stopped at the population cap", file=sys.stderr)
     print(f"summary       {res.out_dir / 'summary.json'}")
+    return 0
+
+
+def _cmd_modes(args: argparse.Namespace, cfg) -> int:
+    """``ehp trajectories`` for several modes (``sim.trajectories.modes``)."""
+    import numpy as np
+
+    from sim.config import ConfigError
+    from sim.covariance import mode_system_from_config
+    from sim.registry import engine_name
+    from sim.trajectories.modes import has_cross_terms, mode_run
+
+    run = cfg.run
+    engine = engine_name(run.engine)
+    if run.t_end is None:
+        raise ConfigError("run.t_end is not set: give --t-end T or run.t_end in the config")
+    if run.initial not in ("vacuum", "steady"):
+        raise ConfigError(f"run.initial = {run.initial!r}: several-mode trajectories start from 'vacuum' or 'steady' "
+                          "(the Gaussian steady state)")
+    system = mode_system_from_config(cfg)
+    if engine == "ssa" and has_cross_terms(system):
+        several = [list(S) for S in system.clusters if len(S) > 1]
+        raise ConfigError(f"--engine ssa: the modes have cross terms (clusters {several} hold several modes, "
+                          "jumps act on superpositions of modes); use --engine mcsolve, or mode.coherence_width "
+                          "below the spacing of the quanta")
+    if run.initial == "steady" and not system.stable:
+        raise ConfigError(f"run.initial = 'steady': the modes are unstable (growth rate {system.growth_rate:.6g} > 0), "
+                          "there is no steady state; start from 'vacuum'")
+    try:
+        path, res, n_batches, resumed = mode_run(
+            system, args.out, engine=engine, ntraj=run.ntraj, t_end=run.t_end, n_points=run.n_points, seed=run.seed,
+            initial=run.initial, batch_size=args.batch_size, overwrite=args.overwrite, config=cfg.to_dict(),
+            progress=False if args.no_progress else None)
+    except ValueError as exc:  # budgets (check_dimension), rates: one line
+        raise ConfigError(str(exc)) from None
+    jumps, N, ops = res
+    done = f"{n_batches - resumed} of {n_batches} batches computed"
+    if resumed:
+        done += f", {resumed} resumed from {args.out}"
+    last = N[:, :, -1]
+    print(f"engine        {engine}  ({system.K} modes, {len(ops)} collapse operators, initial {run.initial})")
+    print(f"trajectories  {run.ntraj}  ({done})")
+    print(f"jumps         {len(jumps)}")
+    for k in range(system.K):
+        x = last[:, k][np.isfinite(last[:, k])]
+        sem = x.std(ddof=1) / np.sqrt(x.size) if x.size > 1 else float("nan")
+        print(f"N_{k}(t_end)    {_fmt(x.mean() if x.size else None)} +- {_fmt(sem)}")
+    if not system.stable:
+        print(f"unstable      growth rate {system.growth_rate:.6g} > 0: no steady state")
+    print(f"operators     {path / 'operators.parquet'}")
+    print(f"summary       {path / 'summary.json'}")
     return 0
 
 

@@ -65,7 +65,8 @@ from .ssa import _ssa_kernel
 from .table import CHANNEL_DTYPE, DIRECTION_DTYPE, mode_jumps_frame
 
 __all__ = ["MODE_ENGINES", "ModeTrajectories", "has_cross_terms", "operators_frame", "run_mode_trajectories",
-           "mode_trajectories_frame", "mode_summary", "system_record", "write_mode_run"]
+           "mode_trajectories_frame", "mode_summary", "system_record", "write_mode_run", "mode_run",
+           "read_mode_run", "mode_batch_size"]
 
 #: Engines of :func:`run_mode_trajectories` (``qutip`` is an alias of ``mcsolve``).
 MODE_ENGINES: tuple[str, ...] = ("ssa", "mcsolve", "qutip")
@@ -151,7 +152,7 @@ def _initial_C(system: ModeSystem, initial: str) -> NDArray[np.complex128]:
 # --------------------------------------------------------------------------- ssa
 
 def _ssa_modes(system: ModeSystem, ops_table: pd.DataFrame, ntraj: int, grid: NDArray[np.float64], seed: int,
-               C0: NDArray[np.complex128], tol: float):
+               C0: NDArray[np.complex128], tol: float, start: int = 0):
     if has_cross_terms(system):
         several = [S for S in system.clusters if len(S) > 1]
         raise ValueError(f"the ssa engine needs modes without cross terms (every cluster of one mode); the clusters "
@@ -179,8 +180,8 @@ def _ssa_modes(system: ModeSystem, ops_table: pd.DataFrame, ntraj: int, grid: ND
         rate = em.sum() * (np.minimum(Ct[:, k], cap) + 1.0) + ab.sum() * np.minimum(Ct[:, k], cap)
         per_traj = float(np.trapezoid(rate, dx=t_end / 256))
         capacity = min(int(1.1 * per_traj * ntraj + 5.0 * math.sqrt(per_traj * ntraj + 1.0)) + 256, 2**27)
-        states = child_states(entropy, k * _MODE_STRIDE, ntraj)
-        traj, t, lab, m, Nmode, *_ = _ssa_kernel(states, 0, kind, 0, log_x, grid, t_end, em, ab, np.int64(cap), capacity)
+        states = child_states(entropy, k * _MODE_STRIDE + start, ntraj)
+        traj, t, lab, m, Nmode, *_ = _ssa_kernel(states, start, kind, 0, log_x, grid, t_end, em, ab, np.int64(cap), capacity)
         op = lookup[k][lab[:m].astype(np.intp)]
         if (op < 0).any():
             raise RuntimeError(f"mode {k}: a jump of a label without collapse operator (rate 0)")
@@ -207,7 +208,7 @@ def _rotating_hamiltonian(system: ModeSystem, a: list):
 
 
 def _mc_modes(system: ModeSystem, ntraj: int, grid: NDArray[np.float64], seed: int, C0: NDArray[np.complex128],
-              cutoffs, tol: float, max_liouville: int):
+              cutoffs, tol: float, max_liouville: int, start: int = 0):
     import qutip
 
     cut = mode_cutoffs(system, grid, C0, tol=tol) if cutoffs is None else tuple(
@@ -218,14 +219,14 @@ def _mc_modes(system: ModeSystem, ntraj: int, grid: NDArray[np.float64], seed: i
     H = _rotating_hamiltonian(system, a)
     numbers = [x.dag() * x for x in a]
     vac = qutip.tensor(*(qutip.basis(c, 0) for c in cut))
-    children = child_seed_sequences(seed, 0, ntraj)
+    children = child_seed_sequences(seed, start, ntraj)
     # initial pure states: Fock states of the normal modes, occupations drawn per trajectory
     n_occ, U = normal_modes(C0)
     occ = np.zeros((ntraj, system.K), dtype=np.int64)
     if n_occ.max() > 0:
         x = n_occ / (n_occ + 1.0)
         for i in range(ntraj):
-            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(i, 0)))
+            rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(start + i, 0)))
             occ[i] = [rng.geometric(1.0 - xj) - 1 if xj > 0 else 0 for xj in x]
     bdag = [sum((complex(np.conj(U[m, j])) * a[m].dag() for m in range(system.K)), 0 * a[0]) for j in range(system.K)]
     opts = {"progress_bar": False, "map": "serial", "store_states": False, "store_final_state": False,
@@ -250,7 +251,7 @@ def _mc_modes(system: ModeSystem, ntraj: int, grid: NDArray[np.float64], seed: i
         for r, i in enumerate(idx):
             per[i] = (np.asarray(res.col_times[r], dtype=float), np.asarray(res.col_which[r], dtype=np.int16))
     lengths = np.array([p[0].size for p in per], dtype=np.int64)
-    traj = np.repeat(np.arange(ntraj, dtype=np.int32), lengths)
+    traj = np.repeat(np.arange(start, start + ntraj, dtype=np.int32), lengths)
     t = np.concatenate([p[0] for p in per]) if ntraj else np.zeros(0)
     op = np.concatenate([p[1] for p in per]).astype(np.int16) if ntraj else np.zeros(0, np.int16)
     return traj, t, op, N
@@ -258,7 +259,7 @@ def _mc_modes(system: ModeSystem, ntraj: int, grid: NDArray[np.float64], seed: i
 
 def run_mode_trajectories(system: ModeSystem, engine: str, ntraj: int, t_end: float, n_points: int, seed: int,
                           initial: str = "vacuum", *, cutoffs=None, tol: float = DEFAULT_TOL,
-                          max_liouville: int = MAX_LIOUVILLE) -> ModeTrajectories:
+                          max_liouville: int = MAX_LIOUVILLE, start: int = 0) -> ModeTrajectories:
     """Quantum-jump trajectories of several modes (see the module doc).
 
     Parameters
@@ -277,6 +278,9 @@ def run_mode_trajectories(system: ModeSystem, engine: str, ntraj: int, t_end: fl
         mcsolve's levels per mode (default :func:`sim.lindblad_modes.mode_cutoffs` with ``tol``) and the
         budget on ``dim^2`` (:func:`sim.lindblad_modes.check_dimension`); ``tol`` also sizes ssa's cap
         for unstable modes.
+    start
+        Index of the first trajectory: trajectories ``start .. start+ntraj-1`` (a batch of a larger run; each
+        trajectory's stream depends only on ``(seed, index)``, so batches concatenate to the whole run).
 
     Returns
     -------
@@ -289,22 +293,25 @@ def run_mode_trajectories(system: ModeSystem, engine: str, ntraj: int, t_end: fl
         raise ValueError(f"ntraj must be >= 1, got {ntraj!r}")
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    if int(start) < 0:
+        raise ValueError(f"start must be >= 0, got {start}")
     grid = _grid(t_end, n_points)
     C0 = _initial_C(system, initial)
     ops = operators_frame(system)
     if engine == "ssa":
-        traj, t, op, N = _ssa_modes(system, ops, int(ntraj), grid, int(seed), C0, tol)
+        traj, t, op, N = _ssa_modes(system, ops, int(ntraj), grid, int(seed), C0, tol, int(start))
     else:
-        traj, t, op, N = _mc_modes(system, int(ntraj), grid, int(seed), C0, cutoffs, tol, max_liouville)
+        traj, t, op, N = _mc_modes(system, int(ntraj), grid, int(seed), C0, cutoffs, tol, max_liouville, int(start))
     return ModeTrajectories(mode_jumps_frame(traj, t, op, ops), N, ops)
 
 
-def mode_trajectories_frame(N: NDArray[np.float64], t_end: float) -> pd.DataFrame:
+def mode_trajectories_frame(N: NDArray[np.float64], t_end: float, start: int = 0) -> pd.DataFrame:
     """Long table of the populations: ``traj`` (int32), ``t``, ``mode`` (int16), ``N`` (float64), one row per
-    trajectory, mode and grid time (``N`` of :class:`ModeTrajectories`, grid ``linspace(0, t_end, n_points)``)."""
+    trajectory, mode and grid time (``N`` of :class:`ModeTrajectories`, grid ``linspace(0, t_end, n_points)``;
+    trajectories numbered from ``start``)."""
     ntraj, K, npts = N.shape
     return pd.DataFrame({
-        "traj": np.repeat(np.arange(ntraj, dtype=np.int32), K * npts),
+        "traj": np.repeat(np.arange(start, start + ntraj, dtype=np.int32), K * npts),
         "t": np.tile(np.linspace(0.0, float(t_end), npts), ntraj * K),
         "mode": np.tile(np.repeat(np.arange(K, dtype=np.int16), npts), ntraj),
         "N": np.ascontiguousarray(N, dtype=float).reshape(-1),
@@ -372,3 +379,76 @@ def write_mode_run(system: ModeSystem, result: ModeTrajectories, out_dir, *, eng
         rd.write_summary(mode_summary(result, t_end))
         rd.finish()
     return rd.path
+
+
+def mode_batch_size(engine: str, ntraj: int) -> int:
+    """Trajectories per batch (and parquet part) when none is given: about 20 batches for mcsolve (a progress
+    step each), one batch of up to 10^5 trajectories for ssa (cheap per trajectory)."""
+    n = max(1, int(ntraj))
+    return min(n, 100_000) if engine == "ssa" else max(1, math.ceil(n / 20))
+
+
+def read_mode_run(path) -> ModeTrajectories:
+    """The tables of a several-mode run directory as :class:`ModeTrajectories` (reads through :func:`sim.io.read_table`,
+    which verifies every part against the manifest)."""
+    from ..io import read_table
+
+    return _assemble(read_table(path, "jumps"), read_table(path, "operators"), read_table(path, "trajectories"))
+
+
+def _assemble(jumps: pd.DataFrame, ops: pd.DataFrame, tr: pd.DataFrame) -> ModeTrajectories:
+    tr = tr.sort_values(["traj", "mode", "t"], kind="stable")
+    ntraj = int(tr["traj"].max()) + 1 if len(tr) else 0
+    K = int(tr["mode"].max()) + 1 if len(tr) else 0
+    N = tr["N"].to_numpy(float).reshape(ntraj, K, -1) if ntraj else np.zeros((0, K, 0))
+    return ModeTrajectories(jumps.reset_index(drop=True), N, ops.reset_index(drop=True))
+
+
+def mode_run(system: ModeSystem, out_dir, *, engine: str, ntraj: int, t_end: float, n_points: int, seed: int,
+             initial: str = "vacuum", batch_size: int | None = None, overwrite: bool = False,
+             config: dict | None = None, progress: bool | None = None, tol: float = DEFAULT_TOL,
+             max_liouville: int = MAX_LIOUVILLE, command: str = "trajectories"):
+    """Run and store a several-mode run batch by batch in a run directory (``ehp trajectories`` for K > 1).
+
+    The directory is opened (locked, refused or resumed by :class:`sim.io.RunDirectory`) before any work;
+    each batch of ``batch_size`` trajectories (default :func:`mode_batch_size`) is one part of ``jumps`` and
+    ``trajectories``; ``operators`` is one part. A run stopped part-way resumes with the same command: batches
+    already in the manifest are kept. Trajectory ``i``'s stream depends only on ``(seed, i)``, so the tables do
+    not depend on the batch size. ``summary.json`` holds :func:`mode_summary` plus the run parameters.
+    Returns ``(path, ModeTrajectories, n_batches, n_resumed)``.
+    """
+    from ..io import RunDirectory
+    from ..progress import progress_bar
+
+    ntraj = int(ntraj)
+    bs = mode_batch_size(engine, ntraj) if batch_size is None else max(1, min(int(batch_size), ntraj))
+    starts = list(range(0, ntraj, bs))
+    run = {"engine": engine, "ntraj": ntraj, "t_end": float(t_end), "n_points": int(n_points), "seed": int(seed),
+           "initial": initial, "batch_size": bs}
+    identity = {"command": command, "config": config, "modes": system_record(system), "run": run, "layout": "modes"}
+    rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
+                           metadata={"command": command, "config": config, "seed": int(seed), "engine": engine,
+                                     "modes": system.K})
+    resumed = 0
+    with rd:
+        rd.expect("jumps", len(starts))
+        rd.expect("trajectories", len(starts))
+        rd.expect("operators", 1)
+        if not rd.has_part("operators", 0):
+            rd.write_part("operators", 0, operators_frame(system))
+        with progress_bar(ntraj, f"trajectories ({engine}, K = {system.K})", "traj", progress) as bar:
+            for b, s0 in enumerate(starts):
+                n = min(bs, ntraj - s0)
+                if rd.has_part("jumps", b) and rd.has_part("trajectories", b):
+                    resumed += 1
+                else:
+                    res = run_mode_trajectories(system, engine, n, t_end, n_points, seed, initial, tol=tol,
+                                                max_liouville=max_liouville, start=s0)
+                    rd.write_part("trajectories", b, mode_trajectories_frame(res.N, t_end, start=s0))
+                    rd.write_part("jumps", b, res.jumps)
+                bar.update(n)
+        result = _assemble(rd.read_table("jumps"), rd.read_table("operators"), rd.read_table("trajectories"))
+        rd.write_summary({**mode_summary(result, t_end), "engine": engine, "initial": initial, "K": system.K,
+                          "n_batches": len(starts), "n_batches_resumed": resumed})
+        rd.finish()
+    return rd.path, result, len(starts), resumed
