@@ -4,6 +4,11 @@ The run is verified first (every part against its size and sha256 in the manifes
 incomplete or damaged run is refused (exit 2, naming what is missing) unless ``--partial``
 is given; then only the intact batches are analysed, every output says ``partial`` and the
 estimators use the number of trajectories present, not the configured ``ntraj``.
+
+Several modes (a run of ``ehp trajectories`` with K > 1, docs/modes.md): per-label jump rates (per
+channel and direction, and per collapse operator) and the charge and energy cumulant rates ``c_1, c_2``
+from the per-trajectory totals, with the exact values of the tilted Liouvillian beside where the
+truncated space fits (:mod:`analysis.stats_modes`); ``--first-passage`` and ``--partial`` are one-mode only.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise ConfigError(f"--t-min must be >= 0 and below the run's t_end = {t_end:g}, got {args.t_min:g}")
     if args.first_passage is not None and args.first_passage < 1:
         raise ConfigError(f"--first-passage must be a population level >= 1, got {args.first_passage}")
+    if source["identity"].get("layout") == "modes":
+        return _cmd_modes(args, run, source)
     check = check_run(run)
     if not check.complete and not args.partial:
         raise ConfigError(f"{str(run)!r} is not a complete run: {check.problem()}; resume it by running the same "
@@ -150,6 +157,56 @@ def _analyse(args: argparse.Namespace, run: Path, data: Path, partial: dict | No
         f = extra["first_passage"]
         print(f"\nfirst passage to n = {f['level']}: {f['n_reached']} of {f['ntraj']} trajectories reached it; "
               f"mean {_f(f['mean'])} +- {_f(f['stderr'])}, exact from vacuum {_f(f['exact_mean_from_vacuum'])}")
+    return 0
+
+
+def _cmd_modes(args: argparse.Namespace, run: Path, source: dict) -> int:
+    """``ehp stats`` of a several-mode run (:mod:`analysis.stats_modes`)."""
+    from sim.config import ConfigError
+    from sim.io import check_run
+
+    from analysis.stats_modes import stats_of_run_dir
+
+    if args.first_passage is not None:
+        raise ConfigError("--first-passage is for one-mode runs; this run has several modes (no single population "
+                          "ladder)")
+    check = check_run(run)
+    if not check.complete:
+        raise ConfigError(f"{str(run)!r} is not a complete run: {check.problem()}; resume it by running the same "
+                          "`ehp trajectories` command again (--partial is for one-mode runs)")
+    identity = source["identity"]
+    if args.out:
+        from sim.io import RunDirectory
+
+        rd = RunDirectory.open(args.out, {"command": "stats", "source": identity, "t_min": args.t_min},
+                               overwrite=args.overwrite, inputs=(run,),
+                               metadata={"command": "stats", "source_dir": str(run.resolve())})
+        with rd:
+            ms = stats_of_run_dir(run, identity, args.t_min)
+            for name in ("rates", "operator_rates", "cumulants", "populations"):
+                getattr(ms, name).to_parquet(rd.path / f"{name}.parquet")
+            rd.record(*(rd.path / f"{n}.parquet" for n in ("rates", "operator_rates", "cumulants", "populations")))
+            rd.write_summary({"run": str(run), "ntraj": ms.ntraj, "t_min": ms.t_min, "t_end": ms.t_end, "n_modes": ms.K})
+            rd.finish()
+    else:
+        ms = stats_of_run_dir(run, identity, args.t_min)
+    record = {**ms.to_dict(), "run": str(run), "partial": False}
+    if args.json:
+        print(json.dumps(record, indent=2, allow_nan=False))
+        return 0
+    fmt = {"float_format": lambda v: f"{v:.5g}", "na_rep": "-", "index": False}
+    print(f"run {run}: {ms.ntraj} trajectories, {ms.K} modes, t in [{ms.t_min:g}, {ms.t_end:g}]"
+          + ("" if ms.stable else f"; unstable (growth rate {ms.growth_rate:.6g})"))
+    print("\njump rates per (channel, direction) (per unit time): estimate +- stderr, exact")
+    print(ms.rates.to_string(**fmt))
+    print("\njump rates per collapse operator (mode -1: spanning several modes; operators.parquet):")
+    print(ms.operator_rates[ms.operator_rates["count"] > 0].to_string(**fmt))
+    print("\ncumulant rates (per unit time; charge: electrons L -> R, energy: electrons -> modes): estimate +- stderr, exact")
+    print(ms.cumulants.to_string(**fmt))
+    print("\nmean population per mode (grid samples, t >= t_min): estimate +- stderr, exact (covariance route)")
+    print(ms.populations.to_string(**fmt))
+    if ms.exact_note:
+        print(f"\n{ms.exact_note}")
     return 0
 
 
