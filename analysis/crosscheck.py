@@ -27,6 +27,10 @@ the Landauer rows (``NaN``); J_ph = J in steady state there. A row
 outside its limit's range is reported with ``within = None`` and says why. The factor 3 on
 the O(gamma/Omega) and O(kappa/Omega) terms allows for the energy dependence of the rates
 across the resonance (their coefficient is of order one but not known in closed form).
+
+Several modes (``config.n_modes > 1``): :func:`crosscheck` hands over to
+:func:`analysis.crosscheck_modes.crosscheck_modes` (covariance route as the reference, Lindblad,
+mcsolve trajectories, Landauer lowest order summed over the modes).
 """
 
 from __future__ import annotations
@@ -135,6 +139,10 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
     ``progress``: tqdm bars on stderr, one over the routes and the trajectory run's own
     (``None``: when stderr is a terminal).
     """
+    if config.n_modes > 1:  # several modes: the covariance route is the reference (analysis.crosscheck_modes)
+        from .crosscheck_modes import crosscheck_modes
+
+        return crosscheck_modes(config, ntraj=ntraj, t_end=t_end, seed=seed, progress=progress)
     from .stats import progress_bar, progress_enabled
 
     with progress_bar(6, "crosscheck", "route", progress) as bar:
@@ -252,6 +260,8 @@ def plot_crosscheck(report: CrossCheck, path) -> None:
     import seaborn as sns
 
     t = report.table.dropna(subset=["value"])
+    if "reference" in t:  # several modes: the covariance route is the reference row
+        t = t[t["route"] != "covariance"].rename(columns={"reference": "rate_equation"})
     t = t[t["route"] != "rate_equation"].assign(
         label=lambda d: d["route"] + " " + d["level"].str.split(",").str[0],
         rel=lambda d: d["difference"] / d["rate_equation"].abs(),

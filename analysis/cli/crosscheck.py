@@ -14,7 +14,8 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
     q.add_argument("--json", action="store_true", help="JSON on stdout")
     q.add_argument("--out", metavar="DIR", help="write crosscheck.parquet and crosscheck.png here")
     q.add_argument("--overwrite", action="store_true", help="replace an existing report in DIR")
-    q.add_argument("--ntraj", type=int, help="trajectories for the ssa row (default: run.ntraj)")
+    q.add_argument("--ntraj", type=int, help="trajectories for the ssa row (default: run.ntraj; several modes: "
+                                              "the mcsolve row, default 40)")
     q.add_argument("--t-end", type=float, help="trajectory length (default: run.t_end or 200/kappa)")
     q.add_argument("--seed", type=int, help="seed of the ssa row (default: run.seed)")
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr (default: on a terminal)")
@@ -63,11 +64,12 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep.to_dict(), indent=2, allow_nan=False))
         return 0
+    several = "reference" in rep.table
     cols = ["route", "level", "quantity", "value", "stderr", "difference", "tolerance", "within"]
     t = rep.table[[c for c in cols if c in rep.table]]
     print(t.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
     if rep.stable:
-        print("\nexpected differences from the rate equation:")
+        print(f"\nexpected differences from the {'covariance route' if several else 'rate equation'}:")
         for (route, level), exp in rep.table.groupby(["route", "level"], sort=False)["expected"].first().items():
             print(f"  {route:14s}{level:24s}{exp}")
     print(f"\n{rep.message}")
