@@ -65,7 +65,8 @@ from . import modes_study, plots
 from .maps import InstabilityMap, confirm_runs, initial_population, threshold_curve
 from .threshold import find_threshold
 
-__all__ = ["StudyResult", "run_study", "study_kinds", "cooling_window", "default_out", "DEFAULT_STUDY"]
+__all__ = ["StudyResult", "run_study", "study_kinds", "cooling_window", "default_out", "DEFAULT_STUDY",
+           "default_study"]
 
 
 @dataclass(frozen=True)
@@ -397,8 +398,18 @@ def _plot_bias_sweep(table: pd.DataFrame, path: Path, roots: list[float]) -> Non
     fig.savefig(path, dpi=110)
 
 
-#: The study ``ehp run`` uses for a config without ``[study]``.
+#: The study ``ehp run`` uses for a one-mode config without ``[study]`` (several modes: :func:`default_study`).
 DEFAULT_STUDY: dict[str, Any] = {"kind": "bias_sweep"}
+
+
+def default_study(config: Config) -> dict[str, Any]:
+    """The study ``ehp run`` uses for a config without ``[study]``: :data:`DEFAULT_STUDY` for one mode; for
+    several modes ``collective_runaway`` over ``bias.V`` in ``[0, 2 |V|]`` (41 points; ``[0, 2]`` at ``V = 0``),
+    with the threshold searched in that range and the other options at their defaults."""
+    if config.n_modes == 1:
+        return dict(DEFAULT_STUDY)
+    hi = 2.0 * abs(float(config.bias.V)) or 2.0
+    return {"kind": "collective_runaway", "vary": "bias.V", "between": [0.0, hi], "grid": f"0:{hi:.12g}:41"}
 
 def _collective_runaway(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
     return modes_study.collective_runaway(c.config, c.opts, c.rundir, c.scheduler, c.progress)

@@ -71,13 +71,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.examples import resolve_config
     from sim.parallel import Scheduler
 
-    from ..figures import DEFAULT_STUDY, default_out, run_study
+    from ..figures import default_out, default_study, run_study
 
     cfg = load_config(args.config, args.set or ())
     if not cfg.study:
-        cfg = parse_config({**cfg.to_dict(), "study": dict(DEFAULT_STUDY)})
+        study = default_study(cfg)
+        cfg = parse_config({**cfg.to_dict(), "study": study})
+        what = "" if cfg.n_modes == 1 else (f" over bias.V in [0, {study['between'][1]:g}] for the {cfg.n_modes} modes "
+                                            "(see docs/modes.md)")
         print(f"run: the config has no [study] table: running the default study kind = "
-              f"{DEFAULT_STUDY['kind']!r} (add a [study] table to choose another; see docs/config.md)", file=sys.stderr)
+              f"{study['kind']!r}{what} (add a [study] table to choose another; see docs/config.md)", file=sys.stderr)
     # a bundled example's output goes to the current directory, not into the package
     name = Path(args.config).stem
     bundled = resolve_config(args.config) != Path(args.config)
