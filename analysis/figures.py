@@ -404,8 +404,8 @@ DEFAULT_STUDY: dict[str, Any] = {"kind": "bias_sweep"}
 
 def default_study(config: Config) -> dict[str, Any]:
     """The study ``ehp run`` uses for a config without ``[study]``: :data:`DEFAULT_STUDY` for one mode; for
-    several modes ``collective_runaway`` over ``bias.V`` in ``[0, 2 |V|]`` (21 points; ``[0, 2]`` at ``V = 0``; 5 splittings of the quanta),
-    with the threshold searched in that range and the other options at their defaults."""
+    several modes ``collective_runaway`` over ``bias.V`` in ``[0, 2 |V|]`` (21 points; ``[0, 2]`` at ``V = 0``;
+    5 splittings of the quanta), with the threshold searched in that range, the other options at their defaults."""
     if config.n_modes == 1:
         return dict(DEFAULT_STUDY)
     hi = 2.0 * abs(float(config.bias.V)) or 2.0

@@ -162,10 +162,9 @@ def _analyse(args: argparse.Namespace, run: Path, data: Path, partial: dict | No
 
 def _cmd_modes(args: argparse.Namespace, run: Path, source: dict) -> int:
     """``ehp stats`` of a several-mode run (:mod:`analysis.stats_modes`)."""
+    from analysis.stats_modes import stats_of_run_dir
     from sim.config import ConfigError
     from sim.io import check_run
-
-    from analysis.stats_modes import stats_of_run_dir
 
     if args.first_passage is not None:
         raise ConfigError("--first-passage is for one-mode runs; this run has several modes (no single population "
@@ -201,7 +200,8 @@ def _cmd_modes(args: argparse.Namespace, run: Path, source: dict) -> int:
     print(ms.rates.to_string(**fmt))
     print("\njump rates per collapse operator (mode -1: spanning several modes; operators.parquet):")
     print(ms.operator_rates[ms.operator_rates["count"] > 0].to_string(**fmt))
-    print("\ncumulant rates (per unit time; charge: electrons L -> R, energy: electrons -> modes): estimate +- stderr, exact")
+    print("\ncumulant rates (per unit time; charge: electrons L -> R, energy: electrons -> modes): "
+          "estimate +- stderr, exact")
     print(ms.cumulants.to_string(**fmt))
     print("\nmean population per mode (grid samples, t >= t_min): estimate +- stderr, exact (covariance route)")
     print(ms.populations.to_string(**fmt))
