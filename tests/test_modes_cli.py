@@ -197,7 +197,6 @@ def test_sweep_and_map_columns_for_several_modes():
 @pytest.mark.parametrize("argv", [
     ["steady", "{cfg}", "--landauer", "full"],
     ["evolve", "{cfg}", "--method", "population", "--t-end", "1", "--out", "{out}"],
-    ["trajectories", "{cfg}", "--t-end", "1", "--out", "{out}"],
 ])
 def test_one_mode_routes_refuse_several_modes(tmp_path, capsys, argv):
     argv = [a.format(cfg=WATERWHEEL, out=tmp_path / "x") for a in argv]
