@@ -142,7 +142,8 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
     if config.n_modes > 1:  # several modes: the covariance route is the reference (analysis.crosscheck_modes)
         from .crosscheck_modes import crosscheck_modes
 
-        return crosscheck_modes(config, ntraj=ntraj, t_end=t_end, seed=seed, progress=progress)
+        return CrossCheck(*crosscheck_modes(config, flux_scale=_flux_density_scale, ntraj=ntraj, t_end=t_end, seed=seed,
+                                            progress=progress))
     from .stats import progress_bar, progress_enabled
 
     with progress_bar(6, "crosscheck", "route", progress) as bar:

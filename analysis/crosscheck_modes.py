@@ -33,6 +33,8 @@ Columns as for one mode (:mod:`analysis.crosscheck`) with ``reference`` (the cov
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -82,13 +84,11 @@ def _trajectory_row(system, ntraj: int, t_end: float, seed: int) -> dict[str, tu
     return out
 
 
-def _landauer_lowest(config: Config):
+def _landauer_lowest(config: Config, flux_scale: Callable[[Config], dict]):
     """Sum over modes of the one-mode lowest-order Landauer, its pinned center and tolerance."""
     from sim.config import one_mode_config
     from sim.landauer import landauer
     from sim.rate_equation import rate_model
-
-    from .crosscheck import _flux_density_scale
 
     vals = dict.fromkeys(QUANTITIES, 0.0)
     center = dict.fromkeys(QUANTITIES, 0.0)
@@ -102,7 +102,7 @@ def _landauer_lowest(config: Config):
         model = rate_model(one)
         f = model.fluxes(float(model.n_ph))
         pinned = {"J": float(f["J"]), "J_ph": float(f["J"]), "Ie": float(f["Ie"])}
-        scale = _flux_density_scale(one)["lowest"]
+        scale = flux_scale(one)["lowest"]
         for q, v in (("J", low.J), ("J_ph", low.J), ("Ie", low.Ie)):
             vals[q] += v
             center[q] += pinned[q]
@@ -111,13 +111,16 @@ def _landauer_lowest(config: Config):
     return vals, center, tol, ratio
 
 
-def crosscheck_modes(config: Config, *, ntraj: int | None = None, t_end: float | None = None, seed: int | None = None,
-                     progress: bool | None = None):
-    """The several-mode report (see the module doc); returns :class:`analysis.crosscheck.CrossCheck`."""
+def crosscheck_modes(config: Config, *, flux_scale: Callable[[Config], dict], ntraj: int | None = None,
+                     t_end: float | None = None, seed: int | None = None,
+                     progress: bool | None = None) -> tuple[pd.DataFrame, bool, str]:
+    """The several-mode report (see the module doc): ``(table, stable, message)``, which
+    :func:`analysis.crosscheck.crosscheck` wraps in its ``CrossCheck``. ``flux_scale(one_mode_config)`` gives the
+    largest off-resonance flux densities of one mode (``analysis.crosscheck._flux_density_scale``) for the
+    Landauer tolerances."""
     from sim.covariance import mode_system_from_config
     from sim.lindblad_modes import steady_lindblad_modes
 
-    from .crosscheck import CrossCheck
     from .stats import progress_bar
 
     system = mode_system_from_config(config)
@@ -138,7 +141,7 @@ def crosscheck_modes(config: Config, *, ntraj: int | None = None, t_end: float |
 
     if not system.stable:
         try:
-            low, _, _, _ = _landauer_lowest(config)
+            low, _, _, _ = _landauer_lowest(config, flux_scale)
             tail = (f"; only the lowest-order Landauer fluxes exist (J = {low['J']:.6g}, Ie = {low['Ie']:.6g}) and they "
                     "cannot see the collective instability")
         except ConfigError:
@@ -146,7 +149,7 @@ def crosscheck_modes(config: Config, *, ntraj: int | None = None, t_end: float |
         msg = f"unstable: the modes run away (growth rate {system.growth_rate:.6g} > 0){tail}"
         table = pd.DataFrame([{"route": "landauer", "level": "lowest (sum over modes)", "quantity": q,
                                "value": low.get(q, np.nan)} for q in QUANTITIES])
-        return CrossCheck(table, False, msg)
+        return table, False, msg
 
     with progress_bar(4, "crosscheck", "route", progress) as bar:
         add("covariance", "reference", ref, None, "reference (exact second moments)")
@@ -171,7 +174,7 @@ def crosscheck_modes(config: Config, *, ntraj: int | None = None, t_end: float |
             add("trajectories", "mcsolve", {}, None, f"not computed: {e}")
         bar.update(1)
         try:
-            vals, center, tol, ratio = _landauer_lowest(config)
+            vals, center, tol, ratio = _landauer_lowest(config, flux_scale)
             if ratio <= _LOWEST_MAX:
                 add("landauer", "lowest (sum over modes)", vals, lambda q, r: tol[q],
                     "= sum_k X_k(n_k), each mode's one-mode pinned fluxes (only Lambda_kk enters), within the sum of "
@@ -190,4 +193,4 @@ def crosscheck_modes(config: Config, *, ntraj: int | None = None, t_end: float |
            "some routes differ more than expected") + f" ({system.K} modes; reference: the covariance route)"
     if skipped:
         msg += f" ({skipped} rows not compared: outside their limit's range or not computed)"
-    return CrossCheck(table, True, msg)
+    return table, True, msg
