@@ -9,7 +9,6 @@ magnitude in [1e-12, 1e12]; signed energies within +-1e12; ``t_end`` in (0, 1e12
 from __future__ import annotations
 
 import copy
-import math
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,20 @@ import numpy as np
 
 from . import guards
 from .conductor import Conductor, FlatConductor, double_dot
+from .config_base import ConfigError, _int, _matrix, _num
 from .initial import InitialSpec
+from .modes_config import (
+    _COVARIANCE_ROUTES,
+    ModesConfig,
+    _conductor_n_modes,
+    _coupling_matrices,
+    _coupling_value,
+    _file_params,
+    _npz_arrays,
+    _number_list,
+    _one_mode_message,
+    _resolve_files,
+)
 from .registry import ENGINE_NAMES
 
 __all__ = [
@@ -27,53 +39,6 @@ __all__ = [
     "ModesConfig", "RunConfig", "load_config", "one_mode_config", "parse_config", "parse_override", "apply_overrides",
     "to_toml",
 ]
-
-
-class ConfigError(guards.GuardError):
-    """Bad input: the message names the key, the value and the rule."""
-
-
-def _num(key: str, v: Any, *, ge: float | None = None, gt: float | None = None, scale: bool = False) -> float:
-    """A finite number; ``scale``: a temperature/rate/omega (0 or |v| in [1e-12, 1e12]), else a
-    signed energy (|v| <= 1e12), see :mod:`sim.guards`."""
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        raise ConfigError(f"{key} must be a number, got {v!r}")
-    try:
-        v = float(v)
-    except OverflowError:  # a TOML integer beyond the float range
-        raise ConfigError(f"{key} must be a finite number, got {v!r}") from None
-    if not math.isfinite(v):
-        raise ConfigError(f"{key} must be finite, got {v!r}")
-    if ge is not None and v < ge:
-        raise ConfigError(f"{key} must be >= {ge:g}, got {v:g}")
-    if gt is not None and v <= gt:
-        raise ConfigError(f"{key} must be > {gt:g}, got {v:g}")
-    if scale:
-        guards.check_scale(key, v, exc=ConfigError)
-    else:
-        guards.check_signed(key, v, exc=ConfigError)
-    return v
-
-
-def _int(key: str, v: Any, *, ge: int | None = None, le: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ConfigError(f"{key} must be an integer, got {v!r}")
-    if ge is not None and v < ge:
-        raise ConfigError(f"{key} must be >= {ge}, got {v}")
-    if le is not None and v > le:
-        raise ConfigError(f"{key} must be <= {le}, got {v}")
-    return int(v)
-
-
-def _matrix(key: str, v: Any, n: int | None = None) -> tuple[tuple[float, ...], ...]:
-    rule = "an n x n list of lists of numbers" if n is None else f"a {n} x {n} list of lists of numbers (the shape of H)"
-    if not isinstance(v, list) or not v or not all(isinstance(r, list) for r in v):
-        raise ConfigError(f"{key} must be {rule}, got {v!r}")
-    rows = tuple(tuple(_num(f"{key}[{i}][{j}]", x) for j, x in enumerate(r)) for i, r in enumerate(v))
-    size = len(rows) if n is None else n
-    if len(rows) != size or any(len(r) != size for r in rows):
-        raise ConfigError(f"{key} must be {rule}, got shape {len(rows)} x {[len(r) for r in rows]}")
-    return rows
 
 
 def _check_keys(section: str, d: dict[str, Any], allowed: set[str]) -> None:
@@ -539,21 +504,76 @@ def to_toml(d: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
+# --------------------------------------------------------------------------- several modes (parts that need the classes)
+
+def _mode_section(mode: dict[str, Any]) -> ModeConfig | ModesConfig:
+    om = mode["omega"]
+    if isinstance(om, list):
+        return ModesConfig(tuple(om), mode.get("coherence_width"))
+    return ModeConfig(**mode)
 
 
-from .modes_config import (  # noqa: E402  (several modes; the module imports from this one)
-    _COVARIANCE_ROUTES,
-    ModesConfig,
-    _build_modes,
-    _check_mode_counts,
-    _conductor_n_modes,
-    _coupling_matrices,
-    _coupling_value,
-    _file_params,
-    _mode_section,
-    _npz_arrays,
-    _number_list,
-    _one_mode_message,
-    _resolve_files,
-    one_mode_config,
-)
+def _build_modes(c: ConductorConfig) -> tuple[Conductor, np.ndarray]:
+    p = c.params
+    if c.kind == "flat":
+        raise ConfigError("conductor.kind = 'flat' has no orbital couplings M^k; several modes need kind = "
+                          "'matrix' or 'double_dot'")
+    if c.kind == "double_dot":
+        cs = p["coupling"] if isinstance(p["coupling"], list) else [p["coupling"]]
+        cond = double_dot(tuple(p["eps"]), p["hopping"], p["gamma_L"], p["gamma_R"], 0.0)
+        return cond, np.array([[[0.0, x], [x, 0.0]] for x in cs], dtype=complex)
+    if "file" in p:
+        a = _npz_arrays(p["file"])
+        return Conductor(a["H"], a["gamma_L"], a["gamma_R"], np.zeros_like(a["H"])), a["M"]
+    M = np.array(p["M"], dtype=complex) + 1j * np.array(p.get("M_imag", np.zeros_like(p["M"])))
+    M = M if M.ndim == 3 else M[None]
+    one = ConductorConfig("matrix", {**{k: v for k, v in p.items() if k not in ("M", "M_imag")},
+                                     "M": np.zeros(M.shape[1:]).tolist()}).build()
+    for i, m in enumerate(M):
+        if np.max(np.abs(m - m.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(m))):
+            raise ConfigError(f"conductor.M[{i}] must be Hermitian, got {m.tolist()!r}")
+    return one, 0.5 * (M + M.conj().transpose(0, 2, 1))
+
+
+def _check_mode_counts(cfg: Config) -> None:
+    """The number of quanta, couplings and ph-bath dampings must agree."""
+    K = cfg.mode.n_modes
+    Kc = cfg.conductor.n_modes
+    what = {"double_dot": "conductor.coupling", "matrix": "conductor.M", "flat": "conductor.kind"}[cfg.conductor.kind]
+    if cfg.conductor.kind == "flat" and K > 1:
+        _build_modes(cfg.conductor)
+    if Kc != K:
+        if "file" in cfg.conductor.params:
+            what = f"conductor.file {Path(cfg.conductor.params['file']).name}: M"
+        raise ConfigError(f"{what} describes K = {Kc} mode(s) but mode.omega gives {K}: give mode.omega as a list of "
+                          f"{Kc} quanta" + ("" if Kc > 1 else " or one number") + f", or {K} couplings")
+    g = cfg.phonon_bath.gamma
+    if isinstance(g, tuple) and (len(g) != K or K == 1):
+        raise ConfigError(f"phonon_bath.gamma must be one number or a list of K = {K} (one per mode), got {list(g)!r}")
+
+
+def one_mode_config(config: Config, k: int) -> Config:
+    """Mode ``k`` of a config of several modes, alone: a one-mode config (its own quantum,
+    coupling and ph-bath damping; the conductor, bias and ph-bath temperature unchanged).
+
+    Raises :class:`ConfigError` for a ``conductor.file`` model (its couplings live in the file).
+    """
+    K = config.n_modes
+    if not (isinstance(k, int) and 0 <= k < K):
+        raise ConfigError(f"mode index must be an integer in 0..{K - 1}, got {k!r}")
+    d = config.to_dict()
+    if K == 1:
+        return config
+    c = d["conductor"]
+    if "file" in c:
+        raise ConfigError("conductor.file: one mode alone needs its couplings inline (write a file per mode)")
+    if c["kind"] == "double_dot":
+        c["coupling"] = c["coupling"][k]
+    else:
+        for q in ("M", "M_imag"):
+            if q in c:
+                c[q] = c[q][k]
+    d["mode"] = {"omega": d["mode"]["omega"][k]}
+    g = d["phonon_bath"]["gamma"]
+    d["phonon_bath"]["gamma"] = g[k] if isinstance(g, list) else g
+    return parse_config(d)

@@ -7,7 +7,7 @@ list of K. Every one-mode route refuses such a config with a ConfigError naming 
 ``conductor.file`` (an ``.npz`` with H, gamma_L, gamma_R, M) serves one mode or several.
 
 Imported at the end of :mod:`sim.config`, which re-exports :class:`ModesConfig` and
-:func:`one_mode_config`.
+:func:`sim.config.one_mode_config`.
 """
 
 from __future__ import annotations
@@ -20,13 +20,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import guards
-from .conductor import Conductor, double_dot
-from .config import ConductorConfig, ConfigError, ModeConfig, _matrix, _num, parse_config
+from .config_base import ConfigError, _matrix, _num
 
 if TYPE_CHECKING:
-    from .config import Config
+    from .config import ConductorConfig
 
-__all__ = ["ModesConfig", "one_mode_config"]
+__all__ = ["ModesConfig"]
 
 _COVARIANCE_ROUTES = ("several modes run on the covariance route: ehp steady, ehp threshold, ehp sweep, "
                       "ehp run and ehp evolve --method rate (or --method lindblad, ehp steady --lindblad on the "
@@ -103,13 +102,6 @@ def _number_list(key: str, v: Any, **rule: Any) -> tuple[float, ...]:
     return tuple(_num(f"{key}[{i}]", x, **rule) for i, x in enumerate(v))
 
 
-def _mode_section(mode: dict[str, Any]) -> ModeConfig | ModesConfig:
-    om = mode["omega"]
-    if isinstance(om, list):
-        return ModesConfig(tuple(om), mode.get("coherence_width"))
-    return ModeConfig(**mode)
-
-
 def _coupling_value(v: Any) -> float | list[float]:
     """``conductor.coupling`` of the double dot: one number, or a list of K (one per mode)."""
     if isinstance(v, list):
@@ -151,28 +143,6 @@ def _conductor_n_modes(c: ConductorConfig) -> int:
     if c.kind == "matrix":
         return len(p["M"]) if _is_stack(p["M"]) else 1
     return 1
-
-
-def _build_modes(c: ConductorConfig) -> tuple[Conductor, np.ndarray]:
-    p = c.params
-    if c.kind == "flat":
-        raise ConfigError("conductor.kind = 'flat' has no orbital couplings M^k; several modes need kind = "
-                          "'matrix' or 'double_dot'")
-    if c.kind == "double_dot":
-        cs = p["coupling"] if isinstance(p["coupling"], list) else [p["coupling"]]
-        cond = double_dot(tuple(p["eps"]), p["hopping"], p["gamma_L"], p["gamma_R"], 0.0)
-        return cond, np.array([[[0.0, x], [x, 0.0]] for x in cs], dtype=complex)
-    if "file" in p:
-        a = _npz_arrays(p["file"])
-        return Conductor(a["H"], a["gamma_L"], a["gamma_R"], np.zeros_like(a["H"])), a["M"]
-    M = np.array(p["M"], dtype=complex) + 1j * np.array(p.get("M_imag", np.zeros_like(p["M"])))
-    M = M if M.ndim == 3 else M[None]
-    one = ConductorConfig("matrix", {**{k: v for k, v in p.items() if k not in ("M", "M_imag")},
-                                     "M": np.zeros(M.shape[1:]).tolist()}).build()
-    for i, m in enumerate(M):
-        if np.max(np.abs(m - m.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(m))):
-            raise ConfigError(f"conductor.M[{i}] must be Hermitian, got {m.tolist()!r}")
-    return one, 0.5 * (M + M.conj().transpose(0, 2, 1))
 
 
 def _file_params(d: dict[str, Any]) -> dict[str, Any]:
@@ -272,47 +242,3 @@ def _resolve_files(d: dict[str, Any], base: Path) -> dict[str, Any]:
             d = copy.deepcopy(d)
             d["conductor"]["file"] = str((base / f).resolve())
     return d
-
-
-def _check_mode_counts(cfg: Config) -> None:
-    """The number of quanta, couplings and ph-bath dampings must agree."""
-    K = cfg.mode.n_modes
-    Kc = cfg.conductor.n_modes
-    what = {"double_dot": "conductor.coupling", "matrix": "conductor.M", "flat": "conductor.kind"}[cfg.conductor.kind]
-    if cfg.conductor.kind == "flat" and K > 1:
-        _build_modes(cfg.conductor)
-    if Kc != K:
-        if "file" in cfg.conductor.params:
-            what = f"conductor.file {Path(cfg.conductor.params['file']).name}: M"
-        raise ConfigError(f"{what} describes K = {Kc} mode(s) but mode.omega gives {K}: give mode.omega as a list of "
-                          f"{Kc} quanta" + ("" if Kc > 1 else " or one number") + f", or {K} couplings")
-    g = cfg.phonon_bath.gamma
-    if isinstance(g, tuple) and (len(g) != K or K == 1):
-        raise ConfigError(f"phonon_bath.gamma must be one number or a list of K = {K} (one per mode), got {list(g)!r}")
-
-
-def one_mode_config(config: Config, k: int) -> Config:
-    """Mode ``k`` of a config of several modes, alone: a one-mode config (its own quantum,
-    coupling and ph-bath damping; the conductor, bias and ph-bath temperature unchanged).
-
-    Raises :class:`ConfigError` for a ``conductor.file`` model (its couplings live in the file).
-    """
-    K = config.n_modes
-    if not (isinstance(k, int) and 0 <= k < K):
-        raise ConfigError(f"mode index must be an integer in 0..{K - 1}, got {k!r}")
-    d = config.to_dict()
-    if K == 1:
-        return config
-    c = d["conductor"]
-    if "file" in c:
-        raise ConfigError("conductor.file: one mode alone needs its couplings inline (write a file per mode)")
-    if c["kind"] == "double_dot":
-        c["coupling"] = c["coupling"][k]
-    else:
-        for q in ("M", "M_imag"):
-            if q in c:
-                c[q] = c[q][k]
-    d["mode"] = {"omega": d["mode"]["omega"][k]}
-    g = d["phonon_bath"]["gamma"]
-    d["phonon_bath"]["gamma"] = g[k] if isinstance(g, list) else g
-    return parse_config(d)
