@@ -6,8 +6,8 @@ array of shape (K, n, n) in ``conductor.file``), and ``phonon_bath.gamma`` is a 
 list of K. Every one-mode route refuses such a config with a ConfigError naming the route.
 ``conductor.file`` (an ``.npz`` with H, gamma_L, gamma_R, M) serves one mode or several.
 
-Imported at the end of :mod:`sim.config`, which re-exports :class:`ModesConfig` and
-:func:`sim.config.one_mode_config`.
+:mod:`sim.config` imports this module (one way: it builds on :mod:`sim.config_base` only) and
+re-exports :class:`ModesConfig`; :func:`sim.config.one_mode_config` picks one mode out.
 """
 
 from __future__ import annotations
