@@ -29,7 +29,8 @@ __all__ = ["ModesConfig"]
 
 _COVARIANCE_ROUTES = ("several modes run on the covariance route: ehp steady, ehp threshold, ehp sweep, "
                       "ehp run and ehp evolve --method rate (or --method lindblad, ehp steady --lindblad on the "
-                      "truncated Fock space; see docs/modes.md)")
+                      "truncated Fock space), and through ehp trajectories, ehp stats and ehp crosscheck; "
+                      "see docs/modes.md")
 
 
 def _one_mode_message(what: str) -> str:
