@@ -264,14 +264,20 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     rd.write_part("evolution", 0, table)
     wall = time.perf_counter() - start
     summary = {"method": args.method, "t_end": t_end, "n_points": int(len(table)), "initial": initial,
-               "n_modes": system.K, "stable": system.stable, "growth_rate": system.growth_rate,
-               "margin": -system.growth_rate, "N_final": float(table["N"].iloc[-1]),
-               "N_final_modes": [float(x) for x in Nk[-1]], "wall_s": wall}
+               "n_modes": system.K}
+    return _finish_modes(rd, system, table, Nk[-1], summary, wall,
+                         f"{args.method} (covariance C(t) of {system.K} modes, closed form)")
+
+
+def _finish_modes(rd, system, table, N_last, summary: dict, wall: float, method_line: str) -> int:
+    """Write the summary and metadata of a several-mode evolution and print its lines."""
+    summary = {**summary, "stable": system.stable, "growth_rate": system.growth_rate, "margin": -system.growth_rate,
+               "N_final": float(table["N"].iloc[-1]), "N_final_modes": [float(x) for x in N_last], "wall_s": wall}
     rd.write_summary(summary)
     rd.write_metadata(wall_s=wall, status="complete")
-    print(f"method     {args.method} (covariance C(t) of {system.K} modes, closed form)")
+    print(f"method     {method_line}")
     print(f"margin     2 min Re eig(Y) = {-system.growth_rate:.6g}  ({'stable' if system.stable else 'unstable'})")
-    print(f"N(t_end)   {summary['N_final']:.6g}  (per mode: {', '.join(f'{x:.6g}' for x in Nk[-1])})")
+    print(f"N(t_end)   {summary['N_final']:.6g}  (per mode: {', '.join(f'{x:.6g}' for x in N_last)})")
     print(f"table      {rd.path / 'evolution.parquet'}")
     return 0
 
@@ -289,14 +295,6 @@ def _evolve_modes_lindblad(args: argparse.Namespace, rd, system, t, initial: str
     rd.write_part("evolution", 0, table)
     wall = time.perf_counter() - start
     summary = {"method": "lindblad", "t_end": float(t[-1]), "n_points": int(len(table)), "initial": initial,
-               "n_modes": system.K, "cutoffs": list(res.cutoffs), "stable": system.stable,
-               "growth_rate": system.growth_rate, "margin": -system.growth_rate,
-               "N_final": float(table["N"].iloc[-1]), "N_final_modes": [float(x) for x in res.N[-1]],
-               "P_top_max": float(res.P_top.max()), "wall_s": wall}
-    rd.write_summary(summary)
-    rd.write_metadata(wall_s=wall, status="complete")
-    print(f"method     lindblad ({system.K} modes, cutoffs {list(res.cutoffs)})")
-    print(f"margin     2 min Re eig(Y) = {-system.growth_rate:.6g}  ({'stable' if system.stable else 'unstable'})")
-    print(f"N(t_end)   {summary['N_final']:.6g}  (per mode: {', '.join(f'{x:.6g}' for x in res.N[-1])})")
-    print(f"table      {rd.path / 'evolution.parquet'}")
-    return 0
+               "n_modes": system.K, "cutoffs": list(res.cutoffs), "P_top_max": float(res.P_top.max())}
+    return _finish_modes(rd, system, table, res.N[-1], summary, wall,
+                         f"lindblad ({system.K} modes, cutoffs {list(res.cutoffs)})")
