@@ -129,8 +129,7 @@ def _ssa_kernel(states, first, kind, n_fixed, log_x, grid, t_end, em, ab, cap, c
                 stop_n[n_stop] = n
                 n_stop += 1
         fill = np.nan if stopped else float(n)
-        for kk in range(k, npts):
-            N[i, kk] = fill
+        N[i, k:] = fill
     return traj, times, labels, m, N, stop_traj[:n_stop], stop_t[:n_stop], stop_n[:n_stop]
 
 
