@@ -1,4 +1,4 @@
-"""EHP channel rates against the adaptive-quadrature reference and closed forms (physics.md sec. 3)."""
+"""EHP channel rates against the adaptive-quadrature reference and closed forms (docs/theory.md sec. 3)."""
 
 from __future__ import annotations
 

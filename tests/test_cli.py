@@ -1,4 +1,4 @@
-"""The ``ehp`` command line contract (design.md)."""
+"""The ``ehp`` command line contract (README "Command line", docs/config.md)."""
 
 from __future__ import annotations
 

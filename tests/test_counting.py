@@ -1,4 +1,4 @@
-"""Exact counting statistics, waiting times and first passage (physics.md sec. 6)."""
+"""Exact counting statistics, waiting times and first passage (docs/theory.md sec. 9)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Several modes: exact second moments, stability, fluxes (physics.md sec. 7 "Checks")."""
+"""Several modes: exact second moments, stability, fluxes (docs/modes.md "Equations")."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def _single(cfg):
 
 @pytest.mark.parametrize(("mu_L", "mu_R"), [(0.4, -0.4), (-0.3, 0.5), (0.9, -0.9)])
 def test_one_mode_equals_rate_equation(mu_L, mu_R):
-    """K = 1: every number is the single-mode rate equation's (double dot, physics.md sec. 4)."""
+    """K = 1: every number is the single-mode rate equation's (double dot, docs/theory.md sec. 4)."""
     cfg = make_config(bias={"mu_L": mu_L, "mu_R": mu_R, "T_e": 0.1}, phonon_bath={"T": 0.15, "gamma": 0.05})
     ref = steady_state(cfg)
     cond, b = _single(cfg)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,37 @@ def test_no_internal_references():
     hits = [f"{f.relative_to(REPO)}:{i}" for f in files for i, line in enumerate(f.read_text().splitlines(), 1)
             if pattern.search(line)]
     assert not hits, f"references to the internal spec: {hits}"
+
+
+# Spelled with escapes so that this file does not match itself.
+_INTERNAL = re.compile(r"physics\.md|design\.md|\.\./shared")
+_IGNORED_DIRS = {".git", ".venv", "build", "dist", "__pycache__", ".pytest_cache", ".ruff_cache", ".benchmarks"}
+
+
+def _repository_files() -> list[Path]:
+    """The .py, .md and .toml files git tracks (or would track: untracked but not ignored).
+
+    Outside a git checkout (an unpacked sdist), every such file under the repository root
+    except the usual build and cache directories.
+    """
+    suffixes = {".py", ".md", ".toml"}
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                             capture_output=True, check=True, timeout=60).stdout.decode()
+        paths = [REPO / name for name in out.split("\0") if name]
+    except (OSError, subprocess.SubprocessError):
+        paths = [p for p in REPO.rglob("*") if not _IGNORED_DIRS & set(p.relative_to(REPO).parts)]
+    return sorted(p for p in paths if p.suffix in suffixes and p.is_file())
+
+
+def test_no_internal_spec_anywhere():
+    """No source, test, config or documentation file of the repository cites the internal spec.
+
+    Docstrings and comments point to the pages of docs/ instead (docs/theory.md,
+    docs/conventions.md, docs/modes.md, ...), which ship with the code.
+    """
+    files = _repository_files()
+    assert any(f.name == "test_docs.py" for f in files) and any(f.suffix == ".toml" for f in files)  # the scan sees files
+    hits = [f"{f.relative_to(REPO)}:{i}: {line.strip()[:80]}" for f in files
+            for i, line in enumerate(f.read_text(errors="replace").splitlines(), 1) if _INTERNAL.search(line)]
+    assert not hits, "references to the internal spec (cite docs/ instead):\n" + "\n".join(hits)

@@ -1,6 +1,6 @@
 """Studies behind ``ehp run`` (analysis.figures), instability maps (analysis.maps) and the figures' shapes.
 
-Each test checks what physics.md sec. 8 says a figure must show, on the run's own TOML
+Each test checks what docs/figures.md says a figure must show, on the run's own TOML
 (reduced grids via ``--set`` where the full one is slow).
 """
 

@@ -1,4 +1,4 @@
-"""Run directories (design.md): streamed parquet parts, metadata, resume, refusal, and `ehp trajectories`."""
+"""Run directories (README "Time domain"): streamed parquet parts, metadata, resume, refusal, `ehp trajectories`."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Landauer-like fluxes (Eqs. 13-14) and their limits (physics.md sec. 5)."""
+"""Landauer-like fluxes (Eqs. 13-14) and their limits (docs/theory.md sec. 8, docs/approximations.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""QuTiP Lindblad model of the mode (physics.md sec. 4) against the population and rate routes.
+"""QuTiP Lindblad model of the mode (docs/theory.md sec. 4) against the population and rate routes.
 
 Tolerances. In the truncated space a^dagger|K-1> = 0, so the Lindblad populations obey
 exactly the reflecting birth-death chain of sim.population: the two routes differ only

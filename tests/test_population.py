@@ -1,4 +1,4 @@
-"""Birth-death master equation for P_n(t) (physics.md sec. 4): generator, steady state, cutoff, guard.
+"""Birth-death master equation for P_n(t) (docs/theory.md sec. 4): generator, steady state, cutoff, guard.
 
 Tolerances. The propagators exp(G dt) are exact up to round-off (~1e-13 here), so the
 only error of N(t) against the rate equation is the reflecting truncation:

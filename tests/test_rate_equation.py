@@ -1,4 +1,4 @@
-"""Rate equation: steady state, fluxes, stability, effective parameters (physics.md sec. 4)."""
+"""Rate equation: steady state, fluxes, stability, effective parameters (docs/theory.md secs. 4-7)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_effective_parameters_eqs_10_to_12():
     assert ss.T_eff == pytest.approx(Te / (1 - ss.mu_eff / om), rel=1e-12)  # Eq. 12
     assert ss.N == pytest.approx(1 / np.expm1(om / ss.T_eff), rel=1e-12)  # Eq. 10 inverted
     assert ss.N == pytest.approx(1 / np.expm1((om - ss.mu_eff) / Te), rel=1e-12)  # Eq. 11 inverted
-    # heating <=> 0 < mu_eff < Omega; cooling <=> mu_eff < 0 (physics.md: follow Eq. 12)
+    # heating <=> 0 < mu_eff < Omega; cooling <=> mu_eff < 0 (docs/theory.md sec. 6: we follow Eq. 12)
     for N in (0.01, 0.5, 5.0):
         T_eff = effective_temperature(N, om)
         mu_eff = effective_chemical_potential(N, om, Te)

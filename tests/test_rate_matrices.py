@@ -1,4 +1,4 @@
-"""Several-mode rate matrices (physics.md sec. 7) against scipy.integrate.quad and the single-mode rates."""
+"""Several-mode rate matrices (docs/modes.md "Equations") against scipy.integrate.quad and the single-mode rates."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Time-dependent bias with adiabatic rates (physics.md sec. 6): schedules, rate tables and the
+"""Time-dependent bias with adiabatic rates (docs/theory.md sec. 10): schedules, rate tables and the
 three routes (rate equation, populations, Lindblad) against adiabatic hand calculations.
 
 Tolerances. A step in bias keeps the rates constant inside each segment, so the rate

@@ -1,4 +1,4 @@
-"""Trajectory engines (physics.md sec. 6): the exact ssa against the rate equation and QuTiP's mcsolve.
+"""Trajectory engines (docs/theory.md sec. 9): the exact ssa against the rate equation and QuTiP's mcsolve.
 
 Expected jump counts up to T (exact, from the rate equation of sec. 4 with
 ``N(t) = N_ss + (N0 - N_ss) e^{-kappa t}``)::
