@@ -66,6 +66,7 @@ __all__ = [
 PACKAGES: tuple[str, ...] = ("numpy", "scipy", "qutip", "pandas", "pyarrow", "numba")
 MANIFEST_NAME = "manifest.jsonl"
 _META_KEY = b"sim:part"
+_CATS_KEY = b"sim:categories"  # field metadata: a categorical column's categories (JSON)
 _OWN = ("metadata.json", "summary.json", MANIFEST_NAME, LOCK_NAME)
 _TMP_RE = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
 _PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
@@ -368,10 +369,17 @@ def _read_part(f: Path, entry: dict | None, columns: list[str] | None) -> pd.Dat
         if entry is not None and hashlib.sha256(data).hexdigest() != entry.get("sha256"):
             raise RunIncomplete(f"{str(f)!r} is damaged: its sha256 does not match the run's manifest; run the "
                                 "command that wrote it again to recompute it")
-        return pq.read_table(pa.BufferReader(data), columns=columns).to_pandas()
+        tab = pq.read_table(pa.BufferReader(data), columns=columns)
+        df = tab.to_pandas()
     except (OSError, pa.ArrowException) as e:
         raise RunIncomplete(f"cannot read {str(f)!r} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
                             "run the command that wrote it again to recompute it") from None
+    for fld in tab.schema:  # a part without rows stores no dictionary values: its categories come from the field
+        if fld.metadata and _CATS_KEY in fld.metadata:
+            dtype = pd.CategoricalDtype(json.loads(fld.metadata[_CATS_KEY]), ordered=fld.type.ordered)
+            if df[fld.name].dtype != dtype:
+                df[fld.name] = df[fld.name].astype(dtype)
+    return df
 
 
 def read_table(path: Path | str, table: str, columns: list[str] | None = None, *,
@@ -627,6 +635,11 @@ class RunDirectory:
         path = self.part_path(table, index)
         path.parent.mkdir(exist_ok=True)
         tab = pa.Table.from_pandas(df, preserve_index=False)
+        cats = {c: json.dumps(jsonable(df[c].cat.categories.tolist())) for c in df.columns
+                if isinstance(df[c].dtype, pd.CategoricalDtype)}
+        if cats:  # every part, with or without rows, reads back with the same categories (_read_part)
+            tab = tab.cast(pa.schema([fld.with_metadata({_CATS_KEY: cats[fld.name]}) if fld.name in cats else fld
+                                      for fld in tab.schema], metadata=tab.schema.metadata))
         if meta is not None:
             blob = json.dumps(jsonable(meta), allow_nan=False).encode()
             tab = tab.replace_schema_metadata({**(tab.schema.metadata or {}), _META_KEY: blob})

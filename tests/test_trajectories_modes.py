@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from sim.conductor import CHANNELS
 from sim.covariance import ModeSystem, mode_system
+from sim.io import part_files, read_table
 from sim.model import rate_model
 from sim.trajectories import run_trajectories
 from sim.trajectories.modes import (
     has_cross_terms,
+    mode_run,
     mode_summary,
     mode_trajectories_frame,
     operators_frame,
     run_mode_trajectories,
     write_mode_run,
 )
-from sim.trajectories.table import JUMP_COLUMNS, MODE_JUMP_COLUMNS
+from sim.trajectories.table import CHANNEL_DTYPE, DIRECTION_DTYPE, JUMP_COLUMNS, MODE_JUMP_COLUMNS
 
 from .conftest import make_config
 
@@ -159,3 +162,29 @@ def test_one_mode_ssa_gives_the_one_mode_engine_jumps():
         np.testing.assert_allclose(jumps["dE"], ref["dE"], rtol=1e-15)
         assert (jumps["mode"] == 0).all()
         np.testing.assert_array_equal(N[:, 0, :], one.trajectories["N"].to_numpy().reshape(40, 4))
+
+
+def test_batches_without_jumps_write_parts_of_the_same_schema(tmp_path):
+    """A batch without jumps writes a jumps part with the arrow schema of one with jumps, and the run's jump table
+    reads back categorical (channel, direction) and equal to the one-batch table of the same seed.
+
+    A parquet file without rows stores no dictionary values, so its categories travel in the field metadata;
+    without them an empty part reads back with no categories and the parts concatenate to object columns.
+    """
+    s = _system([1.0, 1.3], ((0,), (1,)))
+    kw = dict(engine="ssa", n_points=2, seed=3, batch_size=1, progress=False)
+    path, res, n_batches, _ = mode_run(s, tmp_path / "mixed", ntraj=8, t_end=1.0, **kw)
+    files = part_files(path, "jumps")
+    rows = [pq.ParquetFile(f).metadata.num_rows for f in files]
+    assert n_batches == len(files) == 8 and 0 in rows and max(rows) > 0  # parts with and without jumps
+    schemas = [pq.read_schema(f) for f in files]
+    assert all(sch.equals(schemas[0], check_metadata=True) for sch in schemas)
+    jumps = read_table(path, "jumps")
+    assert jumps["channel"].dtype == CHANNEL_DTYPE and jumps["direction"].dtype == DIRECTION_DTYPE
+    pd.testing.assert_frame_equal(jumps, run_mode_trajectories(s, "ssa", 8, 1.0, 2, seed=3).jumps)
+    pd.testing.assert_frame_equal(jumps, res.jumps)
+    # a run without any jump: every part empty, the table still has the documented dtypes
+    path, *_ = mode_run(s, tmp_path / "none", ntraj=2, t_end=1e-3, **kw)
+    assert [pq.ParquetFile(f).metadata.num_rows for f in part_files(path, "jumps")] == [0, 0]
+    jumps = read_table(path, "jumps")
+    assert jumps["channel"].dtype == CHANNEL_DTYPE and jumps["direction"].dtype == DIRECTION_DTYPE

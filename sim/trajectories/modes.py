@@ -397,7 +397,8 @@ def read_mode_run(path) -> ModeTrajectories:
 
 
 def _assemble(jumps: pd.DataFrame, ops: pd.DataFrame, tr: pd.DataFrame) -> ModeTrajectories:
-    # parts without jumps may come back with object labels: concatenation then drops the categories
+    # parts written before sim.io kept the categories of a part without rows read back with none, and
+    # concatenation then gives object labels: restore the documented dtypes
     jumps = jumps.astype({"channel": CHANNEL_DTYPE, "direction": DIRECTION_DTYPE})
     tr = tr.sort_values(["traj", "mode", "t"], kind="stable")
     ntraj = int(tr["traj"].max()) + 1 if len(tr) else 0
