@@ -90,6 +90,10 @@ def test_mcsolve_tables_labels_and_seeds(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "a"), "--seed", "6"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ehp: error: ") and err.count("\n") == 1
+    # the several-mode path reads --scheduler (mode_run's batches run on it): a bad one is refused before any work
+    assert main([*argv, "--out", str(tmp_path / "c"), "--scheduler", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("ehp: error: ") and "--scheduler" in err and "'bogus'" in err and not (tmp_path / "c").exists()
 
 
 def test_ssa_refused_with_cross_terms_naming_mcsolve(tmp_path, capsys):

@@ -13,7 +13,7 @@ Several modes (``mode.omega`` a list, docs/modes.md): ``sim.trajectories.modes.m
 modes, and ``op``, the row of ``operators.parquet``), ``trajectories.parquet/`` (``traj, t, mode, N``)
 and ``operators.parquet/`` (channel, direction, rate, weights over modes); ``run.initial`` must be
 ``vacuum`` or ``steady`` (the Gaussian steady state); ``ssa`` only without cross terms (every cluster one
-mode), else exit 2 naming mcsolve. Batches run serially (``--scheduler`` is not used).
+mode), else exit 2 naming mcsolve. Batches run on ``--scheduler`` as for one mode.
 """
 
 from __future__ import annotations
@@ -123,6 +123,7 @@ def _cmd_modes(args: argparse.Namespace, cfg) -> int:
 
     from sim.config import ConfigError
     from sim.covariance import mode_system_from_config
+    from sim.parallel import Scheduler
     from sim.registry import engine_name
     from sim.trajectories.modes import has_cross_terms, mode_run
 
@@ -146,7 +147,7 @@ def _cmd_modes(args: argparse.Namespace, cfg) -> int:
         path, res, n_batches, resumed = mode_run(
             system, args.out, engine=engine, ntraj=run.ntraj, t_end=run.t_end, n_points=run.n_points, seed=run.seed,
             initial=run.initial, batch_size=args.batch_size, overwrite=args.overwrite, config=cfg.to_dict(),
-            progress=False if args.no_progress else None)
+            progress=False if args.no_progress else None, scheduler=Scheduler.parse(args.scheduler, args.workers))
     except ValueError as exc:  # budgets (check_dimension), rates: one line
         raise ConfigError(str(exc)) from None
     jumps, N, ops = res

@@ -407,21 +407,35 @@ def _assemble(jumps: pd.DataFrame, ops: pd.DataFrame, tr: pd.DataFrame) -> ModeT
     return ModeTrajectories(jumps.reset_index(drop=True), N, ops.reset_index(drop=True))
 
 
+def _mode_batch(task: tuple) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One batch of :func:`mode_run`, start to tables (a top-level function of plain data: picklable for workers).
+
+    ``task = (system, engine, start, count, t_end, n_points, seed, initial, tol, max_liouville)``; returns the
+    batch's ``jumps`` and ``trajectories`` tables (trajectories ``start .. start+count-1``).
+    """
+    system, engine, start, count, t_end, n_points, seed, initial, tol, max_liouville = task
+    res = run_mode_trajectories(system, engine, count, t_end, n_points, seed, initial, tol=tol,
+                                max_liouville=max_liouville, start=start)
+    return res.jumps, mode_trajectories_frame(res.N, t_end, start=start)
+
+
 def mode_run(system: ModeSystem, out_dir, *, engine: str, ntraj: int, t_end: float, n_points: int, seed: int,
              initial: str = "vacuum", batch_size: int | None = None, overwrite: bool = False,
              config: dict | None = None, progress: bool | None = None, tol: float = DEFAULT_TOL,
-             max_liouville: int = MAX_LIOUVILLE, command: str = "trajectories"):
+             max_liouville: int = MAX_LIOUVILLE, command: str = "trajectories", scheduler="serial"):
     """Run and store a several-mode run batch by batch in a run directory (``ehp trajectories`` for K > 1).
 
     The directory is opened (locked, refused or resumed by :class:`sim.io.RunDirectory`) before any work;
     each batch of ``batch_size`` trajectories (default :func:`mode_batch_size`) is one part of ``jumps`` and
     ``trajectories``; ``operators`` is one part. A run stopped part-way resumes with the same command: batches
-    already in the manifest are kept. Trajectory ``i``'s stream depends only on ``(seed, i)``, so the tables do
-    not depend on the batch size. ``summary.json`` holds :func:`mode_summary` plus the run parameters.
-    Returns ``(path, ModeTrajectories, n_batches, n_resumed)``.
+    already in the manifest are kept. The batches run on ``scheduler`` (``serial``, ``auto``, ``processes``,
+    ``dask``, ``tcp://HOST:PORT`` or a :class:`sim.parallel.Scheduler`; :func:`sim.parallel.run_tasks`), and
+    the parts are written as batches finish. Trajectory ``i``'s stream depends only on ``(seed, i)``, so the
+    tables depend neither on the batch size nor on the scheduler. ``summary.json`` holds :func:`mode_summary`
+    plus the run parameters. Returns ``(path, ModeTrajectories, n_batches, n_resumed)``.
     """
     from ..io import RunDirectory
-    from ..progress import progress_bar
+    from ..parallel import run_tasks
 
     ntraj = int(ntraj)
     bs = mode_batch_size(engine, ntraj) if batch_size is None else max(1, min(int(batch_size), ntraj))
@@ -432,24 +446,23 @@ def mode_run(system: ModeSystem, out_dir, *, engine: str, ntraj: int, t_end: flo
     rd = RunDirectory.open(out_dir, identity, overwrite=overwrite,
                            metadata={"command": command, "config": config, "seed": int(seed), "engine": engine,
                                      "modes": system.K})
-    resumed = 0
     with rd:
         rd.expect("jumps", len(starts))
         rd.expect("trajectories", len(starts))
         rd.expect("operators", 1)
         if not rd.has_part("operators", 0):
             rd.write_part("operators", 0, operators_frame(system))
-        with progress_bar(ntraj, f"trajectories ({engine}, K = {system.K})", "traj", progress) as bar:
-            for b, s0 in enumerate(starts):
-                n = min(bs, ntraj - s0)
-                if rd.has_part("jumps", b) and rd.has_part("trajectories", b):
-                    resumed += 1
-                else:
-                    res = run_mode_trajectories(system, engine, n, t_end, n_points, seed, initial, tol=tol,
-                                                max_liouville=max_liouville, start=s0)
-                    rd.write_part("trajectories", b, mode_trajectories_frame(res.N, t_end, start=s0))
-                    rd.write_part("jumps", b, res.jumps)
-                bar.update(n)
+        todo = [(system, engine, s0, min(bs, ntraj - s0), float(t_end), int(n_points), int(seed), initial, tol,
+                 max_liouville) for b, s0 in enumerate(starts)
+                if not (rd.has_part("jumps", b) and rd.has_part("trajectories", b))]
+        resumed = len(starts) - len(todo)
+        done = ntraj - sum(task[3] for task in todo)
+        desc = f"trajectories ({engine}, K = {system.K}" + (f", {done} done)" if done else ")")
+        for i, (jumps, traj) in run_tasks(_mode_batch, todo, scheduler, progress=progress,
+                                          weights=[task[3] for task in todo], desc=desc, unit="traj"):
+            b = todo[i][2] // bs
+            rd.write_part("trajectories", b, traj)
+            rd.write_part("jumps", b, jumps)
         result = _assemble(rd.read_table("jumps"), rd.read_table("operators"), rd.read_table("trajectories"))
         rd.write_summary({**mode_summary(result, t_end), "engine": engine, "initial": initial, "K": system.K,
                           "n_batches": len(starts), "n_batches_resumed": resumed})
