@@ -56,15 +56,18 @@ class ModeStats:
 
 
 def _grid_parts(run_dir: Path, progress: bool | None, desc: str = "stats: grid"):
-    """``(traj, t, N)`` arrays of the grid table, one part at a time (tqdm over samples)."""
-    files = part_files(run_dir, "trajectories")
-    total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    """``(traj, t, N)`` arrays of the grid table, a slice at a time (tqdm over samples).
+
+    Read, or rebuilt from the initial populations and the jumps (:mod:`sim.trajectories.stored`).
+    """
+    from sim.trajectories.stored import grid_chunks, t_grid_of
+
+    run = json.loads((run_dir / "metadata.json").read_text())["identity"]["run"]
+    total = int(run["ntraj"]) * t_grid_of(run_dir).size
     with progress_bar(total, desc, "sample", progress) as bar:
-        for f in files:
-            tab = pq.read_table(f, columns=["traj", "t", "N"])
-            yield (tab["traj"].to_numpy().astype(np.int64), tab["t"].to_numpy(),
-                   tab["N"].to_numpy(zero_copy_only=False).astype(float))
-            bar.update(tab.num_rows)
+        for tr, t, N in grid_chunks(run_dir):
+            yield tr, t, N
+            bar.update(int(tr.size))
 
 
 def mode_stats(run_dir: str | Path, t_min: float = 0.0, progress: bool | None = None, groups: int = 20) -> ModeStats:
@@ -241,11 +244,13 @@ def growth_stats(run_dir: str | Path, progress: bool | None = None, groups: int 
 def first_passage_times(run_dir: str | Path, level: int) -> NDArray[np.float64]:
     """Per trajectory, the first time the population reaches ``level`` (NaN if it never does)."""
     run_dir = Path(run_dir)
-    grid = read_table(run_dir, "trajectories")
-    n0 = grid[grid["t"] == 0.0].set_index("traj")["N"]
+    from sim.trajectories.stored import initial_populations_of
+
     ntraj = int(json.loads((run_dir / "metadata.json").read_text())["identity"]["run"]["ntraj"])
     out = np.full(ntraj, np.nan)
-    start = n0.reindex(range(ntraj)).to_numpy()
+    start = initial_populations_of(run_dir)
+    if start.size != ntraj:
+        raise ValueError(f"{str(run_dir)!r}: {start.size} initial populations for {ntraj} trajectories")
     out[start >= level] = 0.0
     for f in part_files(run_dir, "jumps"):
         df = pq.read_table(f, columns=["traj", "t", "dn"]).to_pandas()

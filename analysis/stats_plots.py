@@ -43,17 +43,24 @@ def plot_sample_trajectories(run_dir: Path, path: Path, n: int = 4) -> Path:
     A trajectory stopped at the population cap ends where it stopped, marked with a red
     cross and ``capped at n = ...`` (not drawn on as a flat line).
     """
-    grid = _first_part_rows(run_dir, "trajectories", n)
+    from sim.trajectories.stored import has_grid_table, t_grid_of
+
+    if has_grid_table(run_dir):
+        g = _first_part_rows(run_dir, "trajectories", n)
+        n0_of = dict(zip(g.loc[g["t"] == 0.0, "traj"], g.loc[g["t"] == 0.0, "N"], strict=True))
+    else:
+        g = _first_part_rows(run_dir, "initial", n)
+        n0_of = dict(zip(g["traj"], g["n0"], strict=True))
+    t_end = float(t_grid_of(run_dir)[-1])
     jumps = _first_part_rows(run_dir, "jumps", n)
     stops = _first_part_rows(run_dir, "stops", n)
     stop_at = dict(zip(stops["traj"], zip(stops["t_stop"], stops["n"], strict=True), strict=True)) if len(stops) else {}
     fig, axes = plt.subplots(n, 1, figsize=(8, 1.8 * n), sharex=True, squeeze=False)
     for k, ax in enumerate(axes[:, 0]):
-        g = grid[grid["traj"] == k]
         j = jumps[jumps["traj"] == k].reset_index(drop=True)
-        n0 = float(g["N"].iloc[0]) if len(g) else 0.0
+        n0 = float(n0_of.get(k, 0.0))
         after = n0 + np.cumsum(j["dn"].to_numpy())
-        t_last = float(g["t"].max()) if len(g) else 0.0
+        t_last = t_end
         if k in stop_at:
             t_last = float(stop_at[k][0])
         t = np.concatenate([[0.0], j["t"].to_numpy(), [t_last]])

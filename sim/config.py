@@ -277,8 +277,11 @@ class RunConfig:
     engine: str = "ssa"
     cutoff: int | None = None
     initial: str = "vacuum"
+    store_grid: bool = False
 
     def __post_init__(self) -> None:
+        if not isinstance(self.store_grid, bool):
+            raise ConfigError(f"run.store_grid must be true or false, got {self.store_grid!r}")
         if self.t_end is not None:
             object.__setattr__(self, "t_end", guards.check_time("run.t_end", self.t_end, exc=ConfigError))
         _int("run.n_points", self.n_points, ge=2)
@@ -286,10 +289,12 @@ class RunConfig:
         _int("run.seed", self.seed, ge=0, le=2**63 - 1)
         if self.cutoff is not None:
             _int("run.cutoff", self.cutoff, ge=1)
+        grid_rows = self.store_grid or self.engine not in ("ssa",)
         try:  # the N(t) grid of every trajectory: about 64 bytes per (trajectory, time point) in the tables
-            guards.check_memory(f"run.ntraj x run.n_points = {self.ntraj} x {self.n_points} (--ntraj, --n-points)",
-                                64.0 * self.ntraj * self.n_points,
-                                "use fewer trajectories or time points, or several runs with different seeds")
+            if grid_rows:
+                guards.check_memory(f"run.ntraj x run.n_points = {self.ntraj} x {self.n_points} (--ntraj, --n-points)",
+                                    64.0 * self.ntraj * self.n_points,
+                                    "use fewer trajectories or time points, or several runs with different seeds")
         except guards.ResourceError as e:
             raise ConfigError(str(e)) from None
         if not isinstance(self.engine, str) or self.engine not in ENGINE_NAMES:

@@ -727,13 +727,12 @@ class RunDirectory:
 
 # --------------------------------------------------------------------------- partial analysis
 
-_TRAJ_TABLES = ("jumps", "trajectories", "stops")
-
 
 def trajectory_partial_view(check: RunCheck, dest: Path | str) -> dict[str, Any]:
     """Build in ``dest`` a complete run made of the intact batches of an incomplete trajectory run.
 
-    A batch is kept when its parts of all three tables (jumps, trajectories, stops) are intact.
+    A batch is kept when its parts of every table of the run (jumps, stops, and initial or
+    trajectories) are intact.
     Trajectories are renumbered ``0 .. n_present - 1`` (in order) and ``identity.run.ntraj``
     becomes ``n_present``, so every reader of ``dest`` (and every estimator that takes the
     trajectory count from ``metadata.json``) sees ``n_present`` trajectories, not the configured
@@ -757,17 +756,18 @@ def trajectory_partial_view(check: RunCheck, dest: Path | str) -> dict[str, Any]
         raise RunIncomplete(f"{str(src)!r}: a partial analysis needs a trajectory run")
     N, bs = int(ident["run"]["ntraj"]), int(ident["layout"]["batch_size"])
     nb = math.ceil(N / bs)
-    keep = [b for b in range(nb) if all(b in check.good.get(t, []) for t in _TRAJ_TABLES)]
+    tables = tuple(meta.get("parts_expected") or ("jumps", "trajectories", "stops"))
+    keep = [b for b in range(nb) if all(b in check.good.get(t, []) for t in tables)]
     if not keep:
         raise RunIncomplete(f"{str(src)!r} has no intact batch to analyse ({check.problem()})")
     manifest = _read_manifest(src)
     dest.mkdir(parents=True, exist_ok=True)
-    parts: dict[str, dict[str, Any]] = {t: {} for t in _TRAJ_TABLES}
+    parts: dict[str, dict[str, Any]] = {t: {} for t in tables}
     offset = 0
     for k, b in enumerate(keep):
         count = min(bs, N - b * bs)
         shift = b * bs - offset
-        for t in _TRAJ_TABLES:
+        for t in tables:
             entry = manifest["parts"][t][f"{b:05d}"]
             out = dest / _part_name(t, k)
             out.parent.mkdir(exist_ok=True)
@@ -791,7 +791,7 @@ def trajectory_partial_view(check: RunCheck, dest: Path | str) -> dict[str, Any]
               "missing": [f"batch {b} (trajectories {b * bs}..{min(N, (b + 1) * bs) - 1})" for b in missing],
               "problems": check.missing + check.damaged, "source": str(src.resolve()), "status": check.status}
     ident["run"]["ntraj"] = offset
-    meta.update(status="complete", parts_expected={t: len(keep) for t in _TRAJ_TABLES}, partial=record)
+    meta.update(status="complete", parts_expected={t: len(keep) for t in tables}, partial=record)
     _write_manifest(dest, {"parts": parts, "files": {}})
     write_json(dest / "metadata.json", meta)
     return record

@@ -30,7 +30,7 @@ from sim.sweep import read_sweep, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = str(ROOT / "runs" / "paper_double_dot.toml")
-TABLES = ("jumps", "trajectories", "stops")
+TABLES = ("jumps", "initial", "stops")
 NTRAJ, BATCH = 300, 50  # 6 batches (parts) per table
 
 
@@ -172,7 +172,7 @@ def _unrecorded(f: Path) -> None:
     manifest.write_text("".join(x for x in lines if json.loads(x)["file" if "table" in x else "output"] != name))
 
 
-@pytest.mark.parametrize("table", ["jumps", "trajectories"])
+@pytest.mark.parametrize("table", ["jumps", "initial"])
 @pytest.mark.parametrize("damage, words", [(_delete, "missing"), (_truncate, "truncated"), (_flip, "sha256"),
                                            (_unrecorded, "not recorded")])
 def test_damaged_part_is_refused_by_readers_and_recomputed_on_resume(reference, tmp_path, capsys, damage, words,

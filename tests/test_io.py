@@ -63,10 +63,12 @@ def test_streamed_run_writes_parts_metadata_and_summary(model, reference, tmp_pa
     out = tmp_path / "run"
     res = run_trajectories(model, **KW, out_dir=out, config=CFG)
     assert res.jumps is None and res.trajectories is None and res.out_dir == out
-    for table in ("jumps", "trajectories", "stops"):
+    for table in ("jumps", "initial", "stops"):
         assert [p.name for p in part_files(out, table)] == [f"part-{i:05d}.parquet" for i in range(5)]
+    assert not (out / "trajectories.parquet").exists()  # ssa: the grid follows from initial + jumps
     pdt.assert_frame_equal(res.jump_table(), reference.jumps)
-    pdt.assert_frame_equal(read_table(out, "trajectories"), reference.trajectories)
+    pdt.assert_frame_equal(read_table(out, "initial"), reference.initial)
+    pdt.assert_frame_equal(res.trajectory_table(), reference.trajectory_table())
     assert read_table(out, "stops").empty
     j = read_table(out, "jumps")
     assert isinstance(j["channel"].dtype, pd.CategoricalDtype)
@@ -175,7 +177,7 @@ def test_cli_trajectories(monkeypatch, tmp_path, capsys):
     assert summary["ntraj"] == 120 and summary["seed"] == 3 and summary["n_batches"] == 3
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["config"]["run"] == {"t_end": 10.0, "n_points": 5, "ntraj": 120, "seed": 3, "engine": "ssa",
-                                     "initial": "vacuum"}
+                                     "initial": "vacuum", "store_grid": False}
     # same command: resumed, nothing recomputed
     assert _cli(monkeypatch, argv + ["--no-progress"]) == 0
     stdout, _ = capsys.readouterr()

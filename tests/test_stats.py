@@ -149,12 +149,25 @@ def test_vectorised_estimators_match_the_reference_implementation(run_dir):
 
 
 def test_mode_statistics_match_the_reference_implementation(run_dir):
-    """Vectorised sums and group jackknife of N, g2 = concatenating per-trajectory samples and recomputing."""
+    """Vectorised sums and group jackknife of N, g2 = concatenating per-trajectory samples and recomputing.
+
+    The samples of the reference are N(t_k) = n0 + (sum of dn over the jumps with t <= t_k), built here
+    with pandas from the initial and jump tables, independently of the rebuild the estimator reads.
+    """
     from analysis.mode_stats import mode_stats
     from sim.io import read_table
+    from sim.trajectories.stored import t_grid_of
 
-    grid = read_table(run_dir, "trajectories")
-    per = [g.to_numpy() for _, g in grid[grid["N"].notna()].groupby("traj")["N"]]
+    n0 = read_table(run_dir, "initial").set_index("traj")["n0"]
+    jumps = read_table(run_dir, "jumps")
+    assert read_table(run_dir, "stops").empty
+    tk = t_grid_of(run_dir)
+    per = []
+    by_traj = dict(list(jumps.groupby("traj")[["t", "dn"]]))
+    for tr, start in n0.items():
+        j = by_traj.get(tr, jumps.iloc[:0])
+        steps = np.concatenate([[0], np.cumsum(j["dn"].to_numpy())])
+        per.append(start + steps[np.searchsorted(j["t"].to_numpy(), tk, side="right")].astype(float))
 
     def jack(stat):
         parts = np.array_split(np.arange(len(per)), 20)

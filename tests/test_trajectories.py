@@ -120,9 +120,10 @@ def test_ssa_counts_and_mean_N_match_the_rate_equation(model):
     assert res.n_jumps == len(res.jumps) == counts.sum()
     N_rate = model.N_t(res.t)
     assert np.all(np.abs(res.N_mean - N_rate) <= 4 * res.N_sem + 1e-12), (res.N_mean, N_rate, res.N_sem)
-    # the grid is the running sum of dn: N(t_k) = sum of dn over jumps with t < t_k
+    # the grid (rebuilt from n0 and the jumps) is the running sum of dn: N(t_k) = sum of dn over jumps with t < t_k
     j = res.jumps
-    grid = res.trajectories.pivot(index="traj", columns="t", values="N").to_numpy()
+    assert res.trajectories is None and (res.initial["n0"] == 0).all()
+    grid = res.trajectory_table().pivot(index="traj", columns="t", values="N").to_numpy()
     for k, tk in enumerate(res.t):
         n = j.loc[j["t"] < tk].groupby("traj")["dn"].sum().reindex(range(ntraj), fill_value=0).to_numpy()
         np.testing.assert_array_equal(grid[:, k], n)
@@ -135,7 +136,9 @@ def test_ssa_thermal_start_samples_bose_einstein(model):
     ntraj, N0 = 4000, 1.5
     res = run_trajectories(model, engine="ssa", ntraj=ntraj, t_end=5.0, n_points=NPTS, seed=3,
                            initial=f"thermal:{N0}", progress=False)
-    n0 = res.trajectories.loc[res.trajectories["t"] == 0, "N"].to_numpy()
+    n0 = res.initial_table()["n0"].to_numpy()
+    grid = res.trajectory_table()
+    np.testing.assert_array_equal(grid.loc[grid["t"] == 0, "N"].to_numpy(), n0)
     assert abs(n0.mean() - N0) <= 4 * math.sqrt(N0 * (N0 + 1) / ntraj)
     d = n0 - n0.mean()  # geometric law: variance N (N + 1); its standard error from the 4th moment
     assert abs(n0.var() - N0 * (N0 + 1)) <= 4 * math.sqrt((np.mean(d**4) - np.mean(d**2) ** 2) / ntraj)
@@ -152,11 +155,68 @@ def test_same_seed_same_tables_for_any_batch_size(model):
     c = run_trajectories(model, **{**kw, "seed": 6})
     assert b.n_batches == 43 and a.n_batches == 1
     pdt.assert_frame_equal(a.jumps, b.jumps)
-    pdt.assert_frame_equal(a.trajectories, b.trajectories)
+    pdt.assert_frame_equal(a.initial, b.initial)
+    pdt.assert_frame_equal(a.trajectory_table(), b.trajectory_table())
     assert not a.jumps["t"].equals(c.jumps["t"])
     # trajectory i of a bigger run is trajectory i of a smaller one
     d = run_trajectories(model, **{**kw, "ntraj": 100})
     pdt.assert_frame_equal(d.jumps, a.jumps[a.jumps["traj"] < 100].reset_index(drop=True))
+
+
+@pytest.mark.parametrize(("initial", "cutoff", "unstable"), [("thermal:0.7", None, False), ("fock:3", None, False),
+                                                            ("vacuum", 12, True), ("fock:11", 12, True)])
+def test_stored_grid_equals_the_grid_rebuilt_from_the_jumps(model, initial, cutoff, unstable):
+    """The kernel's N(t) rows (store_grid) equal the rows rebuilt from n0 and the jumps, and give the same sums.
+
+    Two independent computations: the kernel writes each row while it simulates; the rebuild
+    (sim.trajectories.table.grid_from_jumps) replays the jump table afterwards; stopped
+    trajectories must be NaN from their stop on in both.
+    """
+    m = unstable_model() if unstable else model
+    kw = dict(engine="ssa", ntraj=400, t_end=T_END, n_points=NPTS, seed=8, initial=initial, cutoff=cutoff,
+              progress=False, batch_size=150)
+    a = run_trajectories(m, **kw, store_grid=True)
+    b = run_trajectories(m, **kw)
+    assert a.trajectories is not None and b.trajectories is None
+    assert (b.n_stopped > 0) == unstable
+    pdt.assert_frame_equal(a.jumps, b.jumps)
+    pdt.assert_frame_equal(a.trajectories, b.trajectory_table())
+    grid = a.trajectories["N"].to_numpy().reshape(400, NPTS)
+    ok = ~np.isnan(grid)
+    g0 = np.where(ok, grid, 0.0)
+    np.testing.assert_array_equal(b.N_sum, g0.sum(axis=0))
+    np.testing.assert_array_equal(b.N_sumsq, (g0**2).sum(axis=0))
+    np.testing.assert_array_equal(b.N_count, ok.sum(axis=0))
+
+
+def test_ssa_threads_give_the_same_batch(model):
+    """A batch split over threads (the kernel releases the GIL) equals the one-thread batch, field by field."""
+    from sim.trajectories import ssa as ssa_engine
+    from sim.trajectories.engine import RunSpec
+    from sim.trajectories.initial import parse_initial
+
+    spec = RunSpec(T_END, NPTS, 4, parse_initial("thermal:0.8", model), store_grid=True)
+    plan = ssa_engine.prepare(model, spec)
+    one = ssa_engine.simulate(plan, 50, 3001, threads=1)
+    for threads in (2, 3):
+        many = ssa_engine.simulate(plan, 50, 3001, threads=threads)
+        for f in ("traj", "t", "label", "N", "n0", "N_acc", "stop_traj", "stop_t", "stop_n"):
+            x, y = getattr(one, f), getattr(many, f)
+            assert x.dtype == y.dtype and np.array_equal(x, y, equal_nan=True), f
+
+
+def test_initial_draw_shortcut_is_the_formula():
+    """n0 = 0 below u_zero without a logarithm: identical to floor(log1p(-u) / log x) for every stream."""
+    from sim.trajectories._rng import child_states, uniform
+    from sim.trajectories.initial import InitialState, initial_populations
+
+    states = child_states(entropy_words(12), 0, 20000)
+    u = uniform(states, 1)[:, 0]
+    for N in (1e-3, 0.006, 0.5, 3.0, 1e6):
+        n0 = initial_populations(InitialState("geometric", mean=N), 12, 0, 20000)
+        x = math.log(N / (N + 1.0))
+        np.testing.assert_array_equal(n0, np.floor(np.log1p(-u) / x).astype(np.int64))
+        assert 0 < (n0 > 0).sum() < n0.size or N in (1e-3, 1e6)  # both branches taken where both are likely
 
 
 def test_ssa_refuses_a_coherent_state(model):
@@ -181,7 +241,7 @@ def test_unstable_runaway_stops_at_the_cap():
     last = res.jumps.groupby("traj")["t"].max()
     np.testing.assert_array_equal(last.loc[st["traj"]].to_numpy(), st["t_stop"].to_numpy())
     assert res.jumps.groupby("traj")["dn"].sum().eq(cutoff - 1).all()
-    tr = res.trajectories.merge(st, on="traj")
+    tr = res.trajectory_table().merge(st, on="traj")
     assert tr.loc[tr["t"] >= tr["t_stop"], "N"].isna().all()
     assert tr.loc[tr["t"] < tr["t_stop"], "N"].notna().all()
     assert (res.N_count[-1] == 0) and np.isnan(res.N_mean[-1])
@@ -216,7 +276,7 @@ def test_ssa_and_mcsolve_agree(pair):
 def test_mcsolve_starts_from_the_same_fock_states_as_ssa(pair):
     """Same seed, same n0 per trajectory: both engines draw it from the child stream."""
     ssa, mc, _, n_mc = pair
-    n0_ssa = ssa.trajectories.loc[(ssa.trajectories["t"] == 0) & (ssa.trajectories["traj"] < n_mc), "N"]
+    n0_ssa = ssa.initial_table().loc[lambda d: d["traj"] < n_mc, "n0"]
     n0_mc = mc.trajectories.loc[mc.trajectories["t"] == 0, "N"]
     np.testing.assert_array_equal(n0_ssa.to_numpy(), n0_mc.to_numpy())
 

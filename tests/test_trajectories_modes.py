@@ -162,7 +162,7 @@ def test_one_mode_ssa_gives_the_one_mode_engine_jumps():
         np.testing.assert_allclose(jumps["t"], ref["t"], rtol=1e-12)
         np.testing.assert_allclose(jumps["dE"], ref["dE"], rtol=1e-15)
         assert (jumps["mode"] == 0).all()
-        np.testing.assert_array_equal(N[:, 0, :], one.trajectories["N"].to_numpy().reshape(40, 4))
+        np.testing.assert_array_equal(N[:, 0, :], one.trajectory_table()["N"].to_numpy().reshape(40, 4))
 
 
 def test_batches_without_jumps_write_parts_of_the_same_schema(tmp_path):

@@ -1,11 +1,13 @@
 """``ehp trajectories``: quantum-jump trajectories streamed to a run directory (docs/tutorial.md).
 
     ehp trajectories CONFIG [--engine ssa|mcsolve|qutip] [--ntraj N] [--t-end T] [--seed S]
-                            [--n-points K] [--batch-size B] [--overwrite] [--no-progress] --out DIR
+                            [--n-points K] [--store-grid] [--batch-size B] [--overwrite] [--no-progress] --out DIR
 
-Flags fall back to the config's ``[run]`` keys. Writes ``DIR/jumps.parquet/``,
-``DIR/trajectories.parquet/``, ``DIR/stops.parquet/`` (one part per batch),
-``metadata.json`` and ``summary.json``; prints a short summary to stdout.
+Flags fall back to the config's ``[run]`` keys. Writes ``DIR/jumps.parquet/``, ``DIR/stops.parquet/``
+and, for ssa, ``DIR/initial.parquet/`` (``traj, n0``; every trajectory's N on the grid follows from it
+and the jumps: ``sim.trajectories.stored``), for mcsolve (or ssa with ``--store-grid``)
+``DIR/trajectories.parquet/`` (one part per batch each), ``metadata.json`` and ``summary.json``;
+prints a short summary to stdout.
 A refused directory, a missing ``t_end`` or a coherent state with ``ssa`` exits 2.
 
 Several modes (``mode.omega`` a list, docs/modes.md): ``sim.trajectories.modes.mode_run`` writes
@@ -57,6 +59,9 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
     q.add_argument("--t-end", type=_positive_float, help="final time in 1/energy (default: run.t_end)")
     q.add_argument("--n-points", type=_positive_int, help="points of the N(t) grid (default: run.n_points)")
     q.add_argument("--seed", type=_nonneg_int, help="SeedSequence seed (default: run.seed)")
+    q.add_argument("--store-grid", action="store_true", default=None,
+                   help="ssa: also write every trajectory's N on the grid (trajectories.parquet/; default: run.store_grid); "
+                        "without it the grid is rebuilt from initial.parquet/ and the jumps when needed")
     q.add_argument("--batch-size", type=_positive_int, help="trajectories per batch and parquet part (default: automatic)")
     q.add_argument("--out", required=True, metavar="DIR", help="run directory (new, empty, or the same run to resume)")
     q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
@@ -75,7 +80,7 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.set or ())
     flags = {"engine": args.engine, "ntraj": args.ntraj, "t_end": args.t_end, "n_points": args.n_points,
-             "seed": args.seed}
+             "seed": args.seed, "store_grid": args.store_grid}
     run = dataclasses.replace(cfg.run, **{k: v for k, v in flags.items() if v is not None})
     cfg = dataclasses.replace(cfg, run=run)
     if cfg.n_modes > 1:

@@ -25,7 +25,7 @@ import numpy as np
 from numba import njit
 from numpy.typing import NDArray
 
-__all__ = ["child_states", "entropy_words", "child_seed_sequences", "uniform", "STATE_WORDS"]
+__all__ = ["child_states", "child_state", "base_pool", "entropy_words", "child_seed_sequences", "uniform", "STATE_WORDS"]
 
 #: uint64 words of xoshiro256** state per trajectory.
 STATE_WORDS = 4
@@ -81,6 +81,84 @@ def _mix(x, y):
 
 
 @njit(cache=True)
+def base_pool(entropy: NDArray[np.uint32]) -> tuple[NDArray[np.uint64], np.uint64]:
+    """The SeedSequence pool and hash constant after mixing the run entropy, before the spawn key.
+
+    ``mix_entropy`` hashes the words in order and the hash constant evolves independently of
+    the values, so everything up to the spawn key is the same for every child: it is computed
+    once per run, and :func:`child_state` adds only the child's key words.
+    """
+    n_run = entropy.shape[0]
+    pool = np.zeros(_POOL, dtype=np.uint64)
+    hc = _INIT_A
+    for p in range(_POOL):
+        v = np.uint64(entropy[p]) if p < n_run else _U0
+        pool[p], hc = _hashmix(v, hc)
+    for src in range(_POOL):
+        for dst in range(_POOL):
+            if src != dst:
+                h, hc = _hashmix(pool[src], hc)
+                pool[dst] = _mix(pool[dst], h)
+    for src in range(_POOL, n_run):
+        for dst in range(_POOL):
+            h, hc = _hashmix(np.uint64(entropy[src]), hc)
+            pool[dst] = _mix(pool[dst], h)
+    return pool, hc
+
+
+@njit(cache=True, inline="always")
+def _out_word(pool, w, hb):
+    v = pool[w % _POOL]
+    v = (v ^ hb) & _M32
+    hb = (hb * _MULT_B) & _M32
+    v = (v * hb) & _M32
+    v ^= v >> _X16
+    return v, hb
+
+
+@njit(cache=True, inline="always")
+def child_state(pool0, hc0, i):
+    """xoshiro256** state ``(s0, s1, s2, s3)`` of child ``i``: ``SeedSequence(seed, spawn_key=(i,))``.
+
+    ``pool0, hc0 = base_pool(entropy_words(seed))``; the spawn key ``(i,)`` enters as its
+    little-endian uint32 words (one word for ``i < 2**32``), then ``generate_state(4, uint64)``.
+    """
+    i = np.uint64(i)
+    p0, p1, p2, p3 = pool0[0], pool0[1], pool0[2], pool0[3]
+    hc = hc0
+    lo = i & _M32
+    hi = i >> _S32
+    nkey = 2 if hi > _U0 else 1
+    for q in range(nkey):
+        v = lo if q == 0 else hi
+        h, hc = _hashmix(v, hc)
+        p0 = _mix(p0, h)
+        h, hc = _hashmix(v, hc)
+        p1 = _mix(p1, h)
+        h, hc = _hashmix(v, hc)
+        p2 = _mix(p2, h)
+        h, hc = _hashmix(v, hc)
+        p3 = _mix(p3, h)
+    pool = (p0, p1, p2, p3)
+    hb = _INIT_B
+    a0, hb = _out_word(pool, 0, hb)
+    a1, hb = _out_word(pool, 1, hb)
+    a2, hb = _out_word(pool, 2, hb)
+    a3, hb = _out_word(pool, 3, hb)
+    a4, hb = _out_word(pool, 4, hb)
+    a5, hb = _out_word(pool, 5, hb)
+    a6, hb = _out_word(pool, 6, hb)
+    a7, hb = _out_word(pool, 7, hb)
+    s0 = a0 | (a1 << _S32)
+    s1 = a2 | (a3 << _S32)
+    s2 = a4 | (a5 << _S32)
+    s3 = a6 | (a7 << _S32)
+    if s0 == _U0 and s1 == _U0 and s2 == _U0 and s3 == _U0:  # xoshiro's one forbidden state (probability 2**-256)
+        s0 = _U1
+    return s0, s1, s2, s3
+
+
+@njit(cache=True)
 def child_states(entropy: NDArray[np.uint32], start: int, count: int) -> NDArray[np.uint64]:
     """xoshiro256** states of children ``start .. start+count-1``, shape ``(count, 4)``.
 
@@ -88,51 +166,9 @@ def child_states(entropy: NDArray[np.uint32], start: int, count: int) -> NDArray
     where ``entropy = entropy_words(seed)``.
     """
     out = np.empty((count, STATE_WORDS), dtype=np.uint64)
-    n_run = entropy.shape[0]
-    ent = np.zeros(n_run + 2, dtype=np.uint64)
-    for j in range(n_run):
-        ent[j] = np.uint64(entropy[j])
-    pool = np.zeros(_POOL, dtype=np.uint64)
-    words = np.zeros(2 * STATE_WORDS, dtype=np.uint64)
+    pool0, hc0 = base_pool(entropy)
     for k in range(count):
-        i = np.uint64(start + k)
-        # spawn key (i,) as little-endian uint32 words; 0 -> [0]
-        n_ent = n_run + 1
-        ent[n_run] = i & _M32
-        hi = i >> _S32
-        if hi > _U0:
-            ent[n_run + 1] = hi
-            n_ent += 1
-        # mix_entropy
-        hc = _INIT_A
-        for p in range(_POOL):
-            v = ent[p] if p < n_ent else _U0
-            pool[p], hc = _hashmix(v, hc)
-        for src in range(_POOL):
-            for dst in range(_POOL):
-                if src != dst:
-                    h, hc = _hashmix(pool[src], hc)
-                    pool[dst] = _mix(pool[dst], h)
-        for src in range(_POOL, n_ent):
-            for dst in range(_POOL):
-                h, hc = _hashmix(ent[src], hc)
-                pool[dst] = _mix(pool[dst], h)
-        # generate_state(8 uint32 words) viewed as 4 uint64 (little endian)
-        hb = _INIT_B
-        for w in range(2 * STATE_WORDS):
-            v = pool[w % _POOL]
-            v = (v ^ hb) & _M32
-            hb = (hb * _MULT_B) & _M32
-            v = (v * hb) & _M32
-            v ^= v >> _X16
-            words[w] = v
-        allzero = True
-        for w in range(STATE_WORDS):
-            out[k, w] = words[2 * w] | (words[2 * w + 1] << _S32)
-            if out[k, w] != _U0:
-                allzero = False
-        if allzero:  # xoshiro's one forbidden state (probability 2**-256)
-            out[k, 0] = _U1
+        out[k, 0], out[k, 1], out[k, 2], out[k, 3] = child_state(pool0, hc0, start + k)
     return out
 
 

@@ -51,6 +51,10 @@ class RunSpec:
         The parsed initial state.
     cutoff
         Fock states kept (``None``: engine default); trajectories stop at ``n = cutoff - 1``.
+    store_grid
+        Keep every trajectory's N on the grid (the ``trajectories`` table). The ssa engine
+        does not need it: its N(t) follows from ``n0`` and the jumps
+        (:func:`sim.trajectories.table.grid_from_jumps`); mcsolve always keeps it.
     """
 
     t_end: float
@@ -58,6 +62,7 @@ class RunSpec:
     seed: int
     initial: InitialState
     cutoff: int | None = None
+    store_grid: bool = False
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.t_end) and self.t_end > 0):
@@ -90,7 +95,10 @@ class RunSpec:
 class Engine:
     """A trajectory engine: ``prepare(model, spec) -> plan`` and ``simulate(plan, start, n) -> Batch``.
 
-    ``diagonal_only`` engines accept only Fock-diagonal initial states.
+    ``diagonal_only`` engines accept only Fock-diagonal initial states. ``grid_from_jumps``
+    engines return each trajectory's ``n0``, from which (with the jumps) its N(t) rows follow
+    exactly; they write the ``initial`` table and the ``trajectories`` table only when asked
+    (``RunSpec.store_grid``).
     """
 
     name: str
@@ -98,6 +106,13 @@ class Engine:
     simulate: Callable[[Any, int, int], Batch]
     diagonal_only: bool
     description: str = ""
+    grid_from_jumps: bool = False
+
+    def tables(self, spec: RunSpec) -> tuple[str, ...]:
+        """Tables of a run directory written by this engine, one part per batch each."""
+        if not self.grid_from_jumps:
+            return ("jumps", "trajectories", "stops")
+        return ("jumps", "initial", "stops") + (("trajectories",) if spec.store_grid else ())
 
 
 def bath_rates(model: RateModel) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

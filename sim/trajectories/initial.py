@@ -104,36 +104,52 @@ _FOCK, _GEOMETRIC = 0, 1
 
 
 @njit(cache=True, inline="always")
-def _draw_initial(s0, s1, s2, s3, kind, n_fixed, log_x):
+def _draw_initial(s0, s1, s2, s3, kind, n_fixed, log_x, u_zero):
+    """``n0`` from one uniform ``u``: ``floor(ln(1 - u) / ln x)`` for the geometric law.
+
+    ``u < u_zero`` (:func:`_initial_args`) gives ``n0 = 0`` without the logarithm: the same
+    value the formula gives, since there ``ln(1 - u) / ln x < 1 - 1e-9``, far above round-off.
+    """
     u, s0, s1, s2, s3 = next_uniform(s0, s1, s2, s3)
     if kind == _FOCK or log_x == -np.inf:
         n = n_fixed
+    elif u < u_zero:
+        n = np.int64(0)
     else:
         n = np.int64(math.floor(math.log1p(-u) / log_x))
     return n, s0, s1, s2, s3
 
 
 @njit(cache=True)
-def _initial_kernel(states, kind, n_fixed, log_x):  # pragma: no cover - compiled
+def _initial_kernel(states, kind, n_fixed, log_x, u_zero):  # pragma: no cover - compiled
     out = np.empty(states.shape[0], np.int64)
     for i in range(states.shape[0]):
-        out[i], _, _, _, _ = _draw_initial(states[i, 0], states[i, 1], states[i, 2], states[i, 3], kind, n_fixed, log_x)
+        out[i], _, _, _, _ = _draw_initial(states[i, 0], states[i, 1], states[i, 2], states[i, 3], kind, n_fixed, log_x,
+                                           u_zero)
     return out
 
 
-def _initial_args(initial: InitialState) -> tuple[int, int, float]:
+def _initial_args(initial: InitialState) -> tuple[int, int, float, float]:
+    """``(kind, n_fixed, log_x, u_zero)`` for :func:`_draw_initial`.
+
+    ``u_zero = (1 - x)(1 - 1e-9)``: below it ``ln(1 - u) > ln x + 1e-9 (1 - x)/x`` (to first
+    order), so ``ln(1 - u)/ln x`` is below 1 by a relative margin of at least ``1e-9``, and
+    the floor is 0 whatever the round-off of ``log1p`` (about 1e-16).
+    """
     if not initial.diagonal:
         raise ValueError(
             f"the ssa engine needs a Fock-diagonal initial state (vacuum, fock:n, thermal:N, steady), got "
             f"coherent:{initial.alpha}; a coherent state has coherences between Fock states, use the mcsolve engine")
     if initial.kind == "fock":
-        return _FOCK, int(initial.n), -np.inf
+        return _FOCK, int(initial.n), -np.inf, 0.0
     N = float(initial.mean)
-    return _GEOMETRIC, 0, (math.log(N / (N + 1.0)) if N > 0 else -np.inf)
+    if not N > 0:
+        return _GEOMETRIC, 0, -np.inf, 0.0
+    log_x = math.log(N / (N + 1.0))
+    return _GEOMETRIC, 0, log_x, -math.expm1(log_x) * (1.0 - 1e-9)
 
 
 def initial_populations(initial: InitialState, seed: int, start: int, count: int) -> NDArray[np.int64]:
     """``n0`` of trajectories ``start .. start+count-1``: the same draws as the ssa engine makes."""
-    kind, n_fixed, log_x = _initial_args(initial)
     states = child_states(entropy_words(seed), int(start), int(count))
-    return _initial_kernel(states, kind, n_fixed, log_x)
+    return _initial_kernel(states, *_initial_args(initial))

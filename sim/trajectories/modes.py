@@ -58,7 +58,7 @@ from ..lindblad_modes import (
     operator_properties,
 )
 from ..model import label_index
-from ._rng import child_seed_sequences, child_states, entropy_words
+from ._rng import base_pool, child_seed_sequences, entropy_words
 from .engine import NO_CAP
 from .initial import _FOCK, _GEOMETRIC
 from .ssa import _ssa_kernel
@@ -163,7 +163,8 @@ def _ssa_modes(system: ModeSystem, ops_table: pd.DataFrame, ntraj: int, grid: ND
     if not system.stable:
         caps = [c - 1 for c in mode_cutoffs(system, grid, C0, tol=tol)]
     Ct = np.diagonal(system.covariance(np.linspace(0.0, t_end, 257), C0), axis1=1, axis2=2).real
-    entropy = entropy_words(seed)
+    pool0, hc0 = base_pool(entropy_words(seed))
+    hc0 = np.uint64(hc0)  # numba hands a uint64 scalar back as a Python int
     lookup = np.full((K, 10), -1, dtype=np.int64)
     for row in ops_table.itertuples(index=False):
         lookup[int(row.mode), label_index(row.channel, row.direction)] = int(row.op)
@@ -180,8 +181,8 @@ def _ssa_modes(system: ModeSystem, ops_table: pd.DataFrame, ntraj: int, grid: ND
         rate = em.sum() * (np.minimum(Ct[:, k], cap) + 1.0) + ab.sum() * np.minimum(Ct[:, k], cap)
         per_traj = float(np.trapezoid(rate, dx=t_end / 256))
         capacity = min(int(1.1 * per_traj * ntraj + 5.0 * math.sqrt(per_traj * ntraj + 1.0)) + 256, 2**27)
-        states = child_states(entropy, k * _MODE_STRIDE + start, ntraj)
-        traj, t, lab, m, Nmode, *_ = _ssa_kernel(states, start, kind, 0, log_x, grid, t_end, em, ab, np.int64(cap), capacity)
+        traj, t, lab, m, Nmode, *_ = _ssa_kernel(pool0, hc0, k * _MODE_STRIDE + start, start, ntraj, kind, 0, log_x,
+                                                 0.0, grid, t_end, em, ab, np.int64(cap), capacity, True)
         op = lookup[k][lab[:m].astype(np.intp)]
         if (op < 0).any():
             raise RuntimeError(f"mode {k}: a jump of a label without collapse operator (rate 0)")

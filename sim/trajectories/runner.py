@@ -41,6 +41,8 @@ from .table import (
     counts_frame,
     empty_jumps,
     grid_frame,
+    grid_table,
+    initial_frame,
     jumps_frame,
     stops_frame,
 )
@@ -63,11 +65,11 @@ def get_engine(name: str) -> Engine:
         raise ConfigError(f"engine must be one of {', '.join(ENGINES)}, got {name!r}") from None
 
 
-def default_batch_size(engine: str, ntraj: int, jumps_per_traj: float, n_points: int) -> int:
-    """Trajectories per batch: about :data:`BATCH_CELLS` jumps and grid cells (ssa), 200 (mcsolve)."""
+def default_batch_size(engine: str, ntraj: int, jumps_per_traj: float, n_points: int, store_grid: bool = True) -> int:
+    """Trajectories per batch: about :data:`BATCH_CELLS` jumps (and grid cells, if kept) for ssa; 200 for mcsolve."""
     if get_engine(engine).name == "mcsolve":
         return max(1, min(ntraj, 200))
-    per = max(float(jumps_per_traj), float(n_points), 1.0)
+    per = max(float(jumps_per_traj), float(n_points) if store_grid else 1.0, 1.0)
     return int(max(1, min(ntraj, BATCH_CELLS // per)))
 
 
@@ -113,6 +115,8 @@ class TrajectoryResult(Result):
     stops: pd.DataFrame | None = None
     kappa: float = float("nan")
     model: RateModel | None = dataclasses.field(default=None, kw_only=True)
+    initial: pd.DataFrame | None = dataclasses.field(default=None, kw_only=True)
+    tables: tuple[str, ...] = dataclasses.field(default=("jumps", "trajectories", "stops"), kw_only=True)
 
     @property
     def route(self) -> str:  # type: ignore[override]
@@ -157,8 +161,20 @@ class TrajectoryResult(Result):
         return self._table("jumps")
 
     def trajectory_table(self) -> pd.DataFrame:
-        """``N`` per trajectory on the grid: columns traj, t, N."""
-        return self._table("trajectories")
+        """``N`` per trajectory on the grid: columns traj, t, N.
+
+        Read when the run kept it (mcsolve, or ssa with ``store_grid``); otherwise rebuilt
+        exactly from the ``initial`` table and the jumps (:func:`.table.grid_from_jumps`).
+        """
+        if "trajectories" in self.tables:
+            return self._table("trajectories")
+        return grid_table(self.jump_table(), self.initial_table(), self.stop_table(), self.spec.t_grid)
+
+    def initial_table(self) -> pd.DataFrame:
+        """Initial Fock population per trajectory: traj, n0 (ssa runs)."""
+        if "initial" not in self.tables:
+            raise ValueError(f"a {self.engine} run has no initial table")
+        return self._table("initial")
 
     def stop_table(self) -> pd.DataFrame:
         """Trajectories stopped at the population cap: traj, t_stop, n."""
@@ -217,11 +233,10 @@ class _Totals:
 
 
 def _stats(batch: Batch, sim_s: float) -> dict[str, Any]:
-    ok = ~np.isnan(batch.N)
-    N0 = np.where(ok, batch.N, 0.0)
+    s1, s2, cnt = batch.grid_sums()
     return {"start": batch.start, "ntraj": batch.ntraj, "counts": batch.counts().tolist(),
-            "N_sum": N0.sum(axis=0).tolist(), "N_sumsq": (N0**2).sum(axis=0).tolist(),
-            "N_count": ok.sum(axis=0).tolist(), "n_stopped": int(batch.stop_traj.size), "sim_s": sim_s}
+            "N_sum": s1.tolist(), "N_sumsq": s2.tolist(), "N_count": cnt.tolist(),
+            "n_stopped": int(batch.stop_traj.size), "sim_s": sim_s}
 
 
 def _simulate_batch(task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -233,8 +248,12 @@ def _simulate_batch(task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     batch = eng.simulate(plan, start, count)
     t0 = time.perf_counter()
     tables = {"jumps": jumps_frame(batch.traj, batch.t, batch.label, float(model.omega)),
-              "trajectories": grid_frame(start, batch.t_grid, batch.N),
               "stops": stops_frame(batch.stop_traj, batch.stop_t, batch.stop_n)}
+    names = eng.tables(spec)
+    if "initial" in names:
+        tables["initial"] = initial_frame(start, batch.n0)
+    if "trajectories" in names:
+        tables["trajectories"] = grid_frame(start, batch.t_grid, batch.N)
     return tables, _stats(batch, batch.sim_s + time.perf_counter() - t0)
 
 
@@ -243,6 +262,7 @@ def run_trajectories(
     initial: str = "vacuum", cutoff: int | None = None, batch_size: int | None = None,
     out_dir: str | Path | None = None, overwrite: bool = False, progress: bool | None = None,
     config: Config | None = None, command: str = "trajectories", scheduler: str | Any = "serial",
+    store_grid: bool = False,
 ) -> TrajectoryResult:
     """Simulate ``ntraj`` quantum-jump trajectories of the mode from t = 0 to ``t_end``.
 
@@ -273,6 +293,10 @@ def run_trajectories(
         tqdm progress bar on stderr (None: when stderr is a terminal).
     config, command
         Recorded in ``metadata.json`` (the config's ``[run]`` is replaced by the values used).
+    store_grid
+        Also write every trajectory's N on the grid (the ``trajectories`` table) for the ssa
+        engine, which otherwise writes the ``initial`` table (``traj, n0``) from which
+        :meth:`TrajectoryResult.trajectory_table` rebuilds it exactly; mcsolve always writes it.
     scheduler
         Where batches run: ``serial``, ``processes``, ``dask`` or ``tcp://HOST:PORT``
         (:func:`sim.parallel.run_tasks`); the tables are identical whichever runs them, since
@@ -290,7 +314,8 @@ def run_trajectories(
         raise ValueError(f"trajectories need a model at one bias point, got rates of shape {np.shape(model.kappa)}")
     try:
         init = parse_initial(initial, model)
-        spec = RunSpec(float(t_end), int(n_points), int(seed), init, None if cutoff is None else int(cutoff))
+        spec = RunSpec(float(t_end), int(n_points), int(seed), init, None if cutoff is None else int(cutoff),
+                       bool(store_grid))
     except ValueError as e:
         raise ConfigError(str(e)) from None
     if int(ntraj) < 1:
@@ -301,13 +326,14 @@ def run_trajectories(
                           "(--engine mcsolve)")
     ntraj = int(ntraj)
     if batch_size is None:
-        batch_size = default_batch_size(eng.name, ntraj, expected_jumps(model, spec, spec.cap(model)), spec.n_points)
+        batch_size = default_batch_size(eng.name, ntraj, expected_jumps(model, spec, spec.cap(model)), spec.n_points,
+                                        "trajectories" in eng.tables(spec))
     batch_size = int(batch_size)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     n_batches = -(-ntraj // batch_size)
     params = {"engine": eng.name, "ntraj": ntraj, "t_end": spec.t_end, "n_points": spec.n_points, "seed": spec.seed,
-              "initial": initial, "cutoff": spec.cutoff}
+              "initial": initial, "cutoff": spec.cutoff, "store_grid": spec.store_grid}
     rd = None
     if out_dir is not None:
         from ..io import RunDirectory
@@ -337,13 +363,14 @@ def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, b
     frames: dict[int, dict[str, pd.DataFrame]] = {}
     n_resumed = 0
     todo = []
+    names = eng.tables(spec)
     if rd is not None:
-        for table in ("jumps", "trajectories", "stops"):
+        for table in names:
             rd.expect(table, n_batches)
     for b in range(n_batches):
         start = b * batch_size
         count = min(batch_size, ntraj - start)
-        if rd is not None and all(rd.has_part(t, b) for t in ("jumps", "trajectories", "stops")):
+        if rd is not None and all(rd.has_part(t, b) for t in names):
             meta = rd.part_meta("jumps", b)
             if meta.get("start") == start and meta.get("ntraj") == count:
                 totals.add(meta)
@@ -359,9 +386,10 @@ def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, b
         b = todo[i][3] // batch_size
         totals.add(stats)
         if rd is not None:
-            rd.write_part("trajectories", b, tables["trajectories"])
-            rd.write_part("stops", b, tables["stops"])
-            rd.write_part("jumps", b, tables["jumps"], stats)  # carries the batch's statistics
+            for name in names:
+                if name != "jumps":
+                    rd.write_part(name, b, tables[name])
+            rd.write_part("jumps", b, tables["jumps"], stats)  # last: carries the batch's statistics
         else:
             frames[b] = tables
         del tables
@@ -369,12 +397,12 @@ def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, b
     if rd is None:
         order = sorted(frames)
         mem = {k: pd.concat([frames[b][k] for b in order], ignore_index=True) if len(order) > 1 else frames[order[0]][k]
-               for k in ("jumps", "trajectories", "stops")}
+               for k in names}
     res = TrajectoryResult(
         eng.name, ntraj, spec, batch_size, counts_frame(totals.counts), int(totals.counts.sum()), totals.N_sum,
         totals.N_sumsq, totals.N_count, totals.n_stopped, totals.sim_s, time.perf_counter() - t_wall, n_batches,
         n_resumed, None if rd is None else rd.path, mem.get("jumps"), mem.get("trajectories"), mem.get("stops"),
-        float(model.kappa), model=model, config=config, options=dict(params))
+        float(model.kappa), model=model, config=config, options=dict(params), initial=mem.get("initial"), tables=names)
     if rd is not None:
         rd.write_summary(res.summary())
         rd.finish(wall_s=res.wall_s)
@@ -399,4 +427,4 @@ def trajectories_from_config(config: Config, *, out_dir: str | Path | None = Non
     return run_trajectories(
         rate_model(config), engine=r.engine, ntraj=r.ntraj, t_end=r.t_end, n_points=r.n_points, seed=r.seed,
         initial=r.initial, cutoff=r.cutoff, batch_size=batch_size, out_dir=out_dir, overwrite=overwrite,
-        progress=progress, config=config, scheduler=scheduler)
+        progress=progress, config=config, scheduler=scheduler, store_grid=r.store_grid)

@@ -28,7 +28,7 @@ from ..model import BATHS, CHARGE, DIRECTIONS, DN, N_LABELS, label_index
 __all__ = [
     "JUMP_CHANNELS", "DIRECTIONS", "N_LABELS", "CHANNEL_DTYPE", "DIRECTION_DTYPE", "Batch", "label_of",
     "jumps_frame", "grid_frame", "stops_frame", "counts_frame", "empty_jumps", "JUMP_COLUMNS", "MODE_JUMP_COLUMNS",
-    "mode_jumps_frame",
+    "mode_jumps_frame", "initial_frame", "grid_from_jumps", "grid_table", "INITIAL_COLUMNS",
 ]
 
 #: Channels of the jump table: the four EHP channels, then the phonon bath (:data:`sim.model.BATHS`).
@@ -61,11 +61,19 @@ class Batch:
     t_grid
         Time grid, shape ``(n_points,)``.
     N
-        Population on the grid, shape ``(ntraj, n_points)`` (float64; NaN after a stop).
+        Population on the grid, shape ``(ntraj, n_points)`` (float64; NaN at and after a
+        stop), or ``None`` where the engine did not keep it (ssa without ``store_grid``;
+        :func:`grid_from_jumps` rebuilds it from ``n0`` and the jumps).
     stop_traj, stop_t, stop_n
         Trajectories that reached the population cap: index, time and population there.
     sim_s
         Seconds spent simulating this batch (no JIT compilation, no file output).
+    n0
+        Initial Fock population per trajectory (int64), where the engine drew one.
+    N_acc
+        ``(3, n_points)`` int64: sums over trajectories of ``n`` and ``n^2`` on the grid and
+        the number of trajectories not stopped there (the engine's exact integer sums);
+        ``None``: computed from ``N``.
     """
 
     start: int
@@ -74,11 +82,13 @@ class Batch:
     t: NDArray[np.float64]
     label: NDArray[np.uint8]
     t_grid: NDArray[np.float64]
-    N: NDArray[np.float64]
+    N: NDArray[np.float64] | None
     stop_traj: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
     stop_t: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))
     stop_n: NDArray[np.int64] = field(default_factory=lambda: np.zeros(0, np.int64))
     sim_s: float = 0.0
+    n0: NDArray[np.int64] | None = None
+    N_acc: NDArray[np.int64] | None = None
 
     @property
     def n_jumps(self) -> int:
@@ -87,6 +97,14 @@ class Batch:
     def counts(self) -> NDArray[np.int64]:
         """Jumps per label, shape ``(N_LABELS,)``."""
         return np.bincount(self.label, minlength=N_LABELS).astype(np.int64)
+
+    def grid_sums(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.int64]]:
+        """Sums over trajectories of ``N`` and ``N^2`` on the grid, and how many are not stopped there."""
+        if self.N_acc is not None:
+            return self.N_acc[0].astype(float), self.N_acc[1].astype(float), self.N_acc[2].copy()
+        ok = ~np.isnan(self.N)
+        N0 = np.where(ok, self.N, 0.0)
+        return N0.sum(axis=0), (N0**2).sum(axis=0), ok.sum(axis=0)
 
 
 def jumps_frame(traj: NDArray[np.int32], t: NDArray[np.float64], label: NDArray[np.uint8], omega: float) -> pd.DataFrame:
@@ -144,6 +162,91 @@ def grid_frame(start: int, t_grid: NDArray[np.float64], N: NDArray[np.float64]) 
         "t": np.tile(np.asarray(t_grid, dtype=float), ntraj),
         "N": np.ascontiguousarray(N, dtype=float).reshape(-1),
     }, copy=False)
+
+
+#: Columns of the ``initial`` table (ssa): the Fock population each trajectory started in.
+INITIAL_COLUMNS: tuple[str, ...] = ("traj", "n0")
+
+
+def initial_frame(start: int, n0: NDArray[np.int64]) -> pd.DataFrame:
+    """Initial populations: ``traj`` (int32), ``n0`` (int64), one row per trajectory."""
+    n0 = np.asarray(n0, dtype=np.int64)
+    return pd.DataFrame({"traj": np.arange(start, start + n0.shape[0], dtype=np.int32), "n0": n0}, copy=False)
+
+
+def grid_from_jumps(start: int, t_grid: NDArray[np.float64], n0: NDArray[np.int64], traj: NDArray[np.int32],
+                    t: NDArray[np.float64], dn: NDArray[np.int8], stop_traj: NDArray[np.int32],
+                    stop_t: NDArray[np.float64]) -> NDArray[np.float64]:
+    r"""Every trajectory's population on the grid, rebuilt from its start and its jumps.
+
+    For trajectory ``i = start + r`` (row ``r``)::
+
+        N[r, k] = n0[r] + sum of dn over its jumps with t_jump <= t_grid[k]
+        N[r, k] = NaN   where t_grid[k] >= t_stop (stopped at the population cap)
+
+    which is what a birth-death trajectory is between its jumps, and exactly the row the ssa
+    engine writes with ``store_grid``. The jumps must be sorted by trajectory then time (as
+    every engine writes them).
+
+    Returns
+    -------
+    ndarray
+        Shape ``(len(n0), len(t_grid))``, float64.
+    """
+    grid = np.asarray(t_grid, dtype=np.float64)
+    return _grid_kernel(int(start), grid, np.asarray(n0, dtype=np.int64), np.asarray(traj, dtype=np.int64),
+                        np.asarray(t, dtype=np.float64), np.asarray(dn, dtype=np.int64),
+                        np.asarray(stop_traj, dtype=np.int64), np.asarray(stop_t, dtype=np.float64))
+
+
+@njit(cache=True)
+def _grid_kernel(start, grid, n0, traj, t, dn, stop_traj, stop_t):  # pragma: no cover - compiled
+    ntraj = n0.shape[0]
+    npts = grid.shape[0]
+    N = np.empty((ntraj, npts), np.float64)
+    stop = np.full(ntraj, np.inf)
+    for j in range(stop_traj.shape[0]):
+        r = stop_traj[j] - start
+        if r < 0 or r >= ntraj:
+            raise ValueError("stopped trajectory outside the batch")
+        stop[r] = stop_t[j]
+    j = 0
+    nj = t.shape[0]
+    for r in range(ntraj):
+        gi = start + r
+        if j < nj and traj[j] < gi:
+            raise ValueError("jumps not sorted by trajectory, or outside the batch")
+        n = n0[r]
+        k = 0
+        while j < nj and traj[j] == gi:
+            while k < npts and grid[k] < t[j]:
+                N[r, k] = n
+                k += 1
+            n += dn[j]
+            j += 1
+        while k < npts and grid[k] < stop[r]:
+            N[r, k] = n
+            k += 1
+        N[r, k:] = np.nan
+    if j != nj:
+        raise ValueError("jumps not sorted by trajectory, or outside the batch")
+    return N
+
+
+def grid_table(jumps: pd.DataFrame, initial: pd.DataFrame, stops: pd.DataFrame,
+               t_grid: NDArray[np.float64]) -> pd.DataFrame:
+    """The long ``traj, t, N`` table (:func:`grid_frame`) of the trajectories in ``initial``, from their jumps.
+
+    ``initial`` must hold a contiguous range of trajectories (a batch, or a whole run), and
+    ``jumps`` and ``stops`` the rows of those trajectories.
+    """
+    tr = initial["traj"].to_numpy()
+    start = int(tr[0]) if tr.size else 0
+    if tr.size and not np.array_equal(tr, np.arange(start, start + tr.size)):
+        raise ValueError("the initial table must hold consecutive trajectories in order")
+    N = grid_from_jumps(start, t_grid, initial["n0"].to_numpy(), jumps["traj"].to_numpy(), jumps["t"].to_numpy(),
+                        jumps["dn"].to_numpy(), stops["traj"].to_numpy(), stops["t_stop"].to_numpy())
+    return grid_frame(start, t_grid, N)
 
 
 def stops_frame(traj: NDArray[np.int32], t: NDArray[np.float64], n: NDArray[np.int64]) -> pd.DataFrame:
