@@ -70,6 +70,15 @@ def _grid_parts(run_dir: Path, progress: bool | None, desc: str = "stats: grid")
             bar.update(int(tr.size))
 
 
+def _progress(chunks, ntraj: int, progress: bool | None, desc: str = "stats: mode"):
+    """Pass ``(traj, ...)`` chunks through, with a tqdm bar over trajectories (the last one seen)."""
+    with progress_bar(ntraj, desc, "traj", progress) as bar:
+        for chunk in chunks:
+            yield chunk
+            if chunk[0].size:
+                bar.update(max(0, int(chunk[0][-1]) + 1 - bar.n))
+
+
 def mode_stats(run_dir: str | Path, t_min: float = 0.0, progress: bool | None = None, groups: int = 20) -> ModeStats:
     """Fock histogram, g2(0) and the effective T and mu of a run (samples at ``t >= t_min``).
 
@@ -82,15 +91,15 @@ def mode_stats(run_dir: str | Path, t_min: float = 0.0, progress: bool | None = 
     m = meta["identity"]["model"]
     ntraj = int(meta["identity"]["run"]["ntraj"])
     om, Te = float(m["omega"]), float(m["T_e"])
+    from sim.trajectories.stored import grid_samples
+
     sums = np.zeros((3, ntraj))  # per trajectory: samples, sum n, sum n(n-1)
     hist = np.zeros(1, dtype=np.int64)
-    for tr, t, N in _grid_parts(run_dir, progress):
-        ok = (t >= t_min) & np.isfinite(N)
-        tr, n = tr[ok], N[ok]
-        sums += np.stack([np.bincount(tr, minlength=ntraj)[:ntraj],
-                          np.bincount(tr, weights=n, minlength=ntraj)[:ntraj],
-                          np.bincount(tr, weights=n * (n - 1), minlength=ntraj)[:ntraj]])
-        h = np.bincount(n.astype(np.int64)) if n.size else np.zeros(1, dtype=np.int64)
+    for tr, n, w in _progress(grid_samples(run_dir, t_min), ntraj, progress):
+        sums += np.stack([np.bincount(tr, weights=w, minlength=ntraj)[:ntraj],
+                          np.bincount(tr, weights=w * n, minlength=ntraj)[:ntraj],
+                          np.bincount(tr, weights=w * n * (n - 1), minlength=ntraj)[:ntraj]])
+        h = np.bincount(n.astype(np.int64), weights=w).astype(np.int64) if n.size else np.zeros(1, dtype=np.int64)
         if len(h) > len(hist):
             hist = np.pad(hist, (0, len(h) - len(hist)))
         hist[: len(h)] += h

@@ -22,6 +22,7 @@ Units: rates per unit time (energy units, hbar = 1); energies in the config's un
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from math import comb
 
 import numpy as np
@@ -40,6 +41,12 @@ __all__ = [
 
 #: (channel, direction) labels, in the jump table's order (those of :data:`sim.model.LABELS`).
 JUMP_LABELS: tuple[tuple[str, str], ...] = tuple((lab.channel, lab.direction) for lab in LABELS)
+
+
+def _frozen(a: NDArray[np.float64]) -> NDArray[np.float64]:
+    a = np.asarray(a)
+    a.flags.writeable = False
+    return a
 
 
 @dataclass(frozen=True)
@@ -65,17 +72,29 @@ class BirthDeath:
     def b(self) -> NDArray[np.float64]:
         return self.model.coefficients()[1]
 
+    @cached_property
+    def _jumps(self) -> tuple[NDArray[np.float64], ...]:
+        return tuple(_frozen(self.model.jump_matrix(k, self.cutoff).toarray()) for k in range(len(JUMP_LABELS)))
+
+    @cached_property
+    def _generator(self) -> NDArray[np.float64]:
+        return _frozen(self.model.generator(self.cutoff, dense=True))
+
+    @cached_property
+    def _steady(self) -> NDArray[np.float64]:
+        return _frozen(self.model.stationary(self.cutoff))
+
     def jump_matrix(self, label: int) -> NDArray[np.float64]:
-        """``J_l``: the rate matrix of one label's jumps (column = from, row = to; dense)."""
-        return self.model.jump_matrix(label, self.cutoff).toarray()
+        """``J_l``: the rate matrix of one label's jumps (column = from, row = to; dense, read-only, built once)."""
+        return self._jumps[label]
 
     def generator(self) -> NDArray[np.float64]:
-        """``L_0 = sum_l J_l - diag(escape rates)``: columns sum to zero (dense)."""
-        return self.model.generator(self.cutoff, dense=True)
+        """``L_0 = sum_l J_l - diag(escape rates)``: columns sum to zero (dense, read-only, built once)."""
+        return self._generator
 
     def steady(self) -> NDArray[np.float64]:
-        """Stationary P_n of the truncated chain (detailed balance ratio ``P_{n+1}/P_n``)."""
-        return self.model.stationary(self.cutoff)
+        """Stationary P_n of the truncated chain (detailed balance ratio ``P_{n+1}/P_n``; read-only, built once)."""
+        return self._steady
 
 
 def birth_death(model: RateModel, cutoff: int | None = None, tol: float = 1e-14) -> BirthDeath:

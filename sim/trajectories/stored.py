@@ -20,9 +20,9 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from ..io import part_files
-from .table import grid_from_jumps
+from .table import grid_from_jumps, grid_segments
 
-__all__ = ["has_grid_table", "t_grid_of", "grid_chunks", "initial_populations_of", "CHUNK_CELLS"]
+__all__ = ["has_grid_table", "t_grid_of", "grid_chunks", "grid_samples", "initial_populations_of", "CHUNK_CELLS"]
 
 #: Grid cells (trajectories x time points) rebuilt at once: ~24 MB of arrays.
 CHUNK_CELLS = 1_000_000
@@ -85,6 +85,36 @@ def grid_chunks(run_dir: str | Path, *, max_cells: int = CHUNK_CELLS
             sa, sb = np.searchsorted(str_, [lo, hi])
             N = grid_from_jumps(lo, grid, n0[a:b], jtr[ja:jb], jt_t[ja:jb], jdn[ja:jb], str_[sa:sb], st_t[sa:sb])
             yield np.repeat(tr0[a:b], grid.size), np.tile(grid, b - a), N.reshape(-1)
+
+
+def grid_samples(run_dir: str | Path, t_min: float = 0.0
+                 ) -> Iterator[tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.float64]]]:
+    """The finite samples ``N(t_k)`` with ``t_k >= t_min`` as ``(traj, n, weight)``, one batch at a time.
+
+    A sum over samples ``sum f(N)`` is ``sum weight f(n)``. From the grid table every sample
+    has weight 1; rebuilt from the jumps (:func:`sim.trajectories.table.grid_segments`) a
+    weight counts the consecutive grid points at which a trajectory holds ``n``: the same
+    sums (integers) in ``O(jumps)`` instead of ``O(trajectories x grid)``.
+    """
+    run_dir = Path(run_dir)
+    if has_grid_table(run_dir):
+        for tr, t, N in grid_chunks(run_dir):
+            ok = (t >= t_min) & np.isfinite(N)
+            yield tr[ok], N[ok], np.ones(int(ok.sum()))
+        return
+    grid = t_grid_of(run_dir)
+    k_min = int(np.searchsorted(grid, t_min, side="left"))
+    for f_in, f_j, f_st in _batches(run_dir):
+        ini = pq.read_table(f_in, columns=["traj", "n0"])
+        jt = pq.read_table(f_j, columns=["traj", "t", "dn"])
+        st = pq.read_table(f_st, columns=["traj", "t_stop"])
+        tr0 = ini["traj"].to_numpy()
+        if not tr0.size:
+            continue
+        tr, n, c = grid_segments(int(tr0[0]), grid, k_min, ini["n0"].to_numpy(), jt["traj"].to_numpy(),
+                                 jt["t"].to_numpy(), jt["dn"].to_numpy(), st["traj"].to_numpy(),
+                                 st["t_stop"].to_numpy())
+        yield tr, n.astype(float), c.astype(float)
 
 
 def initial_populations_of(run_dir: str | Path) -> NDArray[np.float64]:
