@@ -97,7 +97,7 @@ def speed(quick: bool) -> None:
     print("# engine speed (one core; jumps_per_s = jumps / seconds simulating, best of 3 for ssa)")
     print(f"{'engine':34s}{'ntraj':>9s}{'t_end':>8s}{'jumps':>12s}{'seconds':>10s}{'jumps/s':>12s}")
     print(f"{'ssa kernel only':34s}{n_ssa:>9d}{t_ssa:>8g}{k_jumps:>12d}{k_jumps / k_rate:>10.3f}{k_rate:>12.3e}")
-    print(f"{'ssa incl. jump + grid tables':34s}{n_ssa:>9d}{t_ssa:>8g}{f_jumps:>12d}{f_s:>10.3f}{f_rate:>12.3e}")
+    print(f"{'ssa incl. tables (jumps, n0, stops)':34s}{n_ssa:>9d}{t_ssa:>8g}{f_jumps:>12d}{f_s:>10.3f}{f_rate:>12.3e}")
     print(f"{'mcsolve (QuTiP 5, default cutoff)':34s}{n_mc:>9d}{t_mc:>8g}{mc.n_jumps:>12d}{mc.sim_s:>10.3f}"
           f"{mc.jumps_per_s:>12.3e}")
     print(f"ratio ssa (incl. tables) / mcsolve per jump: {f_rate / mc.jumps_per_s:.3g}")

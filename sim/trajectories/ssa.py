@@ -58,8 +58,9 @@ def _ssa_kernel(pool0, hc0, key0, first, ntraj, kind, n_fixed, log_x, u_zero, gr
 
     The sums of ``n``, ``n^2`` and the count of running trajectories on the grid are built from
     difference arrays (``O(jumps)`` per trajectory, not ``O(grid)``): a trajectory adds ``n0`` at
-    grid index 0, ``n' - n`` at the first grid point at or after each jump, and removes itself at
-    the first grid point at or after its stop. Integers, so the sums equal those of the rows.
+    grid index 0, at the first grid point at or after a group of jumps the net change of ``n``
+    over the group (jumps between the same two grid points), and removes itself at the first
+    grid point at or after its stop. Integers, so the sums equal those of the rows.
     Row ``i`` (trajectory ``first + i``) seeds its generator with child ``key0 + i`` of the
     run's SeedSequence (``pool0, hc0``: :func:`._rng.base_pool`; ``key0 = first`` for one mode).
     """
@@ -104,6 +105,9 @@ def _ssa_kernel(pool0, hc0, key0, first, ntraj, kind, n_fixed, log_x, u_zero, gr
         gi = np.int32(first + i)
         t = 0.0
         k = 0
+        kp = -1  # grid index of the jumps not yet added to d1, d2 (-1: none)
+        t_kp = 0.0  # grid[kp]: a later jump at t <= t_kp falls on the same grid index
+        n_fl = n  # population already added to d1, d2 (n0 at index 0)
         stopped = n >= cap
         while not stopped:
             up = U * (n + 1)
@@ -149,11 +153,18 @@ def _ssa_kernel(pool0, hc0, key0, first, ntraj, kind, n_fixed, log_x, u_zero, gr
             labels[m] = lab
             m += 1
             t = t_new
-            kj = _grid_index(t, grid, inv_dt)
-            d1[kj] += n - n_old
-            d2[kj] += n * n - n_old * n_old
+            if kp < 0 or t > t_kp:  # a new grid interval: add the previous one's net change
+                if kp >= 0:
+                    d1[kp] += n_old - n_fl
+                    d2[kp] += n_old * n_old - n_fl * n_fl
+                    n_fl = n_old
+                kp = _grid_index(t, grid, inv_dt)
+                t_kp = grid[kp]
             if n >= cap:
                 stopped = True
+        if kp >= 0:
+            d1[kp] += n - n_fl
+            d2[kp] += n * n - n_fl * n_fl
         if stopped:
             ks = _grid_index(t, grid, inv_dt)
             d1[ks] -= n
