@@ -126,8 +126,7 @@ def plot_waiting_times(stats: RunStats, meta: dict, path: Path, pairs: int = 4) 
         hi = min(float(np.quantile(w, 0.99)), H)
         bins = np.linspace(0, hi, 40)
         h, edges = np.histogram(w, bins=bins)
-        ax.bar(edges[:-1], h / (row["n_first"] * np.diff(edges)), width=np.diff(edges), align="edge", alpha=0.5,
-               label="trajectories")
+        ax.stairs(h / (row["n_first"] * np.diff(edges)), edges, fill=True, alpha=0.5, label="trajectories")
         if chain is not None:
             tau = np.linspace(0, hi, 300)
             ax.plot(tau, waiting_time_density(chain, i, j, tau), color="k", lw=1.2, label="exact")
