@@ -200,16 +200,23 @@ def grid_from_jumps(start: int, t_grid: NDArray[np.float64], n0: NDArray[np.int6
 
 
 @njit(cache=True)
-def _grid_kernel(start, grid, n0, traj, t, dn, stop_traj, stop_t):  # pragma: no cover - compiled
-    ntraj = n0.shape[0]
-    npts = grid.shape[0]
-    N = np.empty((ntraj, npts), np.float64)
+def _stop_times(start, ntraj, stop_traj, stop_t):  # pragma: no cover - compiled
+    """Per row of the batch, the time of its stop at the population cap (inf: none)."""
     stop = np.full(ntraj, np.inf)
     for j in range(stop_traj.shape[0]):
         r = stop_traj[j] - start
         if r < 0 or r >= ntraj:
             raise ValueError("stopped trajectory outside the batch")
         stop[r] = stop_t[j]
+    return stop
+
+
+@njit(cache=True)
+def _grid_kernel(start, grid, n0, traj, t, dn, stop_traj, stop_t):  # pragma: no cover - compiled
+    ntraj = n0.shape[0]
+    npts = grid.shape[0]
+    N = np.empty((ntraj, npts), np.float64)
+    stop = _stop_times(start, ntraj, stop_traj, stop_t)
     j = 0
     nj = t.shape[0]
     for r in range(ntraj):
@@ -255,12 +262,7 @@ def _segment_kernel(start, grid, k_min, n0, traj, t, dn, stop_traj, stop_t):  # 
     ntraj = n0.shape[0]
     npts = grid.shape[0]
     nj = t.shape[0]
-    stop = np.full(ntraj, np.inf)
-    for j in range(stop_traj.shape[0]):
-        r = stop_traj[j] - start
-        if r < 0 or r >= ntraj:
-            raise ValueError("stopped trajectory outside the batch")
-        stop[r] = stop_t[j]
+    stop = _stop_times(start, ntraj, stop_traj, stop_t)
     out_tr = np.empty(nj + ntraj, np.int64)
     out_n = np.empty(nj + ntraj, np.int64)
     out_c = np.empty(nj + ntraj, np.int64)
