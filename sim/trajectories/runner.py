@@ -378,7 +378,12 @@ def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, b
                 continue
         todo.append((eng.name, model, spec, start, count))
     from ..parallel import run_tasks
+    from ..progress import slow_step
 
+    if todo:  # compile (numba caches it on disk for the batches and later runs), saying so if it is slow
+        with slow_step(f"{eng.name}: preparing the engine (numba compiles its kernels on the first run only)", progress):
+            eng.prepare(model, spec)
+            empty_jumps()
     done_traj = ntraj - sum(t[4] for t in todo)
     results = run_tasks(_simulate_batch, todo, scheduler, progress=progress, weights=[t[4] for t in todo],
                         desc=f"{eng.name} ({done_traj} done)" if done_traj else eng.name)
