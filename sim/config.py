@@ -9,6 +9,7 @@ magnitude in [1e-12, 1e12]; signed energies within +-1e12; ``t_end`` in (0, 1e12
 from __future__ import annotations
 
 import copy
+import difflib
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,7 +47,9 @@ def _check_keys(section: str, d: dict[str, Any], allowed: set[str]) -> None:
         raise ConfigError(f"[{section}] must be a table, got {d!r}")
     for k in d:
         if k not in allowed:
-            raise ConfigError(f"{section}.{k} is not a known key (allowed: {', '.join(sorted(allowed))})")
+            close = difflib.get_close_matches(str(k), sorted(allowed), n=1, cutoff=0.6)
+            hint = f"did you mean {section}.{close[0]}? " if close else ""
+            raise ConfigError(f"{section}.{k} = {d[k]!r} is not a known key ({hint}allowed: {', '.join(sorted(allowed))})")
 
 
 _KINDS = {
@@ -308,7 +311,8 @@ class RunConfig:
                 ok = False
         if not ok:
             raise ConfigError(
-                f"run.initial must be 'vacuum', 'steady', 'thermal:N', 'fock:n' or 'coherent:alpha', got {self.initial!r}")
+                f"run.initial must be 'vacuum', 'steady', 'thermal:N' (N >= 0, finite), 'fock:n' (integer n >= 0) or "
+                f"'coherent:alpha' (alpha finite, real or complex), got {self.initial!r}")
 
 
 _SECTIONS = ("conductor", "mode", "bias", "phonon_bath", "run", "study")

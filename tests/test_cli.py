@@ -171,3 +171,9 @@ def test_evolve_rejects_a_bad_bias_table(tmp_path, capsys):
     csv.write_text("t,muL,mu_R\n0,0,0\n")
     assert main(["evolve", PAPER, "--t-end", "5", "--bias-table", str(csv), "--out", str(tmp_path / "o")]) == 2
     assert "columns t, mu_L, mu_R" in capsys.readouterr().err
+
+
+def test_stats_on_a_missing_directory_says_it_does_not_exist(capsys, tmp_path):
+    assert main(["stats", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "does not exist" in err[0] and "nope" in err[0]

@@ -66,7 +66,7 @@ BAD = [
     (("omega = 1.0", "omega = -2.0"), ["mode.omega", "-2", "> 0"]),
     (("omega = 1.0", "omega = nan"), ["mode.omega", "nan", "finite"]),
     (("omega = 1.0", 'omega = "fast"'), ["mode.omega", "'fast'", "number"]),
-    (("hopping = 0.0", "hoping = 0.0"), ["conductor.hoping", "not a known key"]),
+    (("hopping = 0.0", "hoping = 0.0"), ["conductor.hoping = 0.0", "not a known key", "did you mean conductor.hopping?"]),
     (("[phonon_bath]", "[phonon_bat]"), ["phonon_bat", "not a known section"]),
     (("gamma_L = 0.5", "gamma_L = -0.5"), ["conductor.gamma_L", "-0.5", ">= 0"]),
     (("eps = [0.5, -0.5]", "eps = [0.5]"), ["conductor.eps", "[0.5]", "two numbers"]),

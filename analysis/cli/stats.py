@@ -42,6 +42,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     from sim.io import check_run, trajectory_partial_view
 
     run = Path(args.run_dir)
+    if not run.is_dir():
+        raise ConfigError(f"run directory {str(run)!r} does not exist (give the --out of an `ehp trajectories` run)")
     try:
         source = json.loads((run / "metadata.json").read_text())
     except (OSError, ValueError):
