@@ -33,8 +33,8 @@ from sim.model import JumpModel
 from .estimators import group_sums, jackknife_error
 from .stats import progress_bar
 
-__all__ = ["ModeStats", "mode_stats", "first_passage_times", "exact_first_passage_mean", "GrowthStats",
-           "growth_stats"]
+__all__ = ["ModeStats", "mode_stats", "first_passage_times", "exact_first_passage_mean", "exact_first_passage",
+           "GrowthStats", "growth_stats"]
 
 
 @dataclass(frozen=True)
@@ -270,6 +270,28 @@ def first_passage_times(run_dir: str | Path, level: int) -> NDArray[np.float64]:
         idx = first.index.to_numpy()
         out[idx] = np.fmin(out[idx], first.to_numpy())  # fmin ignores NaN
     return out
+
+
+def exact_first_passage(run_dir: str | Path, level: int) -> tuple[float, float] | None:
+    """``(E[T], P(T <= t_end))`` to ``level`` from the run's initial state (:func:`sim.counting.first_passage_exact`).
+
+    ``None`` for a coherent initial state (not a mixture of Fock states: no birth-death start).
+    """
+    from sim.counting import first_passage_exact
+    from sim.initial import InitialSpec
+
+    ident = json.loads((Path(run_dir) / "metadata.json").read_text())["identity"]
+    m = JumpModel.from_record(ident["model"])
+    spec = InitialSpec.parse(ident["run"]["initial"])
+    n = np.arange(level)
+    if spec.kind in ("vacuum", "fock"):
+        p0 = (n == (0 if spec.kind == "vacuum" else int(spec.value))).astype(float)
+    elif spec.kind in ("steady", "thermal"):
+        N0 = spec.mean(m)
+        p0 = (n == 0).astype(float) if N0 == 0 else (1.0 / (N0 + 1.0)) * (N0 / (N0 + 1.0)) ** n
+    else:
+        return None
+    return first_passage_exact(float(m.up_rate), float(m.down_rate), p0, level, float(ident["run"]["t_end"]))
 
 
 def exact_first_passage_mean(run_dir: str | Path, level: int, n0: int = 0) -> float:

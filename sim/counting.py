@@ -36,6 +36,7 @@ from .model import JumpModel as RateModel
 __all__ = [
     "JUMP_LABELS", "BirthDeath", "birth_death", "cumulant_rates", "quantity_weights", "waiting_time_density",
     "waiting_time_probability", "mean_first_passage", "mean_first_passage_recursion", "first_passage_mean",
+    "first_passage_exact",
     "g2_from_distribution",
 ]
 
@@ -202,6 +203,32 @@ def first_passage_mean(A: float, B: float, n0: int, level: int) -> float:
         if k >= n0:
             total += prev
     return total
+
+
+def first_passage_exact(A: float, B: float, p0: NDArray[np.float64], level: int, t: float) -> tuple[float, float]:
+    r"""Mean first-passage time to ``level`` and the probability of reaching it by ``t``, from ``P(n0) = p0``.
+
+    Birth-death chain ``up(n) = A (n + 1)``, ``down(n) = B n`` made absorbing at ``level``; on
+    the states ``0 .. level-1`` its backward generator ``M`` (``M T = -1`` gives the mean times
+    ``T(n)`` of :func:`first_passage_mean`) also gives the survival ``u(t) = e^{M t} 1``, so::
+
+        E[T]           = sum_{n < level} p0(n) T(n)          (T = 0 from n0 >= level)
+        P(T <= t)      = 1 - sum_{n < level} p0(n) u_n(t)
+
+    ``p0`` may be shorter or longer than ``level`` (missing entries are 0; mass at
+    ``n >= level`` has ``T = 0``). Units: 1/energy for times.
+    """
+    from scipy.linalg import expm
+
+    p0 = np.asarray(p0, dtype=float)
+    q = np.zeros(level)
+    q[: min(level, p0.size)] = p0[:level]
+    n = np.arange(level)
+    up, down = A * (n + 1), B * n
+    M = np.diag(-(up + down)) + np.diag(up[:-1], 1) + np.diag(down[1:], -1)
+    T = linalg.solve(M, -np.ones(level))
+    survival = expm(M * float(t)) @ np.ones(level)
+    return float(q @ T), float(1.0 - q @ survival)
 
 
 def g2_from_distribution(P: NDArray[np.float64]) -> float:

@@ -103,3 +103,19 @@ def test_unknown_quantity_and_unstable_chain_are_errors():
         quantity_weights("jumps:XX:emission", 1.0)
     with pytest.raises(ValueError, match="unstable"):
         birth_death(rate_model(make_config(bias={"V": 2.0, "T_e": 0.1})))
+
+
+def test_first_passage_exact_analytic_limits():
+    """Level 1 from vacuum: T is exponential with rate up(0) = A; geometric starts average the per-n0 means."""
+    from sim.counting import first_passage_exact, first_passage_mean
+
+    A, B = 0.3, 1.1
+    for t in (0.5, 2.0, 10.0):
+        mean, p = first_passage_exact(A, B, [1.0], 1, t)
+        assert mean == pytest.approx(1 / A, rel=1e-12) and p == pytest.approx(-np.expm1(-A * t), rel=1e-12)
+    x = 0.4
+    p0 = (1 - x) * x ** np.arange(30)
+    mean, p = first_passage_exact(A, B, p0, 5, 1e4)
+    direct = sum(p0[n] * first_passage_mean(A, B, n, 5) for n in range(5))
+    assert mean == pytest.approx(direct, rel=1e-10) and p == pytest.approx(1.0, abs=1e-12)
+    assert first_passage_exact(A, B, p0, 5, 0.0)[1] == pytest.approx(x**5, rel=1e-12)  # P(n0 >= 5): there at t = 0

@@ -276,3 +276,19 @@ def test_readers_give_the_same_numbers_from_the_grid_table_and_from_the_jumps(tm
         g1, g2 = growth_stats(tmp_path / "grid", progress=False), growth_stats(tmp_path / "jumps", progress=False)
         assert g1.growth_rate == g2.growth_rate
         pd.testing.assert_frame_equal(g1.curve, g2.curve)
+
+
+def test_first_passage_reports_a_mean_only_when_every_trajectory_arrived(tmp_path, capsys, monkeypatch):
+    """Stable mode, steady start, level 1: many never arrive by t_end, so no mean; the fraction matches the exact one."""
+    import analysis.cli.app as cli
+
+    cfg = make_config(bias={"V": 0.5, "T_e": 0.1})
+    out = tmp_path / "run"
+    run_trajectories(rate_model(cfg), engine="ssa", ntraj=4000, t_end=50.0, n_points=11, seed=5, initial="steady",
+                     out_dir=out, config=cfg, progress=False)
+    monkeypatch.setattr(cli, "PLUGINS", ("analysis.cli.stats",))
+    assert main(["stats", str(out), "--json", "--first-passage", "1", "--no-progress"]) == 0
+    f = json.loads(capsys.readouterr().out)["first_passage"]
+    assert 0 < f["n_reached"] < f["ntraj"] and f["mean"] is None and "not estimable" in f["note"]
+    assert abs(f["probability_reached"] - f["probability_reached_exact"]) < 4 * f["probability_reached_stderr"]
+    assert f["exact_mean"] > 0

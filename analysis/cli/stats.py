@@ -86,14 +86,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 def _analyse(args: argparse.Namespace, run: Path, data: Path, partial: dict | None, rd) -> int:
     """The analysis proper: ``data`` is ``run`` itself, or a verified view of its intact batches."""
-    import numpy as np
-
     from analysis.stats import run_stats
 
     source = json.loads((data / "metadata.json").read_text())
     progress = False if args.no_progress else None
     st = run_stats(data, args.t_min, progress=progress)
-    from analysis.mode_stats import exact_first_passage_mean, first_passage_times, growth_stats, mode_stats
+    from analysis.mode_stats import first_passage_times, growth_stats, mode_stats
 
     ms = gs = None
     if st.stable:
@@ -105,15 +103,7 @@ def _analyse(args: argparse.Namespace, run: Path, data: Path, partial: dict | No
     fp = None
     if args.first_passage is not None:
         fp = first_passage_times(data, args.first_passage)
-        ok = fp[np.isfinite(fp)]
-        init = source["identity"]["run"]["initial"]
-        extra["first_passage"] = {
-            "level": args.first_passage, "n_reached": int(ok.size), "ntraj": int(fp.size),
-            "mean": float(ok.mean()) if ok.size else None,
-            "stderr": float(ok.std(ddof=1) / np.sqrt(ok.size)) if ok.size > 1 else None,
-            "exact_mean_from_vacuum": exact_first_passage_mean(data, args.first_passage) if init == "vacuum" else None,
-            "note": "mean over trajectories that reached the level before t_end (biased low if some did not)",
-        }
+        extra["first_passage"] = _first_passage_record(data, fp, args.first_passage, source)
     extra = {"partial": partial is not None, **({"partial_run": partial} if partial else {}), **extra}
     record = {**st.to_dict(), "run": str(run), **extra}
     if rd is not None:
@@ -156,10 +146,49 @@ def _analyse(args: argparse.Namespace, run: Path, data: Path, partial: dict | No
     else:
         _print_stationary(st, extra["mode"])
     if fp is not None:
-        f = extra["first_passage"]
-        print(f"\nfirst passage to n = {f['level']}: {f['n_reached']} of {f['ntraj']} trajectories reached it; "
-              f"mean {_f(f['mean'])} +- {_f(f['stderr'])}, exact from vacuum {_f(f['exact_mean_from_vacuum'])}")
+        _print_first_passage(extra["first_passage"])
     return 0
+
+
+def _first_passage_record(data: Path, fp, level: int, source: dict) -> dict:
+    """First passage to ``level``: the fraction that reached it by t_end and, only if all did, the mean time.
+
+    A mean over the trajectories that reached the level is biased low when some did not (the
+    slow ones are missing), so it is not reported then; the fraction reached is unbiased, and
+    both have exact birth-death values from the run's initial state.
+    """
+    import numpy as np
+
+    from analysis.mode_stats import exact_first_passage, exact_first_passage_mean
+
+    ok = fp[np.isfinite(fp)]
+    n, k = int(fp.size), int(ok.size)
+    run = source["identity"]["run"]
+    exact = exact_first_passage(data, level)
+    p = k / n if n else float("nan")
+    every = n > 0 and k == n
+    return {
+        "level": level, "t_end": float(run["t_end"]), "initial": run["initial"], "n_reached": k, "ntraj": n,
+        "probability_reached": p, "probability_reached_stderr": float(np.sqrt(p * (1 - p) / n)) if n else None,
+        "probability_reached_exact": None if exact is None else exact[1],
+        "mean": float(ok.mean()) if every else None,
+        "stderr": float(ok.std(ddof=1) / np.sqrt(k)) if every and k > 1 else None,
+        "exact_mean": None if exact is None else exact[0],
+        "exact_mean_from_vacuum": exact_first_passage_mean(data, level) if run["initial"] == "vacuum" else None,
+        "note": None if every else (f"{n - k} of {n} trajectories had not reached n = {level} by t_end: the mean first-"
+                                    "passage time is not estimable from this run (a mean over the others is biased low)"),
+    }
+
+
+def _print_first_passage(f: dict) -> None:
+    p, se, ex = f["probability_reached"], f["probability_reached_stderr"], f["probability_reached_exact"]
+    print(f"\nfirst passage to n = {f['level']} (start: {f['initial']}): {f['n_reached']} of {f['ntraj']} trajectories "
+          f"reached it by t_end = {f['t_end']:g}")
+    print(f"  P(reached by t_end)  {_f(p)} +- {_f(se)}   exact {_f(ex)}")
+    if f["mean"] is not None:
+        print(f"  mean time            {_f(f['mean'])} +- {_f(f['stderr'])}   exact {_f(f['exact_mean'])}")
+    else:
+        print(f"  mean time            -   ({f['note']}; exact {_f(f['exact_mean'])})")
 
 
 def _cmd_modes(args: argparse.Namespace, run: Path, source: dict) -> int:
