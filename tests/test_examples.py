@@ -40,6 +40,21 @@ def test_list_examples_descriptions_are_first_comment_lines():
         load_config(e.path)  # every bundled config is valid
 
 
+def test_example_descriptions_are_complete_sentences():
+    """`ehp examples` shows the first comment line: it must be one whole sentence, not a line cut mid-sentence.
+
+    A first line that wraps (``... stable at every bias of``) would be shown cut off; the
+    sentence must end on the first line, and fit a terminal beside the name.
+    """
+    for e in list_examples():
+        d = e.description
+        assert d and d == d.strip(), f"{e.name}: empty description"
+        assert d.endswith((".", "!", "?")), f"{e.name}: description does not end a sentence: {d!r}"
+        assert d[0].isupper(), f"{e.name}: description does not start a sentence: {d!r}"
+        assert d.count("(") == d.count(")") and d.count("`") % 2 == 0, f"{e.name}: unbalanced: {d!r}"
+        assert len(d) <= 100, f"{e.name}: description longer than 100 characters ({len(d)}): {d!r}"
+
+
 def test_name_resolution_from_another_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ref = load_config(REPO / "runs" / "paper_double_dot.toml")

@@ -29,7 +29,11 @@ class Example:
 
 
 def _description(path: Path) -> str:
-    """The TOML's first comment line without the ``#`` (empty if it starts with no comment)."""
+    """The TOML's first comment line without the ``#`` (empty if it starts with no comment).
+
+    That line is what ``ehp examples`` shows, so each bundled file starts with one complete
+    sentence of at most 100 characters on its first line (``tests/test_examples.py`` checks it).
+    """
     for line in path.read_text().splitlines():
         s = line.strip()
         if not s:
