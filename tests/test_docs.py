@@ -9,6 +9,10 @@
   marks ``no-run`` only where it must show a big run (10^6 trajectories, process pools, the
   paper's full figures), which would take minutes here; the same commands run at small
   sizes in docs/tutorial.md.
+- ```text output blocks are output excerpts: each of their lines, except blank lines and
+  ``...`` (lines left out), must be a line of what the runnable block just before printed
+  (stdout or stderr, runs of blanks counted as one), so that an excerpt cannot drift from
+  the code. On docs/ pages every ```text block right after a runnable block must be one.
 
 The blocks of one file run in order in one temporary directory (a later block may read
 what an earlier one wrote, as a reader following the page would). For README.md the
@@ -38,6 +42,12 @@ def blocks(path: Path) -> list[tuple[str, str]]:
     return [(m.group(1).strip(), m.group(2)) for m in _FENCE.finditer(path.read_text())]
 
 
+def block_starts(path: Path) -> list[int]:
+    """The line number (1-based) of the opening fence of every code block, as :func:`blocks` orders them."""
+    text = path.read_text()
+    return [text.count("\n", 0, m.start()) + 1 for m in _FENCE.finditer(text)]
+
+
 def ehp_lines(body: str) -> list[str]:
     """The ``ehp ...`` command lines of a bash block (continuations joined, comments dropped)."""
     out = []
@@ -46,6 +56,23 @@ def ehp_lines(body: str) -> list[str]:
         if words and words[0] == "ehp":
             out.append(line)
     return out
+
+
+def is_runnable(words: list[str]) -> bool:
+    """A block the test runs: ```python or ```bash, not marked ``no-run``."""
+    return bool(words) and words[0] in ("python", "bash") and "no-run" not in words
+
+
+def is_output(words: list[str]) -> bool:
+    """A ```text output block: an excerpt of what the block before it printed."""
+    return words[:1] == ["text"] and "output" in words[1:]
+
+
+def missing_lines(excerpt: str, printed: str) -> list[str]:
+    """The lines of ``excerpt`` (blanks collapsed; blank and ``...`` lines skipped) not printed."""
+    have = {" ".join(line.split()) for line in printed.splitlines()}
+    want = [" ".join(line.split()) for line in excerpt.splitlines()]
+    return [w for w in want if w and w != "..." and w not in have]
 
 
 def _run_ehp(line: str) -> int:
@@ -69,21 +96,53 @@ def test_code_blocks_run(page: Path, tmp_path, monkeypatch, capsys):
         for toml in (REPO / "runs").glob("*.toml"):
             shutil.copyfile(toml, tmp_path / "runs" / toml.name)
     ran = 0
-    for info, body in blocks(page):
+    printed: str | None = None  # what the previous block printed, if it was a runnable block
+    for start, (info, body) in zip(block_starts(page), blocks(page), strict=True):
         words = info.split()
-        if not words or "no-run" in words or words[0] not in ("python", "bash"):
+        if is_output(words):
+            where = f"{page.name}:{start}: output block"
+            assert printed is not None, f"{where} does not follow a runnable block"
+            missing = missing_lines(body, printed)
+            assert not missing, f"{where}: lines the command before it did not print: {missing}"
+            printed = None
             continue
+        printed = None
+        if not is_runnable(words):
+            continue
+        capsys.readouterr()
         if words[0] == "python":
             exec(compile(body, f"{page.name}:python-block", "exec"), {"__name__": "__doc_block__"})
+            out = capsys.readouterr()
+            printed = out.out + out.err
             ran += 1
             continue
+        printed = ""
         for line in ehp_lines(body):
             rc = _run_ehp(line)
-            err = capsys.readouterr().err
-            assert rc == 0, f"{page.name}: `{line}` exited {rc}: {err.strip()[-500:]}"
+            out = capsys.readouterr()
+            assert rc == 0, f"{page.name}: `{line}` exited {rc}: {out.err.strip()[-500:]}"
+            printed += out.out + "\n" + out.err + "\n"
             ran += 1
     if page.name in ("README.md", "tutorial.md", "config.md"):
         assert ran > 0, f"{page.name}: no runnable block found"
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.parent == REPO / "docs"], ids=lambda p: p.name)
+def test_excerpts_after_commands_are_checked(page: Path):
+    """On docs/ pages a ```text block right after a command is that command's output, and marked as such."""
+    infos = [info.split() for info, _ in blocks(page)]
+    starts = block_starts(page)
+    unmarked = [starts[i] for i in range(1, len(infos)) if infos[i][:1] == ["text"] and is_runnable(infos[i - 1])
+                and not is_output(infos[i])]
+    assert not unmarked, f"{page.name}: the ```text blocks at lines {unmarked} follow a command: mark them ```text output"
+
+
+def test_missing_lines():
+    """The excerpt check: lines compared with runs of blanks collapsed, ``...`` skipped."""
+    printed = "channel   mu\nLR   0.5   1e-3\n\nkappa  0.74\n"
+    assert missing_lines("channel mu\n...\nkappa     0.74\n", printed) == []
+    assert missing_lines("LR 0.5 1e-3\nkappa 0.75\nN 1\n", printed) == ["kappa 0.75", "N 1"]
+    assert missing_lines("LR 0.5\n", printed) == ["LR 0.5"]  # a whole line, not a prefix
 
 
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
