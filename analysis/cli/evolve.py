@@ -191,7 +191,9 @@ def cmd_evolve(args: argparse.Namespace) -> int:
         kappa_end = float(kappas[min(len(table), kappas.size) - 1] if len(table) else kappas[0])
         summary = {"method": args.method, "t_end": t_end, "n_points": int(len(table)), "initial": initial,
                    "cutoff": used_cutoff, "kappa": kappa_end, "stable": bool(kappa_end > 0),
-                   "N_final": float(table["N"].iloc[-1]) if len(table) else None, "truncated": stopped_at is not None,
+                   "N_final": float(table["N"].iloc[-1]) if len(table) and stopped_at is None else None,
+                   "t_last": float(table["t"].iloc[-1]) if len(table) else None,
+                   "N_last": float(table["N"].iloc[-1]) if len(table) else None, "truncated": stopped_at is not None,
                    "stopped_at": stopped_at, "message": message, "error": error, "wall_s": wall}
         rd.write_summary(summary)
         rd.finish(wall_s=wall, truncated=stopped_at is not None, stopped_at=stopped_at)
@@ -203,7 +205,11 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     print(f"method     {args.method}" + (f" (cutoff {used_cutoff})" if used_cutoff else ""))
     print(f"kappa      {kappa_end:.6g}  ({'stable' if kappa_end > 0 else 'unstable'})"
           + ("  (at t_end)" if schedule is not None else ""))
-    print(f"N(t_end)   {summary['N_final']:.6g}" + (f"  (stopped at t = {stopped_at:.6g})" if stopped_at else ""))
+    if stopped_at is None:
+        print(f"N(t_end)   {summary['N_final']:.6g}")
+    else:  # no N(t_end): the run stopped before; the last grid point it reached is labelled as such
+        print(f"N(t_end)   -  (the run stopped at t = {stopped_at:.6g}; last grid point t = {summary['t_last']:.6g}: "
+              f"N = {summary['N_last']:.6g})")
     print(f"table      {rd.path / 'evolution.parquet'}")
     return 0
 
