@@ -53,7 +53,7 @@ from sim.progress import progress_bar, progress_enabled
 from .estimators import estimate_cumulant_rates
 
 __all__ = ["RunStats", "run_stats", "chain_from_metadata", "mean_waiting_time", "waiting_times", "waiting_horizons",
-           "progress_enabled", "progress_bar"]
+           "progress_enabled", "progress_bar", "MIN_TAIL_TRAJECTORIES"]
 
 
 @dataclass(frozen=True)
@@ -213,12 +213,17 @@ def run_stats(run_dir: str | Path, t_min: float | None = None, progress: bool | 
         pair_sq += np.bincount(idx, weights=dt * dt, minlength=n_lab * n_lab).reshape(n_lab, n_lab)
 
     est, err = estimate_cumulant_rates((per_label @ nus.T).T, duration, half=(per_label_half @ nus.T).T)
+    # trajectories with at least k jumps that count towards each quantity (its tail for order k)
+    jumps_q = per_label @ (nus != 0).T  # (ntraj, nq)
     rows = []
     for q, name in enumerate(quantities):
         exact = cumulant_rates(chain, nus[q])
         for k in range(4):
-            rows.append({"quantity": name, "order": k + 1, "estimate": est[q, k], "stderr": err[q, k],
-                         "exact": exact[k]})
+            tail = int(np.count_nonzero(jumps_q[:, q] >= k + 1))
+            ok = tail >= MIN_TAIL_TRAJECTORIES
+            rows.append({"quantity": name, "order": k + 1, "estimate": est[q, k] if ok else np.nan,
+                         "stderr": err[q, k] if ok else np.nan, "exact": exact[k], "estimable": ok,
+                         "tail_trajectories": tail})
     cumulants = pd.DataFrame(rows)
     waiting = _waiting_table(chain, active, pair_n, pair_sum, pair_sq, n_starts, horizons)
     censored = bool((~waiting["estimable"]).any()) if len(waiting) else False
@@ -231,13 +236,21 @@ def _counts(label_counts: NDArray[np.int64]) -> pd.DataFrame:
                          for i, (c, d) in enumerate(JUMP_LABELS)])
 
 
-_CUMULANT_COLUMNS = ["quantity", "order", "estimate", "stderr", "exact"]
+_CUMULANT_COLUMNS = ["quantity", "order", "estimate", "stderr", "exact", "estimable", "tail_trajectories"]
+
+#: Trajectories with at least ``k`` counted jumps needed to estimate an order-``k`` cumulant rate.
+#: When jumps are rare the order-``k`` sample cumulant is carried by the few trajectories with
+#: ``k`` or more of them; with fewer than this many its sampling distribution is far from
+#: normal (the tail itself is known to no better than 1/sqrt(30) ~ 20%, and skewed), so an
+#: estimate +- jackknife error would mislead: such rows are ``estimable = false``, shown as ``-``.
+MIN_TAIL_TRAJECTORIES = 30
 _WAITING_COLUMNS = ["first", "second", "n", "n_first", "horizon", "censored", "estimable", "probability",
                     "probability_stderr", "probability_exact", "mean", "mean_stderr", "mean_exact"]
 
 
 def _empty_cumulants() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=object if c == "quantity" else float) for c in _CUMULANT_COLUMNS})
+    types = {"quantity": object, "estimable": bool, "tail_trajectories": np.int64}
+    return pd.DataFrame({c: pd.Series(dtype=types.get(c, float)) for c in _CUMULANT_COLUMNS})
 
 
 def _empty_waiting() -> pd.DataFrame:

@@ -66,7 +66,9 @@ def test_stats_cli_json_and_outputs(run_dir, tmp_path, capsys, monkeypatch):
     assert main(["stats", str(run_dir), "--json", "--out", str(tmp_path / "s")]) == 0
     d = json.loads(capsys.readouterr().out)
     rec = d["cumulants"][0]
-    assert set(rec) == {"quantity", "order", "estimate", "stderr", "exact"}
+    assert set(rec) == {"quantity", "order", "estimate", "stderr", "exact", "estimable", "tail_trajectories"}
+    for r in d["cumulants"]:  # an estimate only where enough trajectories carry the order-k tail
+        assert r["estimable"] == (r["tail_trajectories"] >= 30) == (r["estimate"] is not None)
     assert {r["quantity"] for r in d["cumulants"]} >= {"charge", "jumps:LR:emission", "jumps:ph:absorption"}
     assert {r["order"] for r in d["cumulants"]} == {1, 2, 3, 4}
     for name in ("stats.parquet", "waiting_times.parquet", "cumulants.png", "waiting_times.png",

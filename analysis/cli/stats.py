@@ -242,8 +242,17 @@ def _cmd_modes(args: argparse.Namespace, run: Path, source: dict) -> int:
 
 
 def _print_stationary(st, mode: dict) -> None:
-    print("\ncumulant rates (per unit time): estimate +- stderr, exact")
-    print(st.cumulants.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    from analysis.stats import MIN_TAIL_TRAJECTORIES
+
+    c = st.cumulants
+    print("\ncumulant rates (per unit time): estimate +- stderr, exact; tail: trajectories with >= order counted jumps")
+    cols = ["quantity", "order", "estimate", "stderr", "exact", "tail_trajectories"]
+    print(c[cols].rename(columns={"tail_trajectories": "tail"}).to_string(
+        index=False, float_format=lambda v: f"{v:.5g}", na_rep="-"))
+    if len(c) and not c["estimable"].all():
+        print(f"not estimable ('-'): fewer than {MIN_TAIL_TRAJECTORIES} trajectories with at least `order` counted "
+              "jumps in the window; the order-k cumulant then rests on a handful of trajectories and its error bar "
+              "would mislead. More trajectories or a longer t_end estimate them")
     w = st.waiting.sort_values("n", ascending=False).head(10)
     print("\nwaiting times, the 10 most frequent consecutive pairs (after a jump of label i the next jump is "
           "watched for H; censored: fraction of starts whose next jump fell after t_end):")
