@@ -20,11 +20,13 @@ Landauer full broadening      narrow-resonance limit: ``3 kappa/Omega`` times th
                               compared only for kappa/Omega <= 0.1 (defined only for kappa > 0)
 ============================  ===============================================================
 
-Columns: ``difference`` = value - rate equation; ``deviation`` = value - the row's center
-(the rate equation, or ``X(n_ph)`` for Landauer lowest order); ``within`` =
-``|deviation| <= tolerance``. The reference row has no tolerance. N is not defined for
-the Landauer rows (``NaN``); J_ph = J in steady state there. A row
-outside its limit's range is reported with ``within = None`` and says why. The factor 3 on
+Columns: ``difference`` = value - rate equation (for information); ``center`` = the value the
+row is checked against (the rate equation, or ``X(n_ph)`` for Landauer lowest order);
+``deviation`` = value - center, the checked quantity; ``within`` = ``|deviation| <= tolerance``.
+The reference row has no tolerance and no verdict. N is not defined for the Landauer rows
+(``NaN``); J_ph = J in steady state there. A row outside its limit's range, not computed or
+not defined has ``within = None`` and is counted in the summary's "rows not compared"; its
+``expected`` says why. The factor 3 on
 the O(gamma/Omega) and O(kappa/Omega) terms allows for the energy dependence of the rates
 across the resonance (their coefficient is of order one but not known in closed form).
 
@@ -35,6 +37,7 @@ mcsolve trajectories, Landauer lowest order summed over the modes).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,12 +51,13 @@ from sim.rate_equation import rate_model, steady_state
 
 from .estimators import estimate_cumulant_rates, totals_per_trajectory
 
-__all__ = ["crosscheck", "CrossCheck", "plot_crosscheck"]
+__all__ = ["crosscheck", "CrossCheck", "plot_crosscheck", "not_compared", "not_compared_note"]
 
 QUANTITIES = ("N", "J", "J_ph", "Ie")
 _NUM_TOL = 1e-8
 _LOWEST_MAX = 0.05  # gamma_ph/Omega up to which lowest order is compared (O(gamma/Omega) corrections)
 _FULL_MAX = 0.1  # kappa/Omega up to which full broadening is compared with the rate equation
+_WHY = ("outside its limit's range", "not computed", "not defined for the route", "no tolerance")
 
 
 @dataclass(frozen=True)
@@ -142,8 +146,13 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
     if config.n_modes > 1:  # several modes: the covariance route is the reference (analysis.crosscheck_modes)
         from .crosscheck_modes import crosscheck_modes
 
-        return CrossCheck(*crosscheck_modes(config, flux_scale=_flux_density_scale, ntraj=ntraj, t_end=t_end, seed=seed,
-                                            progress=progress))
+        table, stable, msg = crosscheck_modes(config, flux_scale=_flux_density_scale, ntraj=ntraj, t_end=t_end,
+                                              seed=seed, progress=progress)
+        if stable:  # same columns and summary as one mode: the center, and every row without a verdict counted
+            if "center" not in table:
+                table.insert(table.columns.get_loc("deviation"), "center", table["value"] - table["deviation"])
+            msg = re.sub(r" \(\d+ rows not compared:[^)]*\)$", "", msg) + not_compared_note(table, "covariance")
+        return CrossCheck(table, stable, msg)
     from .stats import progress_bar, progress_enabled
 
     with progress_bar(6, "crosscheck", "route", progress) as bar:
@@ -167,10 +176,11 @@ def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> Cros
             tol = expected_abs(q, ref) if np.isfinite(v) and expected_abs is not None else np.nan
             if route == "rate_equation":
                 tol = np.nan  # the reference itself: no tolerance, nothing to check
-            dev = v - (ref if center is None else center[q])
+            c = (ref if center is None else center[q]) if np.isfinite(v) else np.nan
             rows.append({"route": route, "level": level, "quantity": q, "value": v, "stderr": err,
-                         "rate_equation": ref, "difference": diff, "deviation": dev, "expected": expected_text,
-                         "tolerance": tol, "within": bool(abs(dev) <= tol) if np.isfinite(tol) else None})
+                         "rate_equation": ref, "difference": diff, "center": c, "deviation": v - c,
+                         "expected": expected_text,
+                         "tolerance": tol, "within": bool(abs(v - c) <= tol) if np.isfinite(tol) else None})
         bar.update(1)
 
     if not ss.stable:
@@ -236,21 +246,78 @@ def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> Cros
     table = pd.DataFrame(rows)
     table["within"] = table["within"].astype(object)
     ok = table["within"].dropna().all()
-    skipped = int((table["within"].isna() & table["expected"].str.startswith("not")).sum())
     msg = "all compared routes agree within their expected differences" if ok else \
         "some routes differ more than expected"
-    if skipped:
-        msg += f" ({skipped} rows not compared: outside their limit's range or not computed)"
-    return CrossCheck(table, True, msg)
+    return CrossCheck(table, True, msg + not_compared_note(table, "rate_equation"))
+
+
+def not_compared(table: pd.DataFrame, reference: str = "rate_equation") -> pd.Series:
+    """Why each row without a verdict was not compared (index: the table's; the reference route left out).
+
+    Every row other than the reference with ``within`` missing: ``"outside its limit's range"``
+    (``expected`` starts with ``not comparable``), ``"not computed"`` (a route that failed, e.g.
+    the Fock cutoff cap), ``"not defined for the route"`` (no value, e.g. N for Landauer) or
+    ``"no tolerance"``.
+    """
+    t = table[(table["route"] != reference) & table["within"].isna()]
+    exp = t["expected"].fillna("").astype(str) if "expected" in t else pd.Series("", index=t.index)
+    why = np.where(exp.str.startswith("not comparable"), _WHY[0],
+                   np.where(exp.str.startswith("not computed"), _WHY[1],
+                            np.where(~np.isfinite(t["value"].astype(float)), _WHY[2], _WHY[3])))
+    return pd.Series(why, index=t.index, dtype=object)
+
+
+def not_compared_note(table: pd.DataFrame, reference: str = "rate_equation") -> str:
+    """`` (5 rows not compared: 4 outside their limit's range, 1 not defined for the route)``, or ``""``
+    when every row has a verdict."""
+    why = not_compared(table, reference)
+    if why.empty:
+        return ""
+    counts = why.value_counts()
+    parts = ", ".join((f"{counts[w]} " if len(counts) > 1 else "") + (w.replace("its", "their") if counts[w] > 1 else w)
+                      for w in _WHY if w in counts)
+    return f" ({len(why)} row{'s' if len(why) > 1 else ''} not compared: {parts})"
+
+
+def _plot_table(report: CrossCheck) -> pd.DataFrame:
+    """The rows :func:`plot_crosscheck` draws: every row with a value but the reference, relative to the reference.
+
+    Columns added: ``label`` (route and level), ``rel`` = ``(X - X_ref)/|X_ref|``, ``rel_err``,
+    ``lo``/``hi`` = the expected window ``(center -+ tolerance - X_ref)/|X_ref|`` (``NaN`` without a
+    tolerance), ``compared`` (a finite tolerance), ``own_center`` (checked against a center other than
+    the reference, e.g. Landauer lowest order against ``X(n_ph)``: it differs from the reference by
+    construction), ``center_name`` (that center, from ``expected``), ``z`` = deviation / tolerance.
+    """
+    t = report.table.dropna(subset=["value"])
+    if "reference" in t:  # several modes: the covariance route is the reference row
+        t = t[t["route"] != "covariance"].rename(columns={"reference": "rate_equation"})
+    t = t[t["route"] != "rate_equation"].copy()
+    if "center" not in t:
+        t["center"] = t["value"] - t["deviation"]
+    scale = t["rate_equation"].abs()
+    tol = t["tolerance"].astype(float)
+    compared = np.isfinite(tol.to_numpy()) & (tol.to_numpy() > 0)
+    exp = t["expected"].fillna("").astype(str) if "expected" in t else pd.Series("", index=t.index)
+    return t.assign(
+        label=t["route"] + " " + t["level"].str.split(",").str[0],
+        rel=t["difference"] / scale, rel_err=t["stderr"] / scale,
+        lo=(t["center"] - tol - t["rate_equation"]) / scale, hi=(t["center"] + tol - t["rate_equation"]) / scale,
+        compared=compared,
+        own_center=compared & (np.abs(t["center"] - t["rate_equation"]) > 1e-6 * scale).to_numpy(),
+        center_name=np.where(exp.str.startswith("="), exp.str.split(",").str[0].str.lstrip("= "), ""),
+        z=t["deviation"] / tol.where(compared))
 
 
 def plot_crosscheck(report: CrossCheck, path) -> None:
     """Two linear panels per route and quantity, the reference (rate equation) row left out.
 
-    Left: relative difference from the rate equation, ``(X - X_rate)/|X_rate|``, with the
-    trajectory rows' standard errors as error bars. Right: the deviation in units of the
-    row's own tolerance, ``(X - X_center)/tolerance``; a row agrees when it lies in the
-    shaded band ``[-1, 1]`` (rows without a tolerance are not drawn there).
+    (a) Relative difference from the rate equation, ``(X - X_rate)/|X_rate|``, with the trajectory
+    rows' standard errors as error bars and each compared row's expected window ``center +-
+    tolerance`` as a shaded bar: a row agrees when its point lies in its bar. Rows checked against
+    their own center (Landauer lowest order against ``X(n_ph)``) are labelled "expected to differ",
+    and rows not compared (outside their limit's range) are hollow and labelled "not comparable".
+    (b) The deviation from the row's center in units of its tolerance; a row agrees when it lies in
+    the shaded band ``[-1, 1]`` (rows without a tolerance are not drawn there).
     """
     import textwrap
 
@@ -260,45 +327,64 @@ def plot_crosscheck(report: CrossCheck, path) -> None:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    t = report.table.dropna(subset=["value"])
-    if "reference" in t:  # several modes: the covariance route is the reference row
-        t = t[t["route"] != "covariance"].rename(columns={"reference": "rate_equation"})
-    t = t[t["route"] != "rate_equation"].assign(
-        label=lambda d: d["route"] + " " + d["level"].str.split(",").str[0],
-        rel=lambda d: d["difference"] / d["rate_equation"].abs(),
-        rel_err=lambda d: d["stderr"] / d["rate_equation"].abs())
+    t = _plot_table(report)
+    ref = "covariance route" if "reference" in report.table else "rate equation"
     labels = list(dict.fromkeys(t["label"]))
     qs = [q for q in QUANTITIES if q in set(t["quantity"])]
     colors = dict(zip(labels, sns.color_palette("colorblind", len(labels)), strict=True))
     width = 0.8 / max(1, len(labels))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.6), layout="constrained")
+    a, b = axes
     for k, lab in enumerate(labels):
         sub = t[t["label"] == lab]
+        col = colors[lab]
         x = np.array([qs.index(q) for q in sub["quantity"]]) - 0.4 + width * (k + 0.5)
         err = sub["rel_err"].to_numpy()
-        axes[0].errorbar(x, sub["rel"], yerr=np.where(np.isfinite(err), err, 0), fmt="o", ms=5, capsize=3,
-                         color=colors[lab], label=lab)
-        tol = sub["tolerance"].to_numpy()
-        has = np.isfinite(tol) & (tol > 0)
+        has = sub["compared"].to_numpy()
+        legend = lab
+        if sub["own_center"].any():
+            legend += f": expected to differ (checked against {sub['center_name'].iloc[0] or 'its own center'})"
+        elif not has.any():
+            why = str(sub["expected"].iloc[0]) if "expected" in sub else ""
+            why = why.split(":", 1)[1].split(";")[0].strip() if why.startswith("not") and ":" in why else ""
+            legend += ": not comparable" + (f" ({why})" if why else "") + ", hollow"
         if has.any():
-            dev = sub["deviation"].to_numpy()  # from the row's center: the rate equation or the pinned X(n_ph)
+            a.vlines(x[has], sub["lo"].to_numpy()[has], sub["hi"].to_numpy()[has], color=col, lw=7, alpha=0.25)
+        for sel, filled in ((has, True), (~has, False)):
+            if sel.any():
+                a.errorbar(x[sel], sub["rel"].to_numpy()[sel], yerr=np.where(np.isfinite(err), err, 0)[sel], fmt="o",
+                           ms=5, capsize=3, color=col, mfc=col if filled else "white", mew=1.5,
+                           label=legend if filled or not has.any() else None)
+        for xi, (_, r) in zip(x, sub.iterrows(), strict=True):
+            if r["own_center"] or not r["compared"]:
+                up = not r["compared"]  # "expected to differ" below the point, inside its window
+                a.annotate("not comparable" if up else "expected to differ", (xi, r["rel"]), xytext=(0, 7 if up else -7),
+                           textcoords="offset points", fontsize=6.5, color=col, rotation=90, ha="center",
+                           va="bottom" if up else "top")
+        if has.any():
             zerr = np.where(np.isfinite(sub["stderr"].to_numpy()), sub["stderr"].to_numpy(), 0)
-            axes[1].errorbar(x[has], (dev / np.where(has, tol, 1))[has], yerr=(zerr / np.where(has, tol, 1))[has],
-                             fmt="o", ms=5, capsize=3, color=colors[lab])
+            tol = sub["tolerance"].to_numpy()
+            b.errorbar(x[has], sub["z"].to_numpy()[has], yerr=(zerr / np.where(has, tol, 1))[has],
+                       fmt="o", ms=5, capsize=3, color=col)
     for ax in axes:
         ax.axhline(0, color="0.4", lw=0.8)
         ax.set_xticks(range(len(qs)), qs)
         ax.set_xlim(-0.6, len(qs) - 0.4)
-        for b in np.arange(len(qs) - 1) + 0.5:
-            ax.axvline(b, color="0.9", lw=0.8, zorder=0)
-    axes[0].set_ylabel("(route - rate equation) / |rate equation|")
-    axes[0].legend(fontsize=7, loc="best")
-    axes[1].axhspan(-1, 1, color="C2", alpha=0.12, label="within the expected difference")
-    axes[1].set_ylabel("deviation / tolerance")
-    lim = max(1.5, float(np.nanmax(np.abs(axes[1].get_ylim()))))
-    axes[1].set_ylim(-lim, lim)
-    axes[1].legend(fontsize=7, loc="upper right")
+        for v in np.arange(len(qs) - 1) + 0.5:
+            ax.axvline(v, color="0.9", lw=0.8, zorder=0)
+    a.plot([], [], color="0.5", lw=7, alpha=0.4, label="expected window: center $\\pm$ tolerance (may run off the axis)")
+    lo, hi = float(np.nanmin(t["rel"] - t["rel_err"].fillna(0))), float(np.nanmax(t["rel"] + t["rel_err"].fillna(0)))
+    pad = max(hi - lo, 1e-3) * 0.25
+    a.set_ylim(min(lo, 0.0) - pad, max(hi, 0.0) + 1.6 * pad)  # the points set the scale; wide windows run off
+    a.set_ylabel(f"(route - {ref}) / |{ref}|")
+    a.set_title(f"(a) difference from the {ref}", fontsize=10)
+    fig.legend(*a.get_legend_handles_labels(), fontsize=7.5, loc="outside lower center", ncol=3)
+    b.axhspan(-1, 1, color="C2", alpha=0.12, label="within the expected difference")
+    b.set_ylabel("deviation / tolerance")
+    b.set_title("(b) deviation from the row's center / tolerance (compared rows only)", fontsize=10)
+    lim = max(1.5, float(np.nanmax(np.abs(b.get_ylim()))))
+    b.set_ylim(-lim, lim)
+    b.legend(fontsize=7, loc="upper right")
     fig.suptitle("\n".join(textwrap.wrap(report.message, 110)), fontsize=9)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

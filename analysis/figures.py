@@ -66,7 +66,7 @@ from .maps import InstabilityMap, confirm_runs, initial_population, threshold_cu
 from .threshold import find_threshold
 
 __all__ = ["StudyResult", "run_study", "study_kinds", "cooling_window", "default_out", "DEFAULT_STUDY",
-           "default_study"]
+           "default_study", "unstable_intervals"]
 
 
 @dataclass(frozen=True)
@@ -370,31 +370,67 @@ def _bias_sweep(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.Dat
     return table, summary, lambda tb, p: _plot_bias_sweep(tb, p, roots)
 
 
+def unstable_intervals(V: np.ndarray, kappa: np.ndarray, stable: np.ndarray, roots: list[float] = ()
+                       ) -> list[tuple[float, float]]:
+    r"""The bias ranges ``[a, b]`` where the mode runs away (``kappa <= 0``), edges at the thresholds.
+
+    For each run of consecutive unstable grid points ``V[i0..i1]`` the left edge is the threshold
+    between ``V[i0-1]`` and ``V[i0]``: the root finder's ``roots`` value in that gap if there is one,
+    else the linear interpolation of the ``kappa = 0`` crossing,
+    ``V[i0-1] + (V[i0] - V[i0-1]) kappa[i0-1] / (kappa[i0-1] - kappa[i0])``; the right edge likewise.
+    A run at the end of the grid ends at ``V[0]`` or ``V[-1]``. ``V`` increasing (units of the bias).
+    """
+    V, kappa, bad = np.asarray(V, float), np.asarray(kappa, float), ~np.asarray(stable, bool)
+
+    def edge(i: int, k: int) -> float:  # the threshold between stable V[i] and unstable V[k]
+        lo, hi = sorted((V[i], V[k]))
+        inside = [r for r in roots if lo <= r <= hi]
+        if inside:
+            return float(inside[0])
+        if np.isfinite(kappa[i]) and np.isfinite(kappa[k]) and kappa[i] != kappa[k] and kappa[i] * kappa[k] <= 0:
+            return float(V[i] + (V[k] - V[i]) * kappa[i] / (kappa[i] - kappa[k]))
+        return float(V[k])
+
+    out = []
+    idx = np.flatnonzero(bad)
+    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if idx.size else []:
+        i0, i1 = int(run[0]), int(run[-1])
+        a = float(V[0]) if i0 == 0 else edge(i0 - 1, i0)
+        b = float(V[-1]) if i1 == len(V) - 1 else edge(i1 + 1, i1)
+        out.append((a, b))
+    return out
+
+
 def _plot_bias_sweep(table: pd.DataFrame, path: Path, roots: list[float]) -> None:
-    """kappa, N and the fluxes J, Ie against bias.V; kappa <= 0 shaded, thresholds dotted."""
+    """(a) kappa, (b) N_ss and (c) the fluxes J, Ie against bias.V; kappa <= 0 shaded from the thresholds
+    (:func:`unstable_intervals`), thresholds dotted."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(13.5, 3.8))
+    fig = Figure(figsize=(13.5, 4.1))
     axes = fig.subplots(1, 3)
     V = table["bias.V"].to_numpy()
-    unstable = ~table["stable"].to_numpy(dtype=bool)
-    for ax, ys, ylab in ((axes[0], ("kappa",), r"$\kappa$"), (axes[1], ("N",), r"$N_{ss}$"),
-                         (axes[2], ("J", "Ie"), r"$J$, $I_e$")):
+    spans = unstable_intervals(V, table["kappa"].to_numpy(), table["stable"].to_numpy(dtype=bool), roots)
+    titles = (r"(a) relaxation rate $\kappa$ ($\leq 0$: runaway)", r"(b) steady-state population $N_{ss}$",
+              r"(c) energy current $J$, electron current $I_e$")
+    for ax, ys, ylab, title in zip(axes, (("kappa",), ("N",), ("J", "Ie")), (r"$\kappa$", r"$N_{ss}$", r"$J$, $I_e$"),
+                                   titles, strict=True):
         for y in ys:
             ax.plot(V, table[y].to_numpy(), marker=".", label=y)
-        for r in roots:
-            ax.axvline(r, color="0.4", ls=":")
-        if unstable.any():
-            ax.fill_between(V, 0, 1, where=unstable, color="tab:red", alpha=0.12, transform=ax.get_xaxis_transform(),
-                            label=r"$\kappa \leq 0$ (runaway)")
+        for k, r in enumerate(roots):
+            ax.axvline(r, color="0.4", ls=":", label=f"threshold $V_c$ = {r:.4g}" if k == 0 else None)
+        for k, (a, b) in enumerate(spans):
+            ax.axvspan(a, b, color="tab:red", alpha=0.12, lw=0, label=r"$\kappa \leq 0$ (runaway)" if k == 0 else None)
         ax.set_xlabel(r"$V = \mu_L - \mu_R$")
         ax.set_ylabel(ylab)
+        ax.set_title(title, fontsize=10)
     axes[0].axhline(0, color="k", lw=0.8)
     if np.any(table["N"].to_numpy() > 0):
         axes[1].set_yscale("log")
     axes[2].set_yscale("symlog", linthresh=1e-4)
-    axes[2].legend(frameon=False)
-    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.96, wspace=0.3)  # tight_layout costs seconds
+    lo, hi = axes[2].get_ylim()
+    axes[2].set_ylim(lo * 3 if lo < -1e-4 else lo, hi * 3 if hi > 1e-4 else hi)  # headroom on the log part
+    axes[2].legend(frameon=False, loc="lower right", fontsize=9)
+    fig.subplots_adjust(left=0.06, right=0.99, bottom=0.14, top=0.91, wspace=0.3)  # tight_layout costs seconds
     fig.savefig(path, dpi=110)
 
 

@@ -183,3 +183,50 @@ def test_bad_study_exit_2(tmp_path, capsys, sets, match):
 def test_run_study_api_refuses_a_config_without_study(tmp_path):
     with pytest.raises(ConfigError, match="no \\[study\\] table"):
         run_study(load_config(RUNS / "paper_double_dot.toml"), "x", tmp_path / "x")
+
+
+def test_unstable_band_starts_at_the_threshold():
+    """The kappa <= 0 band of the default bias sweep starts at V_c (root finder, else the interpolated
+    kappa = 0 crossing), not at the next grid point."""
+    from analysis.figures import unstable_intervals
+    from analysis.threshold import find_threshold
+
+    V = np.linspace(0.0, 2.0, 21)
+    lin = 1 - V / 1.054  # linear kappa: the interpolated crossing is exact
+    assert unstable_intervals(V, lin, lin > 0) == [(pytest.approx(1.054, rel=1e-12), 2.0)]
+    two = (V - 0.55) * (V - 1.45)  # unstable inside (0.55, 1.45), grid points 0.6 .. 1.4
+    (a, b), = unstable_intervals(V, two, two > 0)
+    assert 0.5 < a < 0.6 and 1.4 < b < 1.5  # chords of the parabola, inside the grid gaps
+    assert unstable_intervals(V, two, two > 0, [0.55, 1.45]) == [(0.55, 1.45)]
+    assert unstable_intervals(V, -np.ones_like(V), np.zeros_like(V, bool)) == [(0.0, 2.0)]
+    assert unstable_intervals(V, np.ones_like(V), np.ones_like(V, bool)) == []
+    cfg = load_config("paper_double_dot")
+    Vg = np.linspace(-2.0, 2.0, 41)
+    kap = np.array([float(rate_model(cfg.with_value("bias.V", float(v))).kappa) for v in Vg])
+    root = find_threshold(cfg, "bias.V", (1.0, 1.1)).threshold
+    (a, b), = unstable_intervals(Vg, kap, kap > 0)
+    assert abs(a - root) < 0.005 and 1.0 < a < 1.1 and b == 2.0  # interpolated crossing, not the grid point 1.1
+    assert unstable_intervals(Vg, kap, kap > 0, [root]) == [(root, 2.0)]
+
+
+def test_bias_sweep_figure_titles_and_band(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from analysis.figures import _plot_bias_sweep
+
+    V = np.linspace(-2.0, 2.0, 41)
+    kap = 1 - V / 1.054
+    ok = kap > 0
+    table = pd.DataFrame({"bias.V": V, "kappa": kap, "stable": ok, "N": np.where(ok, 0.1, np.nan),
+                          "J": np.where(ok, 0.01, np.nan), "Ie": np.where(ok, 0.02, np.nan)})
+    figs = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: figs.append(self))
+    _plot_bias_sweep(table, tmp_path / "b.png", [1.054])
+    (fig,) = figs
+    assert [ax.get_title()[:3] for ax in fig.axes] == ["(a)", "(b)", "(c)"]
+    for ax in fig.axes:
+        (band,) = [p for p in ax.patches if p.get_facecolor()[0] > 0.7]  # the red band
+        xs = band.get_transform().transform(band.get_path().vertices)[:, 0]
+        data_x = ax.transData.inverted().transform(np.column_stack([xs, xs * 0]))[:, 0]
+        assert data_x.min() == pytest.approx(1.054, rel=1e-9) and data_x.max() == pytest.approx(2.0, rel=1e-9)
+    assert any("1.054" in t for t in fig.axes[2].get_legend_handles_labels()[1])

@@ -64,13 +64,42 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rep.to_dict(), indent=2, allow_nan=False))
         return 0
+    print(format_table(rep))
     several = "reference" in rep.table
-    cols = ["route", "level", "quantity", "value", "stderr", "difference", "tolerance", "within"]
-    t = rep.table[[c for c in cols if c in rep.table]]
-    print(t.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-"))
     if rep.stable:
         print(f"\nexpected differences from the {'covariance route' if several else 'rate equation'}:")
         for (route, level), exp in rep.table.groupby(["route", "level"], sort=False)["expected"].first().items():
             print(f"  {route:14s}{level:24s}{exp}")
     print(f"\n{rep.message}")
     return 0
+
+
+def format_table(rep) -> str:
+    """The printed report: one line per row, then one line naming what ``within`` checks.
+
+    Columns as in ``crosscheck.parquet``; ``within`` prints ``-`` for the reference rows (nothing
+    to check) and ``n/a`` for rows not compared (outside their limit's range, not computed, not
+    defined); missing numbers print ``-``.
+    """
+    import textwrap
+
+    import pandas as pd
+
+    table = rep.table
+    several = "reference" in table
+    ref_route = "covariance" if several else "rate_equation"
+    cols = ["route", "level", "quantity", "value", "stderr", "difference", "center", "deviation", "tolerance", "within"]
+    t = table[[c for c in cols if c in table]].copy()
+    if "within" in t:
+        w = t["within"].astype(object)
+        t["within"] = ["-" if r == ref_route else ("n/a" if v is None or pd.isna(v) else str(bool(v)))
+                       for r, v in zip(t["route"], w, strict=True)]
+    text = t.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-")
+    if not rep.stable:
+        return text
+    ref = "the covariance route" if several else "the rate equation"
+    center = (f"{ref}; landauer lowest: sum_k X_k(n_k)" if several else
+              f"{ref}; landauer lowest: X(n_ph), the rate fluxes at N = n_ph")
+    key = (f"within = |deviation| <= tolerance, deviation = value - center, center = {center}; "
+           f"difference = value - {ref}; within -: the reference, n/a: not compared")
+    return text + "\n" + "\n".join(textwrap.wrap(key, 120))
