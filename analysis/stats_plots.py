@@ -138,9 +138,10 @@ def cumulant_plot_table(stats: RunStats) -> pd.DataFrame:
     """The points of ``cumulants.png``: one row per quantity and order with a nonzero exact rate.
 
     Columns added to ``stats.cumulants``: ``ratio`` = estimate/exact and ``err`` = stderr/|exact|;
-    ``estimable``: False where the run gives no spread across trajectories (``stderr`` 0 or missing:
-    estimate 0 +- 0 is not a measurement and is not drawn as 0). The estimates are differences
-    ``(k_n(T) - k_n(T/2))/(T/2)`` over the window ``T = t_end - t_min``
+    ``estimable``: False where :func:`analysis.stats.run_stats` marks the row not estimable (fewer than
+    ``MIN_TAIL_TRAJECTORIES`` trajectories carry the order) or the run gives no spread across
+    trajectories (``stderr`` 0 or missing: estimate 0 +- 0 is not a measurement and is not drawn as 0).
+    The estimates are differences ``(k_n(T) - k_n(T/2))/(T/2)`` over the window ``T = t_end - t_min``
     (:func:`analysis.estimators.estimate_cumulant_rates`), so a label with no jumps in the second half
     of the window is not estimable even if it jumped earlier. ``expected_events``: the exact mean number
     of jumps of a ``jumps:`` label in that second half, ``c_1 ntraj T/2``; ``x`` (position); ``y`` = ratio
@@ -158,7 +159,8 @@ def cumulant_plot_table(stats: RunStats) -> pd.DataFrame:
                         np.nan)
     lo, hi = _RATIO_LIM
     return c.assign(
-        ratio=ratio, err=err / c["exact"].abs().to_numpy(float), estimable=np.isfinite(err) & (err > 0),
+        ratio=ratio, err=err / c["exact"].abs().to_numpy(float),
+        estimable=np.isfinite(err) & (err > 0) & (c["estimable"].to_numpy(bool) if "estimable" in c else True),
         expected_events=expected,
         x=np.array([qs.index(q) for q in c["quantity"]], dtype=float)
         + 0.15 * (np.array([orders.index(o) for o in c["order"]], dtype=float) - (len(orders) - 1) / 2),
@@ -168,9 +170,9 @@ def cumulant_plot_table(stats: RunStats) -> pd.DataFrame:
 def plot_cumulants(stats: RunStats, path: Path) -> Path:
     """Estimated cumulant rates over exact ones, with error bars, per quantity and order.
 
-    Quantities the run cannot estimate (estimate 0 +- 0: no jumps of the label in the second
-    half of the window, see :func:`cumulant_plot_table`) are not drawn as 0: their column is
-    greyed and marked "not estimable" with the expected number of events. Points beyond the axis
+    Rows the run cannot estimate (:func:`cumulant_plot_table`) are not drawn: a quantity with no
+    estimable order has its column greyed and marked "not estimable" with the expected number of
+    events; a missing order in another column is explained in the title. Points beyond the axis
     are drawn at its edge as triangles.
     """
     t = cumulant_plot_table(stats)
@@ -186,11 +188,12 @@ def plot_cumulants(stats: RunStats, path: Path) -> Path:
             ax.scatter(out["x"], out["y"], marker="^", s=30, color=col, clip_on=False, zorder=3)
             ax.scatter(out["x"][out["off_scale"] < 0], out["y"][out["off_scale"] < 0], marker="v", s=30, color=col,
                        clip_on=False, zorder=3)
-    bad = t[~t["estimable"]].groupby("quantity", sort=False)["expected_events"].first()
+    none = t.groupby("quantity", sort=False)["estimable"].any()
+    bad = t[t["quantity"].isin(none[~none].index)].groupby("quantity", sort=False)["expected_events"].first()
     for q, n_exp in bad.items():
         x = qs.index(q)
         ax.axvspan(x - 0.4, x + 0.4, color="0.9", zorder=0)
-        ax.text(x, 1.0, "not\nestimable\n0 +- 0" + (f"\n(expected\n{n_exp:.2g} events)" if np.isfinite(n_exp) else ""),
+        ax.text(x, 1.0, "not\nestimable" + (f"\n(expected\n{n_exp:.2g} events)" if np.isfinite(n_exp) else ""),
                 ha="center", va="center", fontsize=6.5, color="0.3")
     if t["off_scale"][t["estimable"]].any():
         ax.scatter([], [], marker="^", color="0.4", label=f"beyond {hi:g} (at the edge)")
@@ -201,10 +204,9 @@ def plot_cumulants(stats: RunStats, path: Path) -> Path:
     ax.set_ylim(lo, hi)
     _legend(ax, fontsize=8)
     title = f"cumulant rates, {stats.ntraj} trajectories; {stats.transient}"
-    if len(bad):
-        title += (f"\ngrey: not estimable, estimate 0 +- 0 (no jumps of the label in the second half of the window, "
-                  f"t > {stats.t_min + (stats.t_end - stats.t_min) / 2:.4g}); a longer or larger run is needed, "
-                  "not a failure")
+    if not t["estimable"].all():
+        title += ("\nnot drawn: orders carried by fewer than 30 trajectories (grey: no order of that quantity); "
+                  "a longer or larger run is needed, not a failure")
     ax.set_title(title, fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
