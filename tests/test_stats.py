@@ -294,3 +294,15 @@ def test_first_passage_reports_a_mean_only_when_every_trajectory_arrived(tmp_pat
     assert 0 < f["n_reached"] < f["ntraj"] and f["mean"] is None and "not estimable" in f["note"]
     assert abs(f["probability_reached"] - f["probability_reached_exact"]) < 4 * f["probability_reached_stderr"]
     assert f["exact_mean"] > 0
+
+
+def test_stats_refuses_a_run_too_big_for_the_memory_budget(run_dir, monkeypatch, capsys):
+    """The per-trajectory totals are sized before they are allocated: exit 2 naming the size, not an OOM kill."""
+    import sim.guards
+
+    monkeypatch.setattr(sim.guards, "MEMORY_BUDGET", 1000 * 64 * 10)  # below what 1000 trajectories x 10 labels need
+    assert main(["stats", str(run_dir), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "ehp stats on 1000 trajectories" in err[0] and "fewer trajectories" in err[0]
+    monkeypatch.setattr(sim.guards, "MEMORY_BUDGET", 1000 * 64 * 100)  # room for 10 labels and 90 quantities
+    assert main(["stats", str(run_dir), "--no-progress"]) == 0
