@@ -342,3 +342,15 @@ def test_schedulers_give_the_serial_tables(tmp_path, scheduler):
     pd.testing.assert_frame_equal(serial.jump_table(), other.jump_table())
     pd.testing.assert_frame_equal(serial.trajectory_table(), other.trajectory_table())
     assert serial.n_jumps == other.n_jumps > 0
+
+
+def test_ssa_uses_one_thread_inside_a_dask_worker():
+    """A Dask worker already gets its share of the cores from the scheduler: no threads on top of it."""
+    from dask.distributed import Client, LocalCluster
+
+    from sim.trajectories.ssa import MIN_PER_THREAD, threads_for
+
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=1, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        assert client.submit(threads_for, 64 * MIN_PER_THREAD).result() == 1
+    assert threads_for(MIN_PER_THREAD - 1) == 1  # a small batch stays on one thread anywhere

@@ -228,10 +228,12 @@ MIN_PER_THREAD = 4096
 def threads_for(count: int) -> int:
     """Threads for a batch of ``count`` trajectories: the idle cores, one per :data:`MIN_PER_THREAD`.
 
-    One inside a worker process (``processes`` or Dask schedulers already use every core),
-    and at most ``NUMBA_NUM_THREADS`` (set it to 1 to keep the engine on one core).
+    One inside a worker (a ``processes`` pool or any Dask worker, local or remote: the scheduler
+    already spreads batches over the cores), and at most ``NUMBA_NUM_THREADS`` (set it to 1 to
+    keep the engine on one core).
     """
     import multiprocessing
+    import sys
 
     import numba
 
@@ -239,6 +241,12 @@ def threads_for(count: int) -> int:
 
     if multiprocessing.parent_process() is not None:
         return 1
+    if "distributed" in sys.modules:  # only a process that imported Dask can be one of its workers
+        try:
+            sys.modules["distributed"].get_worker()
+            return 1
+        except (ValueError, AttributeError):
+            pass
     return max(1, min(idle_workers(), int(numba.config.NUMBA_NUM_THREADS), count // MIN_PER_THREAD))
 
 
