@@ -44,6 +44,8 @@ class LandauerResult(Result):
     instability: ``kappa`` is reported beside it so a scan can flag it.
     """
 
+    route = "landauer"
+
     level: str
     J: float
     Ie: float
@@ -119,12 +121,13 @@ def landauer(config: Config, level: str = "lowest") -> LandauerResult:
     g = config.phonon_bath.gamma
     if level == "full" and not bool(m.stable):  # kappa <= 0 or within round-off of 0: D(w) has no meaning
         nan = float("nan")
-        return LandauerResult(level, nan, nan, nan, nan, kappa, False)
+        return LandauerResult(level, nan, nan, nan, nan, kappa, False, config=config, options={"level": level})
     if level == "lowest" and g == 0:
         # A_ph -> 2 pi delta(w - Omega): the pinned formula, exactly
         n_ph = float(m.n_ph)
         net = m.rates.emission - m.rates.damping * n_ph
-        return LandauerResult(level, float(om * net.sum()), float((_SIGN * net).sum()), 0.0, 0.0, kappa, True)
+        return LandauerResult(level, float(om * net.sum()), float((_SIGN * net).sum()), 0.0, 0.0, kappa, True,
+                              config=config, options={"level": level})
     f = _integrands(config, level)
     width = g if level == "lowest" else max(kappa, 1e-300)
     b = config.bias
@@ -136,7 +139,7 @@ def landauer(config: Config, level: str = "lowest") -> LandauerResult:
     est, err = _integrate(f, pts, top)
     J, Ie = (float(x) for x in est)
     Jerr, Ierr = (float(x) for x in err)
-    return LandauerResult(level, J, Ie, Jerr, Ierr, kappa, True)
+    return LandauerResult(level, J, Ie, Jerr, Ierr, kappa, True, config=config, options={"level": level})
 
 
 _RTOL = 1e-10

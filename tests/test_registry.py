@@ -69,3 +69,13 @@ def test_engine_mean_population_and_table(name):
     assert list(jumps.columns) == ["traj", "t", "channel", "direction", "dn", "dQ", "dE"]
     assert res.provenance()["options"]["engine"] == ENGINE_NAMES[name]
     np.testing.assert_array_equal(jumps["dE"].to_numpy(), m.omega * jumps["dn"].to_numpy())
+
+
+@pytest.mark.parametrize("level", ["lowest", "full"])
+def test_landauer_result_carries_its_provenance(level):
+    """Like every route's result, the Landauer fluxes record the config and the level they came from."""
+    from sim.landauer import landauer
+
+    cfg = _cfg()
+    prov = landauer(cfg, level).provenance()
+    assert prov["route"] == "landauer" and prov["options"] == {"level": level} and prov["config"] == cfg.to_dict()
