@@ -117,15 +117,24 @@ def plot_cooling(table: pd.DataFrame, path: Path, windows: dict[str, dict[str, f
                 ax.plot(bad["mu_LR"], bad["J"], "x", color="tab:red", ms=6, mew=1.5,
                         label=r"$\kappa \leq 0$: unstable, no steady state" if legend else None)
             ax.axhline(0, color="0.5", lw=0.8)
-        bad = df[~df["stable"]]
-        if len(bad):
-            a.axvspan(float(bad["mu_LR"].min()) - 0.05, float(df["mu_LR"].max()) + 0.05, color="tab:red", alpha=0.08,
-                      zorder=0)
+        from .figures import unstable_intervals
+
+        first = np.inf  # the runaway band starts at the lowest temperature curve's threshold (kappa = 0 crossing)
+        for (_, g), col in zip(df.groupby("curve", sort=False), pal, strict=False):
+            g = g.sort_values("mu_LR")
+            if "kappa" not in g or g["stable"].all():
+                continue
+            spans = unstable_intervals(g["mu_LR"].to_numpy(), g["kappa"].to_numpy(), g["stable"].to_numpy(bool))
+            for lo_, _ in spans:
+                a.axvline(lo_, color=col, ls="--", lw=0.9, zorder=1)
+            first = min([first] + [lo_ for lo_, _ in spans])
+        if np.isfinite(first):
+            a.axvspan(first, float(df["mu_LR"].max()) + 0.05, color="tab:red", alpha=0.08, zorder=0)
         lo, hi = a.get_ylim()
         a.axhspan(min(lo, -0.02 * hi), 0, color="0.88", zorder=0)
         a.set_ylim(min(lo, -0.02 * hi), hi)
         a.set(xlabel=r"$\mu_{LR} = \mu_L - \mu_R$", ylabel=r"$J$ (e-bath $\to$ mode)",
-              title="(a) energy current; grey: $J<0$, red band: $\\kappa \\leq 0$")
+              title="(a) energy current; grey: $J<0$; red band: $\\kappa \\leq 0$ (dashed: each $T$'s threshold)")
         a.legend(loc="upper left", fontsize=8)
         neg = df[df["mu_LR"] <= 0.1]
         if len(neg):
