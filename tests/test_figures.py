@@ -230,3 +230,25 @@ def test_bias_sweep_figure_titles_and_band(tmp_path, monkeypatch):
         data_x = ax.transData.inverted().transform(np.column_stack([xs, xs * 0]))[:, 0]
         assert data_x.min() == pytest.approx(1.054, rel=1e-9) and data_x.max() == pytest.approx(2.0, rel=1e-9)
     assert any("1.054" in t for t in fig.axes[2].get_legend_handles_labels()[1])
+
+
+def test_cooling_figure_band_starts_at_the_lowest_threshold(monkeypatch, tmp_path):
+    """Two temperatures whose kappa crosses 0 at mu_LR = 1.03 and 1.07: the band starts at 1.03, both dashed."""
+    import numpy as np
+    import pandas as pd
+
+    import analysis.plots as plots
+
+    mu = np.linspace(-1.0, 1.5, 26)
+    rows = []
+    for T, mu_c in ((0.1, 1.07), (0.2, 1.03)):
+        kappa = 0.5 * (mu_c - mu)
+        rows.append(pd.DataFrame({"T": T, "mu_LR": mu, "J": 0.01 * mu, "kappa": kappa, "stable": kappa > 0}))
+    seen = {}
+    monkeypatch.setattr(plots, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    plots.plot_cooling(pd.concat(rows, ignore_index=True), tmp_path / "c.png")
+    a = seen["fig"].axes[0]
+    dashed = sorted(round(line.get_xdata()[0], 9) for line in a.get_lines() if line.get_linestyle() == "--")
+    assert dashed == [1.03, 1.07]
+    band = [p for p in a.patches if p.get_facecolor()[0] > 0.5 and p.get_facecolor()[2] < 0.5]  # the red band
+    assert band and min(p.get_x() for p in band) == pytest.approx(1.03, abs=1e-9)
