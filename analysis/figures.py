@@ -63,6 +63,7 @@ from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps, study_v
 
 from . import modes_study, plots
 from .maps import InstabilityMap, confirm_runs, initial_population, threshold_curve
+from .plots import unstable_intervals
 from .threshold import find_threshold
 
 __all__ = ["StudyResult", "run_study", "study_kinds", "cooling_window", "default_out", "DEFAULT_STUDY",
@@ -368,37 +369,6 @@ def _bias_sweep(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.Dat
                "unstable_V_range": ([float(V[~table["stable"]].min()), float(V[~table["stable"]].max())]
                                     if (~table["stable"]).any() else None)}
     return table, summary, lambda tb, p: _plot_bias_sweep(tb, p, roots)
-
-
-def unstable_intervals(V: np.ndarray, kappa: np.ndarray, stable: np.ndarray, roots: list[float] = ()
-                       ) -> list[tuple[float, float]]:
-    r"""The bias ranges ``[a, b]`` where the mode runs away (``kappa <= 0``), edges at the thresholds.
-
-    For each run of consecutive unstable grid points ``V[i0..i1]`` the left edge is the threshold
-    between ``V[i0-1]`` and ``V[i0]``: the root finder's ``roots`` value in that gap if there is one,
-    else the linear interpolation of the ``kappa = 0`` crossing,
-    ``V[i0-1] + (V[i0] - V[i0-1]) kappa[i0-1] / (kappa[i0-1] - kappa[i0])``; the right edge likewise.
-    A run at the end of the grid ends at ``V[0]`` or ``V[-1]``. ``V`` increasing (units of the bias).
-    """
-    V, kappa, bad = np.asarray(V, float), np.asarray(kappa, float), ~np.asarray(stable, bool)
-
-    def edge(i: int, k: int) -> float:  # the threshold between stable V[i] and unstable V[k]
-        lo, hi = sorted((V[i], V[k]))
-        inside = [r for r in roots if lo <= r <= hi]
-        if inside:
-            return float(inside[0])
-        if np.isfinite(kappa[i]) and np.isfinite(kappa[k]) and kappa[i] != kappa[k] and kappa[i] * kappa[k] <= 0:
-            return float(V[i] + (V[k] - V[i]) * kappa[i] / (kappa[i] - kappa[k]))
-        return float(V[k])
-
-    out = []
-    idx = np.flatnonzero(bad)
-    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if idx.size else []:
-        i0, i1 = int(run[0]), int(run[-1])
-        a = float(V[0]) if i0 == 0 else edge(i0 - 1, i0)
-        b = float(V[-1]) if i1 == len(V) - 1 else edge(i1 + 1, i1)
-        out.append((a, b))
-    return out
 
 
 def _plot_bias_sweep(table: pd.DataFrame, path: Path, roots: list[float]) -> None:

@@ -20,7 +20,8 @@ from matplotlib.figure import Figure
 if TYPE_CHECKING:  # pragma: no cover
     from .maps import InstabilityMap
 
-__all__ = ["plot_rectification", "plot_thermoelectric", "plot_cooling", "plot_transient", "plot_instability_map"]
+__all__ = ["plot_rectification", "plot_thermoelectric", "plot_cooling", "plot_transient", "plot_instability_map",
+           "unstable_intervals"]
 
 _LABELS = {"bias.mu0": r"$\mu$", "bias.V": r"$\mu_{LR}$", "bias.T_e": r"$T_e$", "phonon_bath.T": r"$T_{ph}$",
            "phonon_bath.gamma": r"$\gamma_{ph}$", "mode.omega": r"$\Omega$"}
@@ -98,6 +99,37 @@ def plot_thermoelectric(table: pd.DataFrame, path: Path, key: str = "bias.mu0") 
         _save(fig, path)
 
 
+def unstable_intervals(V: np.ndarray, kappa: np.ndarray, stable: np.ndarray, roots: list[float] = ()
+                       ) -> list[tuple[float, float]]:
+    r"""The bias ranges ``[a, b]`` where the mode runs away (``kappa <= 0``), edges at the thresholds.
+
+    For each run of consecutive unstable grid points ``V[i0..i1]`` the left edge is the threshold
+    between ``V[i0-1]`` and ``V[i0]``: the root finder's ``roots`` value in that gap if there is one,
+    else the linear interpolation of the ``kappa = 0`` crossing,
+    ``V[i0-1] + (V[i0] - V[i0-1]) kappa[i0-1] / (kappa[i0-1] - kappa[i0])``; the right edge likewise.
+    A run at the end of the grid ends at ``V[0]`` or ``V[-1]``. ``V`` increasing (units of the bias).
+    """
+    V, kappa, bad = np.asarray(V, float), np.asarray(kappa, float), ~np.asarray(stable, bool)
+
+    def edge(i: int, k: int) -> float:  # the threshold between stable V[i] and unstable V[k]
+        lo, hi = sorted((V[i], V[k]))
+        inside = [r for r in roots if lo <= r <= hi]
+        if inside:
+            return float(inside[0])
+        if np.isfinite(kappa[i]) and np.isfinite(kappa[k]) and kappa[i] != kappa[k] and kappa[i] * kappa[k] <= 0:
+            return float(V[i] + (V[k] - V[i]) * kappa[i] / (kappa[i] - kappa[k]))
+        return float(V[k])
+
+    out = []
+    idx = np.flatnonzero(bad)
+    for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if idx.size else []:
+        i0, i1 = int(run[0]), int(run[-1])
+        a = float(V[0]) if i0 == 0 else edge(i0 - 1, i0)
+        b = float(V[-1]) if i1 == len(V) - 1 else edge(i1 + 1, i1)
+        out.append((a, b))
+    return out
+
+
 def plot_cooling(table: pd.DataFrame, path: Path, windows: dict[str, dict[str, float]] | None = None) -> None:
     """Fig. 5: ``J`` against ``mu_LR`` at several ``T``; ``J < 0`` shaded; ``kappa <= 0`` points crossed.
 
@@ -117,8 +149,6 @@ def plot_cooling(table: pd.DataFrame, path: Path, windows: dict[str, dict[str, f
                 ax.plot(bad["mu_LR"], bad["J"], "x", color="tab:red", ms=6, mew=1.5,
                         label=r"$\kappa \leq 0$: unstable, no steady state" if legend else None)
             ax.axhline(0, color="0.5", lw=0.8)
-        from .figures import unstable_intervals
-
         first = np.inf  # the runaway band starts at the lowest temperature curve's threshold (kappa = 0 crossing)
         for (_, g), col in zip(df.groupby("curve", sort=False), pal, strict=False):
             g = g.sort_values("mu_LR")

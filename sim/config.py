@@ -486,7 +486,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
-    return parse_config(_resolve_files(apply_overrides(d, overrides), p.parent))
+    try:
+        return parse_config(_resolve_files(apply_overrides(d, overrides), p.parent))
+    except ConfigError as e:  # name the config the key came from (the key, value and rule are in the message)
+        e.args = (f"{e} (config {str(path)!r})",)
+        raise
 
 
 def _toml_value(v: Any) -> str:
