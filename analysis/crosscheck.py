@@ -37,7 +37,6 @@ mcsolve trajectories, Landauer lowest order summed over the modes).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +49,7 @@ from sim.population import TruncationError, steady_population
 from sim.rate_equation import rate_model, steady_state
 
 from .estimators import estimate_cumulant_rates, totals_per_trajectory
+from .verdicts import not_compared, not_compared_note
 
 __all__ = ["crosscheck", "CrossCheck", "plot_crosscheck", "not_compared", "not_compared_note"]
 
@@ -57,7 +57,6 @@ QUANTITIES = ("N", "J", "J_ph", "Ie")
 _NUM_TOL = 1e-8
 _LOWEST_MAX = 0.05  # gamma_ph/Omega up to which lowest order is compared (O(gamma/Omega) corrections)
 _FULL_MAX = 0.1  # kappa/Omega up to which full broadening is compared with the rate equation
-_WHY = ("outside its limit's range", "not computed", "not defined for the route", "no tolerance")
 
 
 @dataclass(frozen=True)
@@ -148,10 +147,6 @@ def crosscheck(config: Config, *, ntraj: int | None = None, t_end: float | None 
 
         table, stable, msg = crosscheck_modes(config, flux_scale=_flux_density_scale, ntraj=ntraj, t_end=t_end,
                                               seed=seed, progress=progress)
-        if stable:  # same columns and summary as one mode: the center, and every row without a verdict counted
-            if "center" not in table:
-                table.insert(table.columns.get_loc("deviation"), "center", table["value"] - table["deviation"])
-            msg = re.sub(r" \(\d+ rows not compared:[^)]*\)$", "", msg) + not_compared_note(table, "covariance")
         return CrossCheck(table, stable, msg)
     from .stats import progress_bar, progress_enabled
 
@@ -249,34 +244,6 @@ def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> Cros
     msg = "all compared routes agree within their expected differences" if ok else \
         "some routes differ more than expected"
     return CrossCheck(table, True, msg + not_compared_note(table, "rate_equation"))
-
-
-def not_compared(table: pd.DataFrame, reference: str = "rate_equation") -> pd.Series:
-    """Why each row without a verdict was not compared (index: the table's; the reference route left out).
-
-    Every row other than the reference with ``within`` missing: ``"outside its limit's range"``
-    (``expected`` starts with ``not comparable``), ``"not computed"`` (a route that failed, e.g.
-    the Fock cutoff cap), ``"not defined for the route"`` (no value, e.g. N for Landauer) or
-    ``"no tolerance"``.
-    """
-    t = table[(table["route"] != reference) & table["within"].isna()]
-    exp = t["expected"].fillna("").astype(str) if "expected" in t else pd.Series("", index=t.index)
-    why = np.where(exp.str.startswith("not comparable"), _WHY[0],
-                   np.where(exp.str.startswith("not computed"), _WHY[1],
-                            np.where(~np.isfinite(t["value"].astype(float)), _WHY[2], _WHY[3])))
-    return pd.Series(why, index=t.index, dtype=object)
-
-
-def not_compared_note(table: pd.DataFrame, reference: str = "rate_equation") -> str:
-    """`` (5 rows not compared: 4 outside their limit's range, 1 not defined for the route)``, or ``""``
-    when every row has a verdict."""
-    why = not_compared(table, reference)
-    if why.empty:
-        return ""
-    counts = why.value_counts()
-    parts = ", ".join((f"{counts[w]} " if len(counts) > 1 else "") + (w.replace("its", "their") if counts[w] > 1 else w)
-                      for w in _WHY if w in counts)
-    return f" ({len(why)} row{'s' if len(why) > 1 else ''} not compared: {parts})"
 
 
 def _plot_table(report: CrossCheck) -> pd.DataFrame:

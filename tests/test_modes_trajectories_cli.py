@@ -180,6 +180,11 @@ def test_crosscheck_two_modes(tmp_path, capsys):
         for q in ("J", "J_ph", "Ie"):
             assert rows[(route, q)]["within"] is True, rows[(route, q)]
     assert rows[("lindblad", "N")]["within"] is True and rows[("trajectories", "N")]["within"] is True
+    for r in rep["rows"]:  # every row carries the center it is checked against: within = |value - center| <= tol
+        if r["within"] is not None:
+            assert r["within"] == (abs(r["value"] - r["center"]) <= r["tolerance"]), r
+    untested = sum(r["within"] is None and r["route"] != "covariance" for r in rep["rows"])
+    assert (f"({untested} row" in rep["message"]) if untested else "not compared" not in rep["message"]
     # Landauer lowest order with several modes = the sum of each mode's one-mode Landauer (configs by hand)
     J = Ie = 0.0
     for k in range(2):
