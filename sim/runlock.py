@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .runsafe import RunTampered, read_regular
 
 __all__ = ["LOCK_NAME", "RunLocked", "acquire_lock", "release_lock", "lock_owner", "read_json_or_none"]
 
@@ -30,10 +31,19 @@ class RunLocked(ConfigError):
 
 
 def read_json_or_none(path: Path) -> Any:
-    """The JSON in ``path``, or None when it is missing, unreadable or not JSON."""
+    """The JSON in ``path``, or None when it is missing, unreadable or not JSON.
+
+    Only a regular file is read (:func:`sim.runsafe.read_regular`): a symbolic link, FIFO or
+    device there is :class:`sim.runsafe.RunTampered`, never followed and never a hang.
+    """
+    data = None
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = read_regular(path)
+    except OSError:
+        return None
+    try:
+        return None if data is None else json.loads(data)
+    except ValueError:
         return None
 
 
@@ -51,12 +61,44 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def lock_owner(path: Path | str) -> dict[str, Any] | None:
-    """The live writer holding the lock of run directory ``path`` (its lock record), or None."""
-    info = read_json_or_none(Path(path) / LOCK_NAME)
+#: Largest pid a Linux kernel hands out (``pid_max`` is at most 2**22).
+PID_MAX = 2**22
+
+
+def _valid_pid(pid: Any) -> bool:
+    """A positive integer pid (not a bool, float or string) that a kernel could have given."""
+    return isinstance(pid, int) and not isinstance(pid, bool) and 0 < pid <= PID_MAX
+
+
+def _malformed(lock: Path, info: Any) -> str:
+    """Why the lock record ``info`` cannot be checked ('' if it can)."""
     if not isinstance(info, dict):
+        return f"{str(lock)!r} is unreadable (not a JSON lock record)"
+    if not _valid_pid(info.get("pid")):
+        return f"{str(lock)!r} is malformed: its pid {info.get('pid')!r} is not a positive integer"
+    if not isinstance(info.get("host"), str):
+        return f"{str(lock)!r} is malformed: its host {info.get('host')!r} is not a host name"
+    return ""
+
+
+def lock_owner(path: Path | str) -> dict[str, Any] | None:
+    """The writer holding the lock of run directory ``path`` (its lock record), or None.
+
+    A lock of a dead process on this host is no owner; a malformed lock (a pid that is not
+    a positive integer, no host) is returned with ``malformed`` set to why, since nobody can
+    tell whether its writer lives.
+    """
+    lock = Path(path) / LOCK_NAME
+    try:
+        info = read_json_or_none(lock)
+    except RunTampered as e:
+        return {"malformed": str(e)}
+    if info is None and not os.path.lexists(lock):
         return None
-    if info.get("host") == socket.gethostname() and not _pid_alive(int(info.get("pid", -1))):
+    why = _malformed(lock, info)
+    if why:
+        return {"malformed": why}
+    if info.get("host") == socket.gethostname() and not _pid_alive(info["pid"]):
         return None
     return info
 
@@ -80,15 +122,20 @@ def acquire_lock(p: Path) -> str:
             try:
                 fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
-                info = read_json_or_none(lock)
-                if not isinstance(info, dict) or "pid" not in info:
-                    raise RunLocked(f"{str(p)!r} is locked by {str(lock)!r}, which is unreadable; if no ehp command "
-                                    "is writing there, delete that file") from None
+                try:
+                    info = read_json_or_none(lock)
+                except RunTampered as e:
+                    raise RunLocked(f"{str(p)!r} is locked by {e}; if no ehp command is writing there, delete "
+                                    f"{str(lock)!r}") from None
+                why = _malformed(lock, info)
+                if why:
+                    raise RunLocked(f"{str(p)!r} is locked by {why}; if no ehp command is writing there, delete "
+                                    "that file") from None
                 who = f"pid {info['pid']} on {info.get('host')!r} since {info.get('since')}"
                 if info.get("host") != socket.gethostname():
                     raise RunLocked(f"{str(p)!r} is being written by {who} (another host: cannot check it from here); "
                                     f"if that command is dead, delete {str(lock)!r}") from None
-                if _pid_alive(int(info["pid"])):
+                if _pid_alive(info["pid"]):
                     raise RunLocked(f"{str(p)!r} is being written by {who}: wait for it to end or choose "
                                     "another --out") from None
                 _note(f"taking over the stale lock of {str(p)!r}: {who} is gone")
@@ -104,7 +151,11 @@ def acquire_lock(p: Path) -> str:
 
 
 def release_lock(p: Path, token: str) -> None:
+    """Delete ``p/.ehp.lock`` if it still holds our ``token`` (anything else there is left alone)."""
     lock = p / LOCK_NAME
-    info = read_json_or_none(lock)
+    try:
+        info = read_json_or_none(lock)
+    except RunTampered:
+        return
     if isinstance(info, dict) and info.get("token") == token:
         lock.unlink(missing_ok=True)

@@ -425,16 +425,18 @@ def run_sweeps(
         chunks = job.chunks()
         if rundir is not None:
             rundir.expect(job.table, len(chunks))
+        start = 0
         for ci, pts in enumerate(chunks):
+            start, first = start + len(pts), start
             if rundir is not None and rundir.has_part(job.table, ci):
                 continue
             tasks.append((job.config, job.grid.keys, pts, job.fn))
-            where.append((job.table, ci))
+            where.append((job.table, ci, (first, len(pts))))
             weights.append(len(pts))
     for i, df in run_tasks(evaluate_chunk, tasks, scheduler, progress=progress, weights=weights, desc=desc):
-        table, ci = where[i]
+        table, ci, batch = where[i]
         if rundir is not None:
-            rundir.write_part(table, ci, df)
+            rundir.write_part(table, ci, df, batch=batch)
         else:
             results[table][ci] = df
     out = {}

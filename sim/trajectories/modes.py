@@ -376,7 +376,7 @@ def write_mode_run(system: ModeSystem, result: ModeTrajectories, out_dir, *, eng
         tables = {"jumps": jumps, "trajectories": mode_trajectories_frame(N, t_end), "operators": ops}
         for name, df in tables.items():
             rd.expect(name, 1)
-            rd.write_part(name, 0, df)
+            rd.write_part(name, 0, df, batch=(0, int(ntraj)) if name != "operators" else None)
         rd.write_summary(mode_summary(result, t_end))
         rd.finish()
     return rd.path
@@ -461,9 +461,9 @@ def mode_run(system: ModeSystem, out_dir, *, engine: str, ntraj: int, t_end: flo
         desc = f"trajectories ({engine}, K = {system.K}" + (f", {done} done)" if done else ")")
         for i, (jumps, traj) in run_tasks(_mode_batch, todo, scheduler, progress=progress,
                                           weights=[task[3] for task in todo], desc=desc, unit="traj"):
-            b = todo[i][2] // bs
-            rd.write_part("trajectories", b, traj)
-            rd.write_part("jumps", b, jumps)
+            b, batch = todo[i][2] // bs, (todo[i][2], todo[i][3])
+            rd.write_part("trajectories", b, traj, batch=batch)
+            rd.write_part("jumps", b, jumps, batch=batch)
         result = _assemble(rd.read_table("jumps"), rd.read_table("operators"), rd.read_table("trajectories"))
         rd.write_summary({**mode_summary(result, t_end), "engine": engine, "initial": initial, "K": system.K,
                           "n_batches": len(starts), "n_batches_resumed": resumed})

@@ -389,12 +389,13 @@ def _run_batches(rd, eng: Engine, model: RateModel, spec: RunSpec, ntraj: int, b
                         desc=f"{eng.name} ({done_traj} done)" if done_traj else eng.name)
     for i, (tables, stats) in results:
         b = todo[i][3] // batch_size
+        batch = (todo[i][3], todo[i][4])
         totals.add(stats)
         if rd is not None:
             for name in names:
                 if name != "jumps":
-                    rd.write_part(name, b, tables[name])
-            rd.write_part("jumps", b, tables["jumps"], stats)  # last: carries the batch's statistics
+                    rd.write_part(name, b, tables[name], batch=batch)
+            rd.write_part("jumps", b, tables["jumps"], stats, batch=batch)  # last: carries the batch's statistics
         else:
             frames[b] = tables
         del tables
