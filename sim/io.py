@@ -56,6 +56,7 @@ from .runfiles import (
     _TMP_RE,
     MANIFEST_NAME,
     PACKAGES,
+    RESERVE_NAME,
     RunIncomplete,
     _note,
     _part_name,
@@ -80,7 +81,7 @@ from .runread import (
     read_table,
     trajectory_partial_view,
 )
-from .runsafe import RUN_KEY, RunTampered, check_table_name, run_id
+from .runsafe import RUN_KEY, RunTampered, check_table_name, check_utf8, run_id
 
 __all__ = [
     "RunDirectory", "RunCheck", "RunIncomplete", "RunLocked", "RunTampered", "check_run", "read_table", "part_files",
@@ -90,6 +91,25 @@ __all__ = [
 ]
 
 _VERSION_CHANGE: contextvars.ContextVar[bool] = contextvars.ContextVar("ehp_versions_may_change", default=False)
+#: Run directories opened for writing by this process, in order (the CLI names them when a command is interrupted).
+OPENED: list[RunDirectory] = []
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM wait (are blocked) inside this block, in the main thread; elsewhere nothing changes."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def package_versions() -> dict[str, str | None]:
@@ -227,6 +247,7 @@ class RunDirectory:
             ``overwrite``) or foreign files (with it); :class:`RunLocked` if a live writer holds it.
         """
         p = Path(path)
+        check_utf8(p, "--out")
         ident = json.loads(json.dumps(jsonable(identity), allow_nan=False))
         if p.is_symlink():
             raise ConfigError(f"--out {str(p)!r} is a symbolic link (to {os.readlink(p)!r}): ehp never writes through "
@@ -313,14 +334,16 @@ class RunDirectory:
             meta = {"identity": ident, "run_id": run_id(ident), **(metadata or {}), "versions": versions,
                     "git_commit": git_commit(), "start_time": start, "wall_s": None, "status": "running"}
         rd = cls(p, meta, resumed, token, manifest)
+        rd._reserve()
         rd._save_manifest()
         rd.write_metadata()
+        OPENED.append(rd)
         return rd
 
     @staticmethod
     def _abandoned(meta: dict[str, Any], manifest: dict[str, Any] | None) -> bool:
         """A failed (or killed: 'running' while we hold the lock) run that finished no part and no file."""
-        if meta.get("status") not in ("failed", "running") or not isinstance(manifest, dict):
+        if meta.get("status") not in ("failed", "interrupted", "running") or not isinstance(manifest, dict):
             return False
         return not any(manifest.get("parts", {}).values()) and not manifest.get("files")
 
@@ -496,16 +519,49 @@ class RunDirectory:
         self.close()
 
     def fail(self, exc: BaseException) -> None:
-        """Mark the run ``failed`` (the error in ``metadata.json``) and release the lock."""
+        """Mark the run ``failed`` (``interrupted`` for SIGINT, SIGTERM) with the error, and release the lock.
+
+        A second signal cannot cut this short (SIGINT and SIGTERM wait until it is done), and a
+        disk that filled up still takes the status: the space held by ``.ehp.reserve`` since
+        :meth:`open` is freed first.
+        """
         msg = str(exc).splitlines()[0][:300] if str(exc) else ""
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        fields = {"status": status, "end_time": now_iso(), "error": f"{type(exc).__name__}: {msg}".rstrip(": ")}
+        with _signals_held():
+            try:
+                try:
+                    self.write_metadata(**fields)
+                except OSError:
+                    self._unreserve()
+                    self.write_metadata(**fields)
+            finally:
+                self.close()
+
+    def saved(self) -> str:
+        """What this run has finished, in words (``3 of 8 parts``), for the message of an interrupted command."""
+        expected = self.metadata.get("parts_expected") or {}
+        done = sum(min(len(self.manifest["parts"].get(t, {})), n) for t, n in expected.items())
+        return f"{done} of {sum(expected.values())} parts" if expected else "no part yet"
+
+    def _reserve(self) -> None:
+        """Hold a little disk space (``.ehp.reserve``) so that a full disk can still take the final status."""
         try:
-            self.write_metadata(status="failed", end_time=now_iso(), error=f"{type(exc).__name__}: {msg}".rstrip(": "))
-        finally:
-            self.close()
+            with open(self.path / RESERVE_NAME, "wb") as f:
+                f.write(b"\0" * 65536)
+        except OSError:
+            self._unreserve()
+
+    def _unreserve(self) -> None:
+        try:
+            (self.path / RESERVE_NAME).unlink(missing_ok=True)
+        except OSError:
+            pass
 
     def close(self) -> None:
         """Release the lock (idempotent); the status is left as it is."""
         if self._token is not None:
+            self._unreserve()
             release_lock(self.path, self._token)
             self._token = None
 

@@ -25,7 +25,9 @@ PACKAGES: tuple[str, ...] = ("numpy", "scipy", "qutip", "pandas", "pyarrow", "nu
 MANIFEST_NAME = "manifest.jsonl"
 _META_KEY = b"sim:part"
 _CATS_KEY = b"sim:categories"  # field metadata: a categorical column's categories (JSON)
-_OWN = ("metadata.json", "summary.json", MANIFEST_NAME, LOCK_NAME)
+#: Disk space a writer holds so that a full disk can still record its final status (:meth:`sim.io.RunDirectory.fail`).
+RESERVE_NAME = ".ehp.reserve"
+_OWN = ("metadata.json", "summary.json", MANIFEST_NAME, LOCK_NAME, RESERVE_NAME)
 _TMP_RE = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
 _PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
 

@@ -34,7 +34,7 @@ from .runfiles import (
     write_json,
 )
 from .runlock import LOCK_NAME, lock_owner, read_json_or_none
-from .runsafe import MAX_PARTS, RUN_KEY, RunTampered, check_table_name, entry_stat, run_id
+from .runsafe import MAX_PARTS, RUN_KEY, RunTampered, check_table_name, check_utf8, entry_stat, run_id
 
 __all__ = ["RunCheck", "check_run", "part_files", "part_files_on_disk", "read_table", "trajectory_partial_view"]
 
@@ -202,6 +202,7 @@ def check_run(path: Path | str, *, checksums: bool = True) -> RunCheck:
         ``path`` holds no run (no readable ``metadata.json``).
     """
     p = Path(path)
+    check_utf8(p, "run directory")
     meta = _load_meta(p)
     if meta is None:
         raise ConfigError(f"{str(p)!r} is not a run directory (no readable metadata.json)")
@@ -261,6 +262,7 @@ def part_files_on_disk(path: Path | str, table: str) -> list[Path]:
 
 def _verified(path: Path | str, table: str, partial: bool, checksums: bool) -> list[tuple[Path, dict | None]]:
     p = Path(path)
+    check_utf8(p, "run directory")
     meta = _load_meta(p)
     if meta is None:  # a plain folder of parquet files, not a run
         return [(f, None) for f in part_files_on_disk(p, table)]

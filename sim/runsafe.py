@@ -29,7 +29,7 @@ from typing import Any
 
 from .config import ConfigError
 
-__all__ = ["RunTampered", "check_table_name", "check_output_name", "entry_stat", "read_regular", "run_id",
+__all__ = ["RunTampered", "check_table_name", "check_output_name", "check_utf8", "entry_stat", "read_regular", "run_id",
            "RUN_KEY", "MAX_PARTS", "MAX_JSON_BYTES"]
 
 #: Parquet key-value metadata key of a part's identity record.
@@ -117,6 +117,20 @@ def read_regular(path: Path, limit: int = MAX_JSON_BYTES) -> bytes | None:
     if len(data) > limit:
         raise RunTampered(f"{str(path)!r} grew past {limit} bytes while being read")
     return data
+
+
+def check_utf8(path: Path | str, what: str) -> None:
+    """Refuse (:class:`sim.config.ConfigError`) a path whose name is not valid UTF-8.
+
+    Such a name reaches Python as surrogate escapes, which the parquet library cannot encode;
+    it is refused before anything is written, with the name shown as escapes.
+    """
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = str(path).encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise ConfigError(f"{what} '{shown}' is not valid UTF-8: the parquet library cannot open such a path; rename "
+                          "it (or choose another) with a UTF-8 name") from None
 
 
 def run_id(identity: Any) -> str:

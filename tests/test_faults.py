@@ -310,18 +310,20 @@ def _killed_run(tmp_path: Path, monkeypatch, ntraj: int = NTRAJ) -> Path:
         return real.simulate(plan, start, count)
 
     monkeypatch.setitem(runner.ENGINES, "ssa", dataclasses.replace(real, simulate=dying))
-    with pytest.raises(KeyboardInterrupt):
-        main(_argv(out, ntraj=ntraj))
+    assert main(_argv(out, ntraj=ntraj)) == 130  # SIGINT: one line, what was saved, the command that resumes
     monkeypatch.setitem(runner.ENGINES, "ssa", real)
     return out
 
 
 def test_stats_refuses_an_incomplete_run_and_partial_uses_the_true_count(tmp_path, monkeypatch, capsys, no_figures):
     killed = _killed_run(tmp_path, monkeypatch)
+    err = capsys.readouterr().err  # the interrupted command: one line, what was saved and the command that resumes
+    assert err.count("\n") == 1 and "interrupted (SIGINT)" in err and "12 of 18 parts" in err
+    assert f"run the same command again to resume it: ehp trajectories {PAPER}" in err
     assert main(["stats", str(killed)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ehp: error:") and err.count("\n") == 1
-    assert "part-00004" in err and "--partial" in err and "'failed'" in err
+    assert "part-00004" in err and "--partial" in err and "'interrupted'" in err
     with pytest.raises(ConfigError, match="not a complete run"):
         part_files(killed, "jumps")
 

@@ -100,8 +100,8 @@ def test_resume_after_a_killed_run_recomputes_nothing_finished(model, reference,
     with pytest.raises(KeyboardInterrupt):
         run_trajectories(model, **KW, out_dir=out)
     assert calls == [0, 60, 120] and len(part_files(out, "jumps", partial=True)) == 3
-    assert json.loads((out / "metadata.json").read_text())["status"] == "failed"
-    with pytest.raises(ConfigError, match=r"not a complete run: its status is 'failed'.*part-00003"):
+    assert json.loads((out / "metadata.json").read_text())["status"] == "interrupted"  # SIGINT (KeyboardInterrupt)
+    with pytest.raises(ConfigError, match=r"not a complete run: its status is 'interrupted'.*part-00003"):
         part_files(out, "jumps")
     before = _mtimes(out)
 

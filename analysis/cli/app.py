@@ -1,7 +1,9 @@
 """The ``ehp`` command line: a thin layer over the public API (docs/tutorial.md).
 
-Exit codes: 0 success (an unstable mode is an answer), 2 bad input or refused
-(one line on stderr, no traceback), 1 internal error (a traceback: a bug).
+Exit codes: 0 success (an unstable mode is an answer), 2 bad input, a refused request or an
+error of the system (disk full, permission, read-only; one line on stderr, no traceback),
+130 interrupted by SIGINT and 143 by SIGTERM (one line: what was saved and the command that
+resumes it), 1 internal error (a traceback: a bug).
 
 :func:`main` is the boundary. It maps to exit 2 with one ``ehp: error: ...`` line:
 :class:`sim.guards.GuardError` (``ConfigError``, ``ResourceError``: bad input, the numeric
@@ -81,28 +83,122 @@ def _quiet_stdout() -> None:
         pass
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like SIGINT's ``KeyboardInterrupt``, so that every run directory records it."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated("SIGTERM")
+
+
+#: Exit codes of an interrupted command (128 + the signal's number, as shells report it).
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+def _interrupted(e: KeyboardInterrupt, argv: Sequence[str], first: int) -> int:
+    """One line: which signal, what each run directory opened by the command saved, the command that resumes."""
+    import shlex
+
+    io = sys.modules.get("sim.io")
+    name, code = ("SIGTERM", EXIT_SIGTERM) if isinstance(e, Terminated) else ("SIGINT", EXIT_SIGINT)
+    runs = list(io.OPENED[first:]) if io is not None else []
+    if not runs:
+        _error(f"interrupted ({name}): nothing was saved")
+        return code
+    saved = "; ".join(f"{str(rd.path)!r} holds {rd.saved()} (status {rd.metadata.get('status')!r})" for rd in runs)
+    _error(f"interrupted ({name}): {saved}; run the same command again to resume it: "
+           f"ehp {shlex.join(list(argv))}")
+    return code
+
+
+def _os_error(e: OSError) -> int:
+    """One line for an error of the operating system (disk full, permission, read-only, file size limit)."""
+    import errno
+
+    hints = {errno.ENOSPC: "free some space", errno.EDQUOT: "free some space (disk quota)",
+             errno.EFBIG: "the file size limit ('ulimit -f') or the file system's largest file is reached",
+             errno.EACCES: "check the permissions", errno.EPERM: "check the permissions",
+             errno.EROFS: "the file system is read-only: choose another --out", errno.EMFILE: "too many open files"}
+    where = f" {e.filename!r}" if e.filename is not None else ""
+    code = errno.errorcode.get(e.errno or 0, "")
+    hint = hints.get(e.errno or 0, "")
+    io = sys.modules.get("sim.io")
+    opened = [rd for rd in (io.OPENED if io is not None else []) if rd.metadata.get("status") != "complete"]
+    resume = (f"; {str(opened[-1].path)!r} keeps {opened[-1].saved()}: the same command resumes it"
+              if opened else "")
+    return _error(f"cannot complete:{where} {e.strerror or e}" + (f" ({code})" if code else "")
+                  + (f": {hint}" if hint else "") + resume)
+
+
+def _prepare_streams() -> str:
+    """Why the command cannot print (stdout closed), or ''; paths that are not UTF-8 print as their bytes."""
+    if sys.stdout is None:
+        return "stdout is closed: nothing could be printed; redirect it (to a file or /dev/null) instead of closing it"
+    for stream in (sys.stdout, sys.stderr):
+        try:  # a path given in bytes that are not UTF-8 (surrogate escapes in argv) prints as those bytes
+            stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
+        except (AttributeError, ValueError, OSError):
+            pass
+    return ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    closed = _prepare_streams()
+    if closed:
+        print("ehp: error: " + closed, file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
+    import contextlib
+    import signal
+    import threading
+
     from sim.guards import GuardError, NumericalError  # after parsing: --version and --help import no numpy
 
+    io = sys.modules.get("sim.io")
+    first = len(io.OPENED) if io is not None else 0
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        code = args.handler(args)
-        sys.stdout.flush()
+        versions = contextlib.nullcontext()
+        if getattr(args, "allow_version_change", False):
+            from sim.io import versions_may_change
+
+            versions = versions_may_change()
+        with versions:
+            code = args.handler(args)
+        try:
+            sys.stdout.flush()
+        except OSError as e:
+            if isinstance(e, BrokenPipeError):
+                raise
+            _quiet_stdout()
+            return _error(f"cannot write to stdout: {e.strerror or e}; the results written to files (if any) are "
+                          "complete")
         return code
     except BrokenPipeError:
         _quiet_stdout()
         return 0
+    except KeyboardInterrupt as e:
+        return _interrupted(e, argv, first)
     except (GuardError, NumericalError) as e:
         return _error(str(e))
     except MemoryError as e:
         return _error(f"out of memory ({e or 'no detail'}): use a smaller size, or batch/stream the work")
+    except OSError as e:
+        _quiet_stdout()  # a full stdout (/dev/full) must not fail again at exit
+        return _os_error(e)
     except Exception as e:
         pop = sys.modules.get("sim.population")  # only raised once that module is loaded (imports stay lazy)
         if pop is not None and isinstance(e, pop.TruncationError):
             return _error(str(e))
         raise
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from sim.config import Config
 
-__all__ = ["load", "num", "print_json"]
+__all__ = ["load", "num", "print_json", "add_overwrite"]
 
 
 def load(args: argparse.Namespace) -> Config:
@@ -32,3 +32,14 @@ def num(v) -> str:
 def print_json(d) -> None:
     """JSON on stdout (non-finite numbers must already be ``None``)."""
     print(json.dumps(d, indent=2, allow_nan=False))
+
+
+def add_overwrite(q: argparse.ArgumentParser, help_: str) -> None:
+    """``--overwrite`` and ``--allow-version-change``: the two ways past a run directory that holds another run.
+
+    ``--allow-version-change`` lets a resume continue a run that another ehp-sim version wrote
+    (:func:`sim.io.versions_may_change`; :func:`analysis.cli.app.main` applies it).
+    """
+    q.add_argument("--overwrite", action="store_true", help=help_)
+    q.add_argument("--allow-version-change", action="store_true",
+                   help="resume a run that another ehp-sim version wrote (both versions are recorded)")

@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from .common import add_overwrite
+
 __all__ = ["register", "cmd_crosscheck"]
 
 
@@ -13,7 +15,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
     q = with_config("crosscheck", "N, J, J_ph, Ie from Landauer, rate, population, Lindblad and trajectories")
     q.add_argument("--json", action="store_true", help="JSON on stdout")
     q.add_argument("--out", metavar="DIR", help="write crosscheck.parquet and crosscheck.png here")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing report in DIR")
+    add_overwrite(q, "replace an existing report in DIR")
     q.add_argument("--ntraj", type=int, help="trajectories for the ssa row (default: run.ntraj; several modes: "
                                               "the mcsolve row, default 40)")
     q.add_argument("--t-end", type=float, help="trajectory length (default: run.t_end or 200/kappa)")

@@ -23,6 +23,8 @@ import time
 
 from sim.routes import ROUTES  # a light registry: the solvers are imported when a route runs
 
+from .common import add_overwrite
+
 __all__ = ["register", "cmd_evolve"]
 
 def register(sub: argparse._SubParsersAction, with_config) -> None:
@@ -37,7 +39,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
                    help="time-dependent bias: a CSV with columns t, mu_L, mu_R (linear interpolation, constant "
                         "outside; a repeated t is a step); the rates follow it adiabatically")
     q.add_argument("--out", required=True, metavar="DIR", help="run directory")
-    q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
+    add_overwrite(q, "replace a run directory that holds a different run")
     q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr (lindblad route)")
     q.set_defaults(handler=cmd_evolve)
 
@@ -221,15 +223,8 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     Table columns: ``t``, ``N`` (total), ``N_0 .. N_{K-1}``, ``J``, ``J_ph``, ``Ie`` and per
     channel ``J_LL .. Ie_RL`` (the fluxes at ``C(t)``, exact at every time).
     """
-    import numpy as np
-    import pandas as pd
-
-    from sim.conductor import CHANNELS
     from sim.config import ConfigError
-    from sim.covariance import mode_system_from_config
     from sim.io import RunDirectory, read_table
-
-    from .steady import lamb_shift_note
 
     if args.method not in ("rate", "lindblad"):
         cfg.require_one_mode(f"evolve --method {args.method}")
@@ -247,10 +242,26 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
                 "n_points": n_points, "initial": initial}
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
                            metadata={"command": "evolve", "config": cfg.to_dict(), "method": args.method})
-    if rd.resumed and rd.has_part("evolution", 0):
-        table = read_table(rd.path, "evolution")
-        print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
-        return 0
+    with rd:  # an exception marks the run failed; the lock is always released
+        if rd.resumed and rd.has_part("evolution", 0):
+            table = read_table(rd.path, "evolution")
+            rd.finish()
+            print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
+            return 0
+        return _evolve_modes_into(args, rd, cfg, t_end, n_points, initial, start)
+
+
+def _evolve_modes_into(args: argparse.Namespace, rd, cfg, t_end: float, n_points: int, initial: str,
+                       start: float) -> int:
+    """The several-mode evolution written into the open run directory ``rd``."""
+    import numpy as np
+    import pandas as pd
+
+    from sim.conductor import CHANNELS
+    from sim.covariance import mode_system_from_config
+
+    from .steady import lamb_shift_note
+
     system = mode_system_from_config(cfg)
     lamb_shift_note(system)
     t = np.linspace(0.0, t_end, n_points)
@@ -280,7 +291,7 @@ def _finish_modes(rd, system, table, N_last, summary: dict, wall: float, method_
     summary = {**summary, "stable": system.stable, "growth_rate": system.growth_rate, "margin": -system.growth_rate,
                "N_final": float(table["N"].iloc[-1]), "N_final_modes": [float(x) for x in N_last], "wall_s": wall}
     rd.write_summary(summary)
-    rd.write_metadata(wall_s=wall, status="complete")
+    rd.finish(wall_s=wall)
     print(f"method     {method_line}")
     print(f"margin     2 min Re eig(Y) = {-system.growth_rate:.6g}  ({'stable' if system.stable else 'unstable'})")
     print(f"N(t_end)   {summary['N_final']:.6g}  (per mode: {', '.join(f'{x:.6g}' for x in N_last)})")

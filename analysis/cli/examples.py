@@ -7,13 +7,14 @@
     ehp examples NAME --copy [DEST]       # copy it out for editing (DEST: a file or a directory)
 
 Every command that takes a CONFIG accepts a bundled name (``ehp steady paper_double_dot``)
-when no file of that name exists. ``--copy`` never overwrites: an existing file is exit 2.
+when no file of that name exists. ``--copy`` never overwrites and never writes through a symbolic
+link: an existing file or link is exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,12 +61,20 @@ def cmd_examples(args: argparse.Namespace) -> int:
         print(ex.path.read_text(), end="")
         return 0
     dest = Path(args.copy)
-    if dest.is_dir():
+    if dest.is_dir() and not dest.is_symlink():
         dest = dest / ex.path.name
+    if dest.is_symlink():
+        raise ConfigError(f"examples: --copy {args.copy!r}: {str(dest)!r} is a symbolic link (refusing to write "
+                          "through it)")
     if dest.exists():
         raise ConfigError(f"examples: --copy {args.copy!r}: {str(dest)!r} already exists (refusing to overwrite)")
     if not dest.parent.is_dir():
         raise ConfigError(f"examples: --copy {args.copy!r}: directory {str(dest.parent)!r} does not exist")
-    shutil.copyfile(ex.path, dest)
+    try:  # created exclusively, never through a link: a file or link that appears meanwhile is refused, not replaced
+        fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except FileExistsError:
+        raise ConfigError(f"examples: --copy {args.copy!r}: {str(dest)!r} already exists (refusing to overwrite)") from None
+    with os.fdopen(fd, "wb") as f:
+        f.write(ex.path.read_bytes())
     print(f"examples: {ex.name} -> {dest}")
     return 0

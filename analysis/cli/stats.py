@@ -19,6 +19,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .common import add_overwrite
+
 __all__ = ["register", "cmd_stats"]
 
 
@@ -28,7 +30,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG
     q.add_argument("--json", action="store_true", help="JSON on stdout")
     q.add_argument("--t-min", type=float, help="discard jumps before this time (default: see the output)")
     q.add_argument("--out", metavar="DIR2", help="write stats.parquet, waiting_times.parquet and PNG figures here")
-    q.add_argument("--overwrite", action="store_true", help="replace DIR2 if it holds a different result")
+    add_overwrite(q, "replace DIR2 if it holds a different result")
     q.add_argument("--first-passage", type=int, metavar="LEVEL",
                    help="first-passage time to population LEVEL (time to runaway above threshold)")
     q.add_argument("--no-progress", action="store_true", help="no progress bars on stderr (default: on a terminal)")

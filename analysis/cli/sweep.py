@@ -21,6 +21,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .common import add_overwrite
+
 __all__ = ["register", "cmd_sweep", "cmd_run"]
 
 _SCHED_HELP = ("auto (serial unless a process pool pays for its start-up), serial, processes, dask (a LocalCluster) "
@@ -30,7 +32,7 @@ _SCHED_HELP = ("auto (serial unless a process pool pays for its start-up), seria
 def _scheduler_args(q: argparse.ArgumentParser, default: str) -> None:
     q.add_argument("--scheduler", default=default, metavar="S", help=f"{_SCHED_HELP} (default {default})")
     q.add_argument("--workers", type=int, metavar="N", help="worker processes (default: the cores available)")
-    q.add_argument("--overwrite", action="store_true", help="replace a different run's results in the directory")
+    add_overwrite(q, "replace a different run's results in the directory")
     q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 

@@ -27,6 +27,8 @@ from collections.abc import Callable
 
 from sim.registry import ENGINE_NAMES
 
+from .common import add_overwrite
+
 __all__ = ["register", "cmd_trajectories"]
 
 
@@ -64,7 +66,7 @@ def register(sub: argparse._SubParsersAction, with_config: Callable[[str, str], 
                         "without it the grid is rebuilt from initial.parquet/ and the jumps when needed")
     q.add_argument("--batch-size", type=_positive_int, help="trajectories per batch and parquet part (default: automatic)")
     q.add_argument("--out", required=True, metavar="DIR", help="run directory (new, empty, or the same run to resume)")
-    q.add_argument("--overwrite", action="store_true", help="replace a run directory that holds a different run")
+    add_overwrite(q, "replace a run directory that holds a different run")
     q.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     q.add_argument("--scheduler", default="auto", metavar="auto|serial|processes|dask|tcp://HOST:PORT",
                    help="where batches run (default: auto, serial unless a process pool pays for its start-up); "
