@@ -427,3 +427,360 @@ def test_recorded_outputs_are_ours_whatever_the_path_form(tmp_path, monkeypatch)
     (tmp_path / "out" / "c.txt").unlink()
     RunDirectory.open("out", {"command": "x", "n": 2}, overwrite=True).finish()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["manifest.jsonl", "metadata.json"]
+
+
+# ---- trust 2: containment, identity, OS errors and signals ----
+#
+# A run directory may be edited, damaged or received from someone else. Each case below tampers
+# with a finished run and checks that `ehp stats` (a reader) and the same command (a resume)
+# refuse it with one line, and that nothing outside the run directory changes: `victim` is a
+# second run beside it, which every case snapshots before and after.
+
+
+def _victim(reference, tmp_path: Path) -> tuple[Path, dict[str, bytes]]:
+    v = tmp_path / "victim"
+    shutil.copytree(reference[0], v)
+    (v / "notes.txt").write_text("the user's own file")
+    return v, _snapshot(v)
+
+
+def _manifest(d: Path) -> list[dict]:
+    return [json.loads(line) for line in (d / "manifest.jsonl").read_text().splitlines()]
+
+
+def _write_manifest(d: Path, rows: list[dict]) -> None:
+    (d / "manifest.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _point_part_at(d: Path, target: str, table: str = "jumps") -> None:
+    rows = _manifest(d)
+    for r in rows:
+        if r.get("table") == table and r.get("index") == 0:
+            r["file"] = target
+    _write_manifest(d, rows)
+
+
+def _rename_table(d: Path, table: str, new: str) -> None:
+    rows = _manifest(d)
+    for r in rows:
+        if r.get("table") == table:
+            r["table"] = new
+    _write_manifest(d, rows)
+
+
+def _expect_table(d: Path, new: str) -> None:
+    meta = json.loads((d / "metadata.json").read_text())
+    meta["parts_expected"][new] = 6
+    (d / "metadata.json").write_text(json.dumps(meta))
+
+
+def _link_table(d: Path, v: Path) -> None:
+    shutil.rmtree(d / "jumps.parquet")
+    (d / "jumps.parquet").symlink_to(v / "jumps.parquet")
+
+
+def _link_part(d: Path, v: Path) -> None:  # the same bytes, so size and sha256 match the manifest
+    (d / "jumps.parquet" / "part-00002.parquet").unlink()
+    (d / "jumps.parquet" / "part-00002.parquet").symlink_to(v / "jumps.parquet" / "part-00002.parquet")
+
+
+def _output_outside(d: Path, v: Path) -> None:
+    rows = _manifest(d) + [{"output": "../victim/notes.txt", "bytes": 19, "sha256": "0" * 64}]
+    _write_manifest(d, rows)
+
+
+def _fifo(name: str):
+    def make(d: Path, v: Path) -> None:
+        (d / name).unlink()
+        os.mkfifo(d / name)
+    return make
+
+
+CONTAINMENT = {
+    "manifest part outside": (lambda d, v: _point_part_at(d, "../victim/jumps.parquet/part-00000.parquet"),
+                              "not 'jumps.parquet/part-00000.parquet'"),
+    "manifest part absolute": (lambda d, v: _point_part_at(d, str(v / "jumps.parquet" / "part-00000.parquet")),
+                               "not 'jumps.parquet/part-00000.parquet'"),
+    "manifest table outside": (lambda d, v: _rename_table(d, "jumps", "../victim/jumps"), "is not a table name"),
+    "metadata table outside": (lambda d, v: _expect_table(d, "../victim/jumps"), "is not a table name"),
+    "table folder is a link": (_link_table, "symbolic link"),
+    "part is a link": (_link_part, "symbolic link"),
+    "manifest output outside": (_output_outside, "is not a plain file name"),
+    "metadata.json is a FIFO": (_fifo("metadata.json"), "not a regular file"),
+    "manifest.jsonl is a FIFO": (_fifo("manifest.jsonl"), "not a regular file"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTAINMENT))
+def test_a_tampered_run_is_refused_by_readers_and_resume_and_nothing_outside_changes(reference, tmp_path, capsys,
+                                                                                   case):
+    tamper, words = CONTAINMENT[case]
+    v, before = _victim(reference, tmp_path)
+    d = _copy(reference, tmp_path)
+    tamper(d, v)
+    inside = _snapshot(d) if "FIFO" not in case else None
+    for argv in (["stats", str(d)], _argv(d)):  # a reader, then the resume (the same command)
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and err.startswith("ehp: error:") and err.count("\n") == 1, (argv[0], err)
+        assert words in err, err
+    assert _snapshot(v) == before  # nothing outside the run directory touched
+    if inside is not None:
+        assert _snapshot(d) == inside  # and a refused resume deleted nothing inside it either
+    with pytest.raises(ConfigError):
+        part_files(d, "jumps")
+
+
+def test_overwrite_of_a_tampered_run_deletes_only_inside(reference, tmp_path, capsys):
+    v, before = _victim(reference, tmp_path)
+    d = _copy(reference, tmp_path)
+    _output_outside(d, v)
+    _expect_table(d, "../victim/jumps")
+    assert main([*_argv(d, seed=9), "--overwrite"]) == 0
+    capsys.readouterr()
+    assert _snapshot(v) == before and check_run(d).complete
+    assert json.loads((d / "metadata.json").read_text())["seed"] == 9
+
+
+def test_out_that_is_a_link_and_examples_copy_through_a_link_are_refused(tmp_path, capsys):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    assert main(_argv(tmp_path / "link")) == 2
+    assert "is a symbolic link" in capsys.readouterr().err and list(real.iterdir()) == []
+    (tmp_path / "dangling.toml").symlink_to(tmp_path / "elsewhere.toml")
+    for dest in ("dangling.toml", "link"):
+        assert main(["examples", "paper_double_dot", "--copy", str(tmp_path / dest)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "symbolic link" in err
+    assert not (tmp_path / "elsewhere.toml").exists() and list(real.iterdir()) == []
+
+
+# identity: a part proves which run it belongs to
+
+
+def _other_run(tmp_path: Path, capsys) -> Path:
+    o = tmp_path / "other"
+    assert main(_argv(o, seed=8)) == 0
+    capsys.readouterr()
+    return o
+
+
+def _transplant(d: Path, src: Path, src_index: int, index: int) -> None:
+    """Put ``src``'s jumps part ``src_index`` in place of ``d``'s part ``index``, with a consistent manifest."""
+    f = d / "jumps.parquet" / f"part-{index:05d}.parquet"
+    shutil.copyfile(src / "jumps.parquet" / f"part-{src_index:05d}.parquet", f)
+    rows = _manifest(d)
+    src_row = next(r for r in _manifest(src) if r.get("table") == "jumps" and r.get("index") == src_index)
+    for r in rows:
+        if r.get("table") == "jumps" and r.get("index") == index:
+            r.update({k: src_row[k] for k in ("rows", "bytes", "sha256", "run_id", "version", "batch")})
+            r["rows"], r["bytes"] = src_row["rows"], f.stat().st_size
+    _write_manifest(d, rows)
+
+
+IDENTITY = {
+    "part of another run": (lambda d, o: _transplant(d, o, 3, 3), "belongs to another run"),
+    "part of another batch": (lambda d, o: _transplant(d, d, 1, 3), "not part 3 of 'jumps'"),
+    "part of another run, manifest says ours": (
+        lambda d, o: (_transplant(d, o, 3, 3), _write_manifest(d, [
+            {**r, "run_id": _manifest(d)[0]["run_id"]} if r.get("index") == 3 and r.get("table") == "jumps" else r
+            for r in _manifest(d)])), "belongs to another run"),
+    "metadata identity edited": (lambda d, o: (d / "metadata.json").write_text(
+        (d / "metadata.json").read_text().replace('"seed": 7', '"seed": 8')), "does not hash to its run_id"),
+}
+
+
+@pytest.mark.parametrize("case", list(IDENTITY))
+def test_a_part_from_another_run_is_refused_even_with_a_consistent_manifest(reference, tmp_path, capsys, case):
+    tamper, words = IDENTITY[case]
+    o = _other_run(tmp_path, capsys)
+    d = _copy(reference, tmp_path)
+    tamper(d, o)
+    inside = _snapshot(d)
+    for argv in (["stats", str(d)], _argv(d)):
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1 and words in err, (argv[0], err)
+    assert _snapshot(d) == inside
+    with pytest.raises(ConfigError, match=words):
+        read_table(d, "jumps")
+
+
+def test_every_part_records_its_run_and_batch(reference):
+    import pyarrow.parquet as pq
+
+    from sim.runsafe import RUN_KEY, run_id
+
+    meta = json.loads((reference[0] / "metadata.json").read_text())
+    assert meta["run_id"] == run_id(meta["identity"])
+    for row in _manifest(reference[0]):
+        if "table" not in row:
+            continue
+        rec = json.loads(pq.read_schema(reference[0] / row["file"]).metadata[RUN_KEY])
+        start = row["index"] * BATCH
+        assert rec == {"run_id": meta["run_id"], "table": row["table"], "index": row["index"],
+                       "batch": [start, BATCH], "version": meta["versions"]["sim"]}
+        assert (row["run_id"], row["batch"], row["version"]) == (rec["run_id"], rec["batch"], rec["version"])
+
+
+def test_resume_under_another_version_refuses_unless_allowed(tmp_path, monkeypatch, capsys, reference):
+    import sim.io
+
+    killed = _killed_run(tmp_path, monkeypatch)
+    capsys.readouterr()
+    real = sim.io.package_versions
+    monkeypatch.setattr(sim.io, "package_versions", lambda: {**real(), "sim": "9.9.9"})
+    before = _snapshot(killed)
+    assert main(_argv(killed)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "9.9.9" in err and "--allow-version-change" in err
+    assert _snapshot(killed) == before
+    assert main([*_argv(killed), "--allow-version-change"]) == 0
+    capsys.readouterr()
+    meta = json.loads((killed / "metadata.json").read_text())
+    old = real()["sim"]
+    assert meta["versions"]["sim"] == "9.9.9" and [v["sim"] for v in meta["versions_history"]] == [old]
+    by_version = {r["index"]: r["version"] for r in _manifest(killed) if r.get("table") == "jumps"}
+    assert by_version == {0: old, 1: old, 2: old, 3: old, 4: "9.9.9", 5: "9.9.9"}  # each part names its author
+    _assert_same(killed, reference[1])
+
+
+# OS errors and signals: one line, the documented exit code, never left 'running', resumable
+
+
+def _failing_write(monkeypatch, err: int, after: int):
+    """``pq.write_table`` of sim.io raises ``OSError(err)`` from its ``after``-th call on (a disk that filled up)."""
+    import errno as _errno
+
+    import sim.io
+
+    real, calls = sim.io.pq.write_table, []
+
+    def write(tab, where, *a, **k):
+        calls.append(where)
+        if len(calls) > after:
+            raise OSError(err, os.strerror(err), str(where))
+        return real(tab, where, *a, **k)
+
+    monkeypatch.setattr(sim.io.pq, "write_table", write)
+    return _errno.errorcode[err]
+
+
+@pytest.mark.parametrize("err", ["ENOSPC", "EFBIG", "EACCES", "EROFS", "EDQUOT", "EIO"])
+def test_os_error_mid_run_is_one_line_and_the_run_resumes(reference, tmp_path, monkeypatch, capsys, err):
+    import errno as _errno
+
+    d = tmp_path / "run"
+    name = _failing_write(monkeypatch, getattr(_errno, err), after=7)
+    assert main(_argv(d)) == 2
+    msg = capsys.readouterr().err
+    assert msg.startswith("ehp: error: cannot complete:") and msg.count("\n") == 1 and f"({name})" in msg
+    assert "the same command resumes it" in msg
+    chk = check_run(d)
+    assert chk.status == "failed" and chk.owner is None and not (d / LOCK_NAME).exists()
+    monkeypatch.undo()
+    assert main(_argv(d)) == 0
+    capsys.readouterr()
+    _assert_same(d, reference[1])
+
+
+def test_a_full_disk_still_takes_the_failed_status(reference, tmp_path, monkeypatch, capsys):
+    """Writing metadata.json fails too while the disk is full; the reserve frees room for it."""
+    import errno as _errno
+
+    import sim.io
+
+    d = tmp_path / "run"
+    _failing_write(monkeypatch, _errno.ENOSPC, after=4)
+    real_json = sim.io.write_json
+
+    def full(path, data):
+        if (d / ".ehp.reserve").exists() and data.get("status") == "failed":
+            raise OSError(_errno.ENOSPC, "No space left on device", str(path))
+        return real_json(path, data)
+
+    monkeypatch.setattr(sim.io, "write_json", full)
+    assert main(_argv(d)) == 2
+    capsys.readouterr()
+    assert check_run(d).status == "failed" and not (d / ".ehp.reserve").exists()
+    monkeypatch.undo()
+    assert main(_argv(d)) == 0
+    capsys.readouterr()
+    _assert_same(d, reference[1])
+
+
+def _script(*lines: str) -> list[str]:
+    return [sys.executable, "-c", "\n".join(lines)]
+
+
+def test_file_size_limit_is_one_line_and_resumable(reference, tmp_path, capsys):
+    """A real EFBIG: a file size limit (ulimit -f) below a part's size; Python ignores SIGXFSZ, so write fails."""
+    d = tmp_path / "run"
+    code = _script("import resource, sys", "resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))",
+                   "from analysis.cli import main", "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([*code, *_argv(d)], env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("ehp: error: cannot complete:") and proc.stderr.count("\n") == 1
+    assert "EFBIG" in proc.stderr and check_run(d).status == "failed"
+    assert main(_argv(d)) == 0
+    capsys.readouterr()
+    _assert_same(d, reference[1])
+
+
+@pytest.mark.parametrize(("redirect", "words"), [(">/dev/full", "No space left"), (">&-", "stdout is closed")])
+def test_a_full_or_closed_stdout_is_one_line(tmp_path, redirect, words):
+    cmd = f"{sys.executable} -m analysis.cli steady {PAPER} --json {redirect}"
+    proc = subprocess.run(cmd, shell=True, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("ehp: error:") and proc.stderr.count("\n") == 1
+    assert words in proc.stderr, proc.stderr
+
+
+def test_a_path_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    out = tmp_path / os.fsdecode(b"run-\xff")
+    assert main(_argv(out)) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not valid UTF-8" in err and "\\udcff" in err and not out.exists()
+    assert main(["stats", str(out)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("pid", ["abc", -1, 0, 1.5, True, 10**30, None, [1], 2**22 + 1])
+def test_a_malformed_lock_is_refused_in_one_line_and_the_run_stays_resumable(reference, tmp_path, capsys, pid):
+    d = _copy(reference, tmp_path)
+    (d / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "token": "x"}))
+    before = _snapshot(d)
+    for argv in (_argv(d), ["stats", str(d)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "malformed" in err and LOCK_NAME in err, err
+    assert _snapshot(d) == before and json.loads((d / "metadata.json").read_text())["status"] == "complete"
+    (d / LOCK_NAME).unlink()
+    assert main(["stats", str(d)]) == 0
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_say_what_was_saved_and_the_run_resumes(reference, tmp_path, capsys, sig, code):
+    """A real process, slowed to one batch every 0.3 s, gets the signal after its first part."""
+    d = tmp_path / "run"
+    argv = [*_argv(d), "--scheduler", "serial"]
+    slow = _script("import sys, time, dataclasses", "import sim.trajectories.runner as r", "real = r.ENGINES['ssa']",
+                   "r.ENGINES['ssa'] = dataclasses.replace(real, simulate=lambda p, s, c: (time.sleep(0.3), "
+                   "real.simulate(p, s, c))[1])", "from analysis.cli import main", "sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.Popen([*slow, *argv], env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    first = d / "jumps.parquet" / "part-00000.parquet"
+    deadline = time.monotonic() + 120
+    while not first.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert err.startswith("ehp: error: interrupted") and err.count("\n") == 1
+    assert "run the same command again to resume it: ehp trajectories" in err and "of 18 parts" in err
+    chk = check_run(d)
+    assert chk.status == "interrupted" and chk.owner is None and not (d / LOCK_NAME).exists()
+    assert main(argv) == 0
+    capsys.readouterr()
+    _assert_same(d, reference[1])

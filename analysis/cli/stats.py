@@ -46,11 +46,11 @@ def cmd_stats(args: argparse.Namespace) -> int:
     run = Path(args.run_dir)
     if not run.is_dir():
         raise ConfigError(f"run directory {str(run)!r} does not exist (give the --out of an `ehp trajectories` run)")
-    try:
-        source = json.loads((run / "metadata.json").read_text())
-    except (OSError, ValueError):
-        source = None
-    if not source or source.get("identity", {}).get("command") != "trajectories":
+    from sim.runlock import read_json_or_none
+
+    source = read_json_or_none(run / "metadata.json")  # a regular file only: a FIFO or link there is refused
+    if not isinstance(source, dict) or not isinstance(source.get("identity"), dict) \
+            or source["identity"].get("command") != "trajectories":
         raise ConfigError(f"{str(run)!r} is not a trajectory run directory (written by `ehp trajectories`)")
     t_end = float(source["identity"]["run"]["t_end"])
     if args.t_min is not None and not 0 <= args.t_min < t_end:
