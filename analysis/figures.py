@@ -101,8 +101,8 @@ class _Ctx:
 
 @dataclass(frozen=True)
 class _Plan:
-    """A validated study: its sweeps (every point's config built by :func:`study_common.check_points`)
-    and the function that computes it into a run directory."""
+    """A validated study: its sweeps (every point's config built: :func:`study_common.sweep_job`) and the
+    function that computes it into a run directory."""
 
     jobs: tuple[SweepJob, ...]
     run: Callable[[_Ctx], Outcome]
@@ -536,9 +536,7 @@ def _plan(config: Config) -> tuple[str, _Plan]:
         raise ConfigError(f"study.kind must be one of {', '.join(_KINDS)}, got {kind!r}"
                           + ("" if config.study else " (the config has no [study] table)"))
     planner, defaults, required = _KINDS[kind]
-    plan = planner(config, _options(config, defaults, required))
-    sc.check_points(plan.jobs)
-    return kind, plan
+    return kind, planner(config, _options(config, defaults, required))
 
 
 def validate_study(config: Config) -> str:

@@ -181,7 +181,6 @@ def plan(config: Config, opts: dict[str, Any]) -> CollectivePlan:
                                      f"sweep-{'cross' if vname == 'cross terms' else 'secular'}-{i}", split,
                                      (GridAxis(key, xs),), SteadyPoint()))
             where.append((vname, d))
-    sc.check_points(jobs)
     for k, c in enumerate(alone):
         sc.check_values(c, key, xs, f"mode {k} alone, on study.grid")
     sc.check_values(config, key, between, "study.between")

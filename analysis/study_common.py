@@ -65,11 +65,14 @@ def axis(name: str, key: Any, spec: Any) -> GridAxis:
 
 
 def sweep_job(what: str, table: str, config: Config, axes: Sequence[GridAxis], fn: SteadyPoint) -> SweepJob:
-    """A study's sweep; a key or value the config refuses is an error naming ``what`` (the study option)."""
+    """A study's sweep, the config of each of its points built (:func:`check_points`); a key or value the
+    config refuses is an error naming ``what`` (the study option)."""
     try:
-        return SweepJob(table, config, Grid(tuple(axes)), fn)
+        job = SweepJob(table, config, Grid(tuple(axes)), fn)
     except ConfigError as e:
         raise ConfigError(f"{what}: {e}") from None
+    check_points([job], what)
+    return job
 
 
 def time_grid(config: Config, t_end: Any, kind: str) -> np.ndarray:
@@ -83,9 +86,9 @@ def time_grid(config: Config, t_end: Any, kind: str) -> np.ndarray:
     return np.linspace(0.0, t_end, config.run.n_points)
 
 
-def check_points(jobs: Sequence[SweepJob]) -> None:
+def check_points(jobs: Sequence[SweepJob], what: str = "study") -> None:
     """Build the config of every point of every sweep (no physics): a value the config refuses at any point
-    is an error now, naming the point, not after the sweep has run for a while."""
+    (a corner of two axes, say) is an error now, naming the point, not after the sweep has run for a while."""
     for job in jobs:
         keys = job.grid.keys
         for p in job.grid.points():
@@ -93,7 +96,7 @@ def check_points(jobs: Sequence[SweepJob]) -> None:
                 apply_point(job.config, keys, p)
             except ConfigError as e:
                 at = ", ".join(f"{k} = {v:g}" for k, v in zip(keys, p, strict=True))
-                raise ConfigError(f"study: at the grid point {at}: {e}") from None
+                raise ConfigError(f"{what}: at the grid point {at}: {e}") from None
 
 
 def check_values(config: Config, key: str, values: Sequence[float], what: str) -> None:
