@@ -776,8 +776,7 @@ def test_bundled_studies_pass_validation_and_a_corrected_config_runs(capsys, fil
     from analysis.figures import validate_study
     from sim.config import load_config
 
-    for name in ("fig3_rectification", "fig4_thermoelectric", "fig5_cooling", "transient", "instability_map",
-                 "waterwheel"):
+    for name in ("fig3_rectification", "fig4_thermoelectric", "fig5_cooling", "transient", "waterwheel"):
         assert validate_study(load_config(name)) == load_config(name).study["kind"]
     out = tmp_path / "out"
     bad = ["run", files["base"], "--out", str(out), "--no-progress", "--scheduler", "serial",
