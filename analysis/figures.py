@@ -41,12 +41,17 @@ Outputs in ``DIR`` (default ``runs/NAME/``): ``NAME.parquet`` (the figure's tabl
 ``NAME.png``, ``summary.json`` (the figure's headline numbers), ``metadata.json`` and the
 resumable raw sweeps ``sweep-*.parquet/``. A ``DIR`` holding a different run is refused
 unless ``overwrite``; the same run is resumed (saved sweep chunks are not recomputed).
+
+Every study is validated whole before its directory is opened (:func:`validate_study`): its
+``[study]`` keys and values, the config of every point of every sweep (built, not computed),
+the routes it calls (Landauer and the one-mode tables refuse several modes, the population
+route too), the final time of its time-domain runs and, where it needs one, the threshold it
+runs around (the root finder, milliseconds). A bad study is one ``ConfigError`` and nothing
+is written; what a failed run did write is recorded, so the same run resumes over it.
 """
 
 from __future__ import annotations
 
-import os
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,15 +64,19 @@ import pandas as pd
 from sim.config import Config, ConfigError, parse_config
 from sim.io import RunDirectory
 from sim.parallel import Scheduler
-from sim.sweep import Grid, GridAxis, SteadyPoint, SweepJob, run_sweeps, study_values
+from sim.sweep import GridAxis, SteadyPoint, SweepJob, run_sweeps, study_values
 
 from . import modes_study, plots
+from . import study_common as sc
 from .maps import InstabilityMap, confirm_runs, initial_population, threshold_curve
 from .plots import unstable_intervals
 from .threshold import find_threshold
 
-__all__ = ["StudyResult", "run_study", "study_kinds", "cooling_window", "default_out", "DEFAULT_STUDY",
-           "default_study", "unstable_intervals"]
+__all__ = ["StudyResult", "run_study", "validate_study", "study_kinds", "cooling_window", "default_out",
+           "DEFAULT_STUDY", "default_study", "unstable_intervals"]
+
+Draw = Callable[[pd.DataFrame, Path], None]
+Outcome = tuple[pd.DataFrame, dict[str, Any], Draw]
 
 
 @dataclass(frozen=True)
@@ -85,11 +94,18 @@ class StudyResult:
 
 @dataclass(frozen=True)
 class _Ctx:
-    config: Config
-    opts: dict[str, Any]
     rundir: RunDirectory
     scheduler: Scheduler
-    progress: bool
+    progress: bool | None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """A validated study: its sweeps (every point's config built: :func:`study_common.sweep_job`) and the
+    function that computes it into a run directory."""
+
+    jobs: tuple[SweepJob, ...]
+    run: Callable[[_Ctx], Outcome]
 
 
 # --------------------------------------------------------------------------- option helpers
@@ -124,6 +140,18 @@ def _level(v: Any) -> str:
     return v
 
 
+def _one_mode(config: Config, kind: str, why: str,
+              instead: str = "for several modes use kind = 'collective_runaway' or 'instability_map'") -> None:
+    """Refuse a config of several modes for a study whose route (``why``) has one mode only."""
+    if config.n_modes > 1:
+        raise ConfigError(f"study.kind = {kind!r} {why}, which refuses several modes (K = {config.n_modes}, "
+                          f"mode.omega = {list(config.mode.omegas)}); {instead} (docs/modes.md)")
+
+
+def _landauer_route(config: Config, kind: str, level: str) -> None:
+    _one_mode(config, kind, f"computes the Landauer fluxes (study.level = {level!r})")
+
+
 # --------------------------------------------------------------------------- Fig. 3 and 4
 
 def _forward_jobs(name: str, base: Config, ckey: str, cvals, xs, level: str, with_reverse: bool) -> list[SweepJob]:
@@ -131,13 +159,14 @@ def _forward_jobs(name: str, base: Config, ckey: str, cvals, xs, level: str, wit
     if T0 <= 0:
         raise ConfigError(f"phonon_bath.T must be > 0 for a dT/T_ph axis, got {T0:g}")
     fn = SteadyPoint(level)
-    jobs = [SweepJob(f"sweep-{name}-forward", base, Grid((GridAxis(ckey, cvals), GridAxis("bias.T_e", tuple(
-        T0 * (1 + x) for x in xs)))), fn)]
+    what = f"study.curves / study.x (T_e = T_ph (1 + x), {name} DOS)"
+    jobs = [sc.sweep_job(what, f"sweep-{name}-forward", base, (GridAxis(ckey, cvals), GridAxis("bias.T_e", tuple(
+        T0 * (1 + x) for x in xs))), fn)]
     xpos = tuple(x for x in xs if x > 0)
     if with_reverse and xpos:
         rev = base.with_value("bias.T_e", T0)
-        jobs.append(SweepJob(f"sweep-{name}-reverse", rev, Grid((GridAxis(ckey, cvals), GridAxis("phonon_bath.T", tuple(
-            T0 * (1 + x) for x in xpos)))), fn))
+        jobs.append(sc.sweep_job(what, f"sweep-{name}-reverse", rev, (GridAxis(ckey, cvals), GridAxis(
+            "phonon_bath.T", tuple(T0 * (1 + x) for x in xpos))), fn))
     return jobs
 
 
@@ -154,20 +183,27 @@ def _x_table(t: pd.DataFrame, ckey: str, cvals, xs, dos: str | None, T_e, T_ph) 
     return pd.concat([params, _landauer_columns(t)], axis=1)
 
 
-def _rectification(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
-    o = c.opts
+def _rectification(config: Config, o: dict[str, Any]) -> _Plan:
     level = _level(o["level"])
+    _landauer_route(config, "rectification", level)
     ckey, cvals = _curves(o["curves"])
     xs = _values("x", o["x"])
-    base = c.config.with_value("bias.V", 0.0)
+    base = config.with_value("bias.V", 0.0)
     variants = {"lorentzian": base}
     if o["flat"] is not None:
         if not isinstance(o["flat"], dict):
             raise ConfigError(f"study.flat must be a table of flat kernels K_LL, K_RR, K_LR, K_RL, got {o['flat']!r}")
         d = base.to_dict()
         d["conductor"] = {"kind": "flat", **o["flat"]}
-        variants["flat"] = parse_config(d)
+        try:
+            variants["flat"] = parse_config(d)
+        except ConfigError as e:
+            raise ConfigError(f"study.flat: {e}") from None
     jobs = [j for dos, cfg in variants.items() for j in _forward_jobs(dos, cfg, ckey, cvals, xs, level, True)]
+    return _Plan(tuple(jobs), lambda c: _rectification_run(c, jobs, variants, base, ckey, cvals, xs, level))
+
+
+def _rectification_run(c: _Ctx, jobs, variants, base, ckey, cvals, xs, level) -> Outcome:
     tabs = run_sweeps(jobs, c.rundir, c.scheduler, progress=c.progress, desc="rectification")
     T0 = base.phonon_bath.T
     xpos = np.array([x for x in xs if x > 0])
@@ -190,13 +226,17 @@ def _rectification(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.
     return table, summary, lambda t, p: plots.plot_rectification(t, p, ckey)
 
 
-def _thermoelectric(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
-    o = c.opts
+def _thermoelectric(config: Config, o: dict[str, Any]) -> _Plan:
     level = _level(o["level"])
+    _landauer_route(config, "thermoelectric", level)
     ckey, cvals = _curves(o["curves"])
     xs = _values("x", o["x"])
-    base = c.config.with_value("bias.V", 0.0)
+    base = config.with_value("bias.V", 0.0)
     (job,) = _forward_jobs("lorentzian", base, ckey, cvals, xs, level, False)
+    return _Plan((job,), lambda c: _thermoelectric_run(c, job, base, ckey, cvals, xs, level))
+
+
+def _thermoelectric_run(c: _Ctx, job, base, ckey, cvals, xs, level) -> Outcome:
     t = run_sweeps([job], c.rundir, c.scheduler, progress=c.progress, desc="thermoelectric")[job.table]
     T0 = base.phonon_bath.T
     table = _x_table(t, ckey, cvals, xs, None, T0 * (1 + np.tile(xs, len(cvals))), T0)
@@ -238,14 +278,22 @@ def cooling_window(V: np.ndarray, J: np.ndarray) -> tuple[float, float, bool]:
     return lower, upper, bool(lo == 0)
 
 
-def _cooling(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
-    o = c.opts
+def _cooling(config: Config, o: dict[str, Any]) -> _Plan:
     level = _level(o["level"])
+    _landauer_route(config, "cooling", level)
     temps = _values("temperatures", o["temperatures"])
+    V = sc.axis("V", "bias.V", o["V"])
     jobs = []
     for i, T in enumerate(temps):
-        cfg = c.config.with_value("bias.T_e", T).with_value("phonon_bath.T", T)
-        jobs.append(SweepJob(f"sweep-T{i}", cfg, Grid((GridAxis.make("bias.V", o["V"]),)), SteadyPoint(level)))
+        try:
+            cfg = config.with_value("bias.T_e", T).with_value("phonon_bath.T", T)
+        except ConfigError as e:
+            raise ConfigError(f"study.temperatures = {T:g}: {e}") from None
+        jobs.append(sc.sweep_job("study.V", f"sweep-T{i}", cfg, (V,), SteadyPoint(level)))
+    return _Plan(tuple(jobs), lambda c: _cooling_run(c, jobs, temps, level))
+
+
+def _cooling_run(c: _Ctx, jobs, temps, level) -> Outcome:
     tabs = run_sweeps(jobs, c.rundir, c.scheduler, progress=c.progress, desc="cooling")
     frames, windows = [], {}
     for T, job in zip(temps, jobs, strict=True):
@@ -268,71 +316,100 @@ def _cooling(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFr
 
 # --------------------------------------------------------------------------- transient and map
 
-def _time_grid(c: _Ctx) -> np.ndarray:
-    t_end = c.opts["t_end"] if c.opts["t_end"] is not None else c.config.run.t_end
-    if t_end is None:
-        raise ConfigError("study.t_end (or run.t_end) is required for kind = "
-                          f"{c.config.study['kind']!r}")
-    if not isinstance(t_end, int | float) or isinstance(t_end, bool) or t_end <= 0:
-        raise ConfigError(f"study.t_end must be a number > 0, got {t_end!r}")
-    return np.linspace(0.0, float(t_end), c.config.run.n_points)
-
-
-def _between(v: Any) -> tuple[float, float]:
-    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int | float) for x in v)):
-        raise ConfigError(f"study.between must be [A, B], got {v!r}")
-    return float(v[0]), float(v[1])
-
-
 def _method(v: Any) -> str:
     if v not in ("rate", "population"):
         raise ConfigError(f"study.method must be 'rate' or 'population', got {v!r}")
     return v
 
 
-def _transient(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
-    o = c.opts
+def _confirm_route(config: Config, kind: str, method: str) -> float:
+    """The initial population of the confirming runs (``run.initial``), refusing what their route cannot run."""
+    N0 = initial_population(config.run.initial)
+    if config.n_modes > 1:
+        if method != "rate":
+            _one_mode(config, kind, f"runs the population route (study.method = {method!r})",
+                      "use study.method = 'rate' (the covariance route)")
+        if N0 != 0:
+            raise ConfigError(f"study.kind = {kind!r}: several modes start from the vacuum in the confirming runs, "
+                              f"got run.initial = {config.run.initial!r}")
+    return N0
+
+
+def _threshold(config: Config, key: str, between: tuple[float, float], what: str):
+    """The root finder's :class:`~analysis.threshold.Threshold` in ``between`` (found before any sweep or run:
+    a bracket without a threshold is refused now, naming ``what``)."""
+    sc.check_values(config, key, between, what)
+    try:
+        return find_threshold(config, key, between)
+    except ConfigError as e:
+        raise ConfigError(f"{what} = {list(between)}: {e}") from None
+
+
+def _transient(config: Config, o: dict[str, Any]) -> _Plan:
     key = o["vary"]
-    th = find_threshold(c.config, key, _between(o["between"]))
+    try:
+        current = config.get(key) if isinstance(key, str) else None
+    except ConfigError:
+        current = None
+    if isinstance(current, bool) or not isinstance(current, int | float):
+        raise ConfigError(f"study.vary must name a numeric config key, got {key!r}")
+    between = sc.between(o["between"])
     rel = _values("relative", o["relative"])
-    t = _time_grid(c)
+    t = sc.time_grid(config, o["t_end"], "transient")
+    method = _method(o["method"])
+    N0 = _confirm_route(config, "transient", method)
+    th = _threshold(config, key, between, "study.between")
     vals = [th.threshold * (1 + r) for r in rel]
-    series, rates = confirm_runs(c.config, key, vals, t, N0=initial_population(c.config.run.initial),
-                                 method=_method(o["method"]))
+    sc.check_values(config, key, vals, "a run at threshold x (1 + study.relative)")
+    return _Plan((), lambda c: _transient_run(c, config, key, th, rel, vals, t, N0, method))
+
+
+def _transient_run(c: _Ctx, config, key, th, rel, vals, t, N0, method) -> Outcome:
+    series, rates = confirm_runs(config, key, vals, t, N0=N0, method=method)
     series.insert(1, "relative", np.repeat(rel, [int((series[key] == v).sum()) for v in vals]))
     rates.insert(1, "relative", rel)
     kap = dict(zip(rates[key], rates["kappa"], strict=True))
     series.insert(2, "kappa", series[key].map(kap))
     summary = {"vary": key, "threshold": th.threshold, "slope": th.slope,
-               "runs": rates.to_dict(orient="records"), "method": o["method"]}
+               "runs": rates.to_dict(orient="records"), "method": method}
     return series, summary, lambda s, p: plots.plot_transient(s, p, key, th.threshold)
 
 
-def _instability_map(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
-    o = c.opts
+def _instability_map(config: Config, o: dict[str, Any]) -> _Plan:
     axes = []
     for name in ("x", "y"):
         a = o[name]
         if not (isinstance(a, dict) and set(a) == {"key", "grid"}):
             raise ConfigError(f"study.{name} must be {{ key = \"section.key\", grid = \"start:stop:num\" }}, got {a!r}")
-        axes.append(GridAxis.make(a["key"], a["grid"]))
+        axes.append(sc.axis(f"{name}.grid", a["key"], a["grid"]))
     ax, ay = axes
-    job = SweepJob("sweep-map", c.config, Grid((ay, ax)), SteadyPoint(None))
+    job = sc.sweep_job("study.x / study.y", "sweep-map", config, (ay, ax), SteadyPoint(None))
+    between = sc.between(o["between"]) if o["between"] is not None else (float(min(ax.values)), float(max(ax.values)))
+    y0 = (sc.number("confirm_at", o["confirm_at"]) if o["confirm_at"] is not None
+          else float(np.unique(job.grid.axes[0].values)[len(set(ay.values)) // 2]))
+    off = sc.number("confirm_offset", o["confirm_offset"], positive=True)
+    t = sc.time_grid(config, o["t_end"], "instability_map")
+    method = _method(o["method"])
+    N0 = _confirm_route(config, "instability_map", method)
+    try:
+        cfg0 = config.with_value(ay.key, y0)
+    except ConfigError as e:
+        raise ConfigError(f"study.confirm_at = {y0:g}: {e}") from None
+    th0 = _threshold(cfg0, ax.key, between, f"study.between (at study.confirm_at: {ay.key} = {y0:g})").threshold
+    vals = [th0 * (1 - off), th0 * (1 + off)]
+    sc.check_values(cfg0, ax.key, vals, "a confirming run at threshold x (1 -+ study.confirm_offset)")
+    return _Plan((job,), lambda c: _instability_map_run(c, config, job, ax, ay, between, y0, cfg0, vals, t, N0,
+                                                        method))
+
+
+def _instability_map_run(c: _Ctx, config, job, ax, ay, between, y0, cfg0, vals, t_grid, N0, method) -> Outcome:
     t = run_sweeps([job], c.rundir, c.scheduler, progress=c.progress, desc="map")[job.table]
     m = InstabilityMap.from_table(t, ax.key, ay.key)
-    between = _between(o["between"]) if o["between"] is not None else (float(min(ax.values)), float(max(ax.values)))
-    curve = threshold_curve(c.config, ax.key, between, ay.key, m.y).merge(m.boundary(), on=ay.key)
-    y0 = float(o["confirm_at"]) if o["confirm_at"] is not None else float(m.y[len(m.y) // 2])
-    th0 = find_threshold(c.config.with_value(ay.key, y0), ax.key, between).threshold
-    off = float(o["confirm_offset"])
-    cfg0 = c.config.with_value(ay.key, y0)
-    series, rates = confirm_runs(cfg0, ax.key, [th0 * (1 - off), th0 * (1 + off)], _time_grid(c),
-                                 N0=initial_population(c.config.run.initial), method=_method(o["method"]))
+    curve = threshold_curve(config, ax.key, between, ay.key, m.y).merge(m.boundary(), on=ay.key)
+    series, rates = confirm_runs(cfg0, ax.key, vals, t_grid, N0=N0, method=method)
     rates.insert(0, ay.key, y0)
-    rd = c.rundir.path
-    _write_parquet(curve, rd / "thresholds.parquet")
-    _write_parquet(series, rd / "confirm.parquet")
-    c.rundir.record("thresholds.parquet", "confirm.parquet")
+    sc.write_recorded(c.rundir, curve, "thresholds.parquet")
+    sc.write_recorded(c.rundir, series, "confirm.parquet")
     diff = (curve["threshold_grid"] - curve["threshold"]).abs()
     dx = float(np.min(np.diff(np.sort(ax.values)))) if len(ax.values) > 1 else float("nan")
     summary = {"x": ax.key, "y": ay.key, "grid_step_x": dx,
@@ -344,17 +421,19 @@ def _instability_map(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[p
 
 # --------------------------------------------------------------------------- default: bias sweep
 
-def _bias_grid(c: _Ctx) -> GridAxis:
-    if c.opts["V"] is None:
-        om = c.config.mode.omega
-        return GridAxis("bias.V", tuple(float(v) for v in np.linspace(-2 * om, 2 * om, 41)))
-    return GridAxis.make("bias.V", c.opts["V"])
-
-
-def _bias_sweep(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
-    o = c.opts
+def _bias_sweep(config: Config, o: dict[str, Any]) -> _Plan:
     level = None if o["level"] == "rate" else _level(o["level"])
-    job = SweepJob("sweep-bias", c.config, Grid((_bias_grid(c),)), SteadyPoint(level))
+    _one_mode(config, "bias_sweep", "tabulates the one-mode steady state (kappa, T_eff, eta, ...)")
+    if o["V"] is None:
+        om = config.mode.omega
+        V = GridAxis("bias.V", tuple(float(v) for v in np.linspace(-2 * om, 2 * om, 41)))
+    else:
+        V = sc.axis("V", "bias.V", o["V"])
+    job = sc.sweep_job("study.V", "sweep-bias", config, (V,), SteadyPoint(level))
+    return _Plan((job,), lambda c: _bias_sweep_run(c, config, job, level))
+
+
+def _bias_sweep_run(c: _Ctx, config, job, level) -> Outcome:
     t = run_sweeps([job], c.rundir, c.scheduler, progress=c.progress, desc="bias sweep")[job.table]
     cols = ["bias.V", "kappa", "stable", "growth_rate", "N", "T_eff", "mu_eff", "J", "J_ph", "Ie", "eta"]
     cols += [k for k in ("landauer.J", "landauer.Ie") if k in t]
@@ -362,7 +441,7 @@ def _bias_sweep(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.Dat
     V, kap = table["bias.V"].to_numpy(), table["kappa"].to_numpy()
     roots = []
     for i in np.flatnonzero(np.sign(kap[:-1]) * np.sign(kap[1:]) < 0):  # refine each sign change on the grid
-        roots.append(find_threshold(c.config, "bias.V", (float(V[i]), float(V[i + 1]))).threshold)
+        roots.append(find_threshold(config, "bias.V", (float(V[i]), float(V[i + 1]))).threshold)
     summary = {"fluxes": "rate equation (steady state, NaN where kappa <= 0)"
                + (f"; landauer.J, landauer.Ie: landauer {level}" if level else ""),
                "thresholds_bias_V": roots, "n_points": len(table), "n_unstable": int((~table["stable"]).sum()),
@@ -418,11 +497,13 @@ def default_study(config: Config) -> dict[str, Any]:
     return {"kind": "collective_runaway", "vary": "bias.V", "between": [0.0, hi], "grid": f"0:{hi:.12g}:21",
             "splitting": "0:0.04:5"}
 
-def _collective_runaway(c: _Ctx) -> tuple[pd.DataFrame, dict[str, Any], Callable[[pd.DataFrame, Path], None]]:
-    return modes_study.collective_runaway(c.config, c.opts, c.rundir, c.scheduler, c.progress)
+def _collective_runaway(config: Config, o: dict[str, Any]) -> _Plan:
+    p = modes_study.plan(config, o)
+    return _Plan(p.jobs, lambda c: p.run(c.rundir, c.scheduler, c.progress))
 
 
-_KINDS: dict[str, tuple[Callable[[_Ctx], Any], dict[str, Any], tuple[str, ...]]] = {
+#: kind -> (planner: validates and returns the :class:`_Plan`, option defaults, required options)
+_KINDS: dict[str, tuple[Callable[[Config, dict[str, Any]], _Plan], dict[str, Any], tuple[str, ...]]] = {
     "bias_sweep": (_bias_sweep, {"V": None, "level": "rate"}, ()),
     "rectification": (_rectification, {"level": "lowest", "x": "-0.4:0.4:16", "curves": None, "flat": None},
                       ("curves",)),
@@ -443,16 +524,32 @@ def study_kinds() -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- runner
 
-def _write_parquet(df: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
-
-
 def default_out(config_path: str | Path) -> Path:
     """``runs/NAME.toml`` -> ``runs/NAME/``."""
     p = Path(config_path)
     return p.with_suffix("") if p.suffix == ".toml" else p.with_name(p.name + ".out")
+
+
+def _plan(config: Config) -> tuple[str, _Plan]:
+    kind = config.study.get("kind")
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ConfigError(f"study.kind must be one of {', '.join(_KINDS)}, got {kind!r}"
+                          + ("" if config.study else " (the config has no [study] table)"))
+    planner, defaults, required = _KINDS[kind]
+    return kind, planner(config, _options(config, defaults, required))
+
+
+def validate_study(config: Config) -> str:
+    """Check the whole study of ``config`` as :func:`run_study` runs it, computing nothing but the thresholds it
+    runs around (see the module doc); returns its kind.
+
+    Raises
+    ------
+    ConfigError
+        The first thing the study would refuse: a ``[study]`` key or value, a config value at a grid point,
+        a route that refuses this config, a missing final time, a bracket without a threshold.
+    """
+    return _plan(config)[0]
 
 
 def run_study(
@@ -466,29 +563,23 @@ def run_study(
 ) -> StudyResult:
     """Run the study described by ``config.study`` into ``out`` (see the module doc).
 
+    The whole study is validated first (:func:`validate_study`): a bad study writes nothing.
+
     Raises
     ------
     ConfigError
-        Missing or unknown ``study.kind``, bad study options, or ``out`` holds a different
-        run and ``overwrite`` is False.
+        Missing or unknown ``study.kind``, anything :func:`validate_study` refuses, or ``out`` holds a
+        different run and ``overwrite`` is False.
     """
-    kind = config.study.get("kind")
-    if kind not in _KINDS:
-        raise ConfigError(f"study.kind must be one of {', '.join(_KINDS)}, got {kind!r}"
-                          + ("" if config.study else " (the config has no [study] table)"))
-    fn, defaults, required = _KINDS[kind]
-    opts = _options(config, defaults, required)
+    kind, plan = _plan(config)
     sched = Scheduler.parse(scheduler)
     rd = RunDirectory.open(out, {"command": "run", "config": config.to_dict()}, overwrite=overwrite,
                            metadata={"config": config.to_dict(), "study": name, "kind": kind})
     t0 = time.perf_counter()
-    with rd:  # an exception marks the run failed and releases the lock
-        table, summary, draw = fn(_Ctx(config, opts, rd, sched, progress))
-        table_path = rd.path / f"{name}.parquet"
-        fig_path = rd.path / f"{name}.png"
-        _write_parquet(table, table_path)
-        draw(table, fig_path)
-        rd.record(table_path, *([fig_path] if fig_path.is_file() else []))
+    with rd:  # an exception marks the run failed and releases the lock; what it wrote is recorded
+        table, summary, draw = plan.run(_Ctx(rd, sched, progress))
+        table_path = sc.write_recorded(rd, table, f"{name}.parquet")
+        fig_path = sc.draw_recorded(rd, lambda p: draw(table, p), f"{name}.png")
         rd.write_summary({"study": name, "kind": kind, **summary})
         rd.finish(wall_s=time.perf_counter() - t0, scheduler=sched.describe())
     return StudyResult(name, rd.path, table, table_path, fig_path, summary, rd.resumed)

@@ -207,6 +207,10 @@ def versions_may_change() -> Iterator[None]:
         _VERSION_CHANGE.reset(token)
 
 
+#: How the refusal names an earlier run that did not complete (status -> words); its lock is gone by then.
+_UNFINISHED = {"failed": "failed", "interrupted": "interrupted", "running": "killed"}
+
+
 class RunDirectory:
     """A run directory opened for writing, locked by this process (see the module doc for the rules).
 
@@ -310,8 +314,15 @@ class RunDirectory:
                 if not ours:
                     why = "it is not empty and holds no run (no readable metadata.json)"
                 else:
-                    diff = _diff(old["identity"], ident)
-                    why = "it holds a different run (" + "; ".join(diff[:4]) + ("; ..." if len(diff) > 4 else "") + ")"
+                    changes = _diff(old["identity"], ident)
+                    diff = "; ".join(changes[:4]) + ("; ..." if len(changes) > 4 else "")
+                    unfinished = _UNFINISHED.get(old.get("status"))
+                    if unfinished:  # say how to go on from a run that did not complete (and finished something)
+                        what = "finished some parts" if not cls._abandoned(old, manifest) else "lies beside other files"
+                        raise ConfigError(f"refusing to write to {str(p)!r}: it holds a {unfinished} run of a different "
+                                          f"command or config ({diff}) that {what}; run that one again to resume it, "
+                                          "pass --overwrite to replace it, or choose another --out")
+                    why = f"it holds a different run ({diff})"
                 raise ConfigError(f"refusing to write to {str(p)!r}: {why}; choose another --out or pass --overwrite")
             elif foreign:
                 raise ConfigError(f"refusing to --overwrite {str(p)!r}: it holds {str(foreign[0])!r}, which no run "

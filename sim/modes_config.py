@@ -13,6 +13,7 @@ re-exports :class:`ModesConfig`; :func:`sim.config.one_mode_config` picks one mo
 from __future__ import annotations
 
 import copy
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,10 +176,10 @@ def _npz_arrays(path: str) -> dict[str, np.ndarray]:
         key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
         if key in _NPZ_CACHE:
             return _NPZ_CACHE[key]
-        with np.load(p, allow_pickle=False) as z:
+        with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed when np.load fails too
             raw = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as e:
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # missing, not an npz, truncated, damaged
+        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
         raise ConfigError(f"conductor.file {path!r} cannot be read as an .npz file: {why}") from None
     name = f"conductor.file {p.name}"
     missing = [k for k in ("H", "gamma_L", "gamma_R", "M") if k not in raw]

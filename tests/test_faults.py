@@ -26,7 +26,7 @@ import sim.trajectories.runner as runner
 from analysis.cli import main
 from sim.config import ConfigError
 from sim.io import LOCK_NAME, RunDirectory, check_run, part_files, read_table
-from sim.sweep import read_sweep, sweep
+from sim.sweep import evaluate_chunk, read_sweep, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = str(ROOT / "runs" / "paper_double_dot.toml")
@@ -784,3 +784,158 @@ def test_sigint_and_sigterm_say_what_was_saved_and_the_run_resumes(reference, tm
     assert main(argv) == 0
     capsys.readouterr()
     _assert_same(d, reference[1])
+
+
+# ---- studies (trust 2) ----
+# `ehp run` into runs/<name>/ (here --out): a study that failed or was interrupted midway never blocks its own
+# directory. The same command resumes it (finished sweep chunks kept); what it wrote is recorded, so that
+# --overwrite can replace it; a corrected config replaces a failed run that finished nothing, and otherwise
+# one line says how to go on. The collective-runaway study's texts follow the numbers it computed.
+
+WATERWHEEL = str(ROOT / "runs" / "waterwheel.toml")
+_WW_TINY = ["--set", "study.grid=1:3:3", "--set", "study.splitting=[0.0]", "--set", "run.t_end=50",
+            "--set", "run.n_points=11"]
+
+
+def _study(out: Path, config: str = PAPER, *sets: str) -> list[str]:
+    return ["run", config, "--out", str(out), "--scheduler", "serial", "--no-progress", *sets]
+
+
+_REAL_CHUNK = evaluate_chunk  # the unpatched one
+
+
+def _count_chunks(monkeypatch, fail_at: int | None = None, exc: type[BaseException] = KeyboardInterrupt) -> list[int]:
+    """Count the sweep chunks computed (serial scheduler); raise ``exc`` at chunk number ``fail_at``."""
+    import sim.sweep
+
+    real, calls = _REAL_CHUNK, []
+
+    def counting(task):
+        calls.append(1)
+        if fail_at is not None and len(calls) == fail_at:
+            raise exc("interrupted in a sweep chunk")
+        return real(task)
+
+    monkeypatch.setattr(sim.sweep, "evaluate_chunk", counting)
+    return calls
+
+
+def test_interrupted_study_resumes_in_its_own_directory(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "paper_double_dot"
+    calls = _count_chunks(monkeypatch, fail_at=6)  # the default bias sweep: 41 one-point chunks
+    assert main(_study(out)) == 130  # SIGINT: one line, what was saved, the command that resumes
+    assert "5 of 41 parts" in capsys.readouterr().err
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["status"] == "interrupted" and not (out / LOCK_NAME).exists()
+    calls = _count_chunks(monkeypatch)
+    assert main(_study(out)) == 0  # the same command: not refused, only the missing chunks computed
+    assert len(calls) == 41 - 5
+    assert "resumed" in capsys.readouterr().err
+    assert check_run(out).complete
+    full = tmp_path / "full"
+    assert main(_study(full)) == 0
+    pdt.assert_frame_equal(pd.read_parquet(out / "paper_double_dot.parquet"),
+                           pd.read_parquet(full / "paper_double_dot.parquet"))
+
+
+def test_collective_study_failed_after_its_tables_resumes_and_is_replaceable(tmp_path, monkeypatch, capsys):
+    import analysis.modes_study as ms
+
+    out = tmp_path / "ww"
+    real = ms.plot_collective_runaway
+
+    def broken(*a, **k):
+        raise RuntimeError("boom while drawing")
+
+    monkeypatch.setattr(ms, "plot_collective_runaway", broken)
+    with pytest.raises(RuntimeError, match="boom"):
+        main(_study(out, WATERWHEEL, *_WW_TINY))
+    assert json.loads((out / "metadata.json").read_text())["status"] == "failed"
+    # every file the failed run wrote is its own (recorded), none half-written
+    recorded = set(json.loads(line).get("output") for line in (out / "manifest.jsonl").read_text().splitlines())
+    assert {"thresholds.parquet", "evolution.parquet", "alone.parquet"} <= recorded
+    assert not (out / "ww.png").exists()
+    monkeypatch.setattr(ms, "plot_collective_runaway", real)
+    assert main(_study(out, WATERWHEEL, *_WW_TINY)) == 0
+    assert "resumed" in capsys.readouterr().err and check_run(out).complete
+    # a different config: refused in one line naming --overwrite; with it, replaced (was: refused, because the
+    # study's own thresholds/evolution/alone tables were not recorded and counted as foreign files)
+    other = _study(out, WATERWHEEL, *_WW_TINY, "--set", "study.above=0.2")
+    assert main(other) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--overwrite" in err[0]
+    assert main(other + ["--overwrite"]) == 0
+    assert json.loads((out / "summary.json").read_text())["run"]["bias.V"] == pytest.approx(1.2 * 1.69733, rel=1e-4)
+
+
+def test_corrected_study_after_a_failure(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "study"
+    # failed before it finished anything: the corrected config is accepted in the same directory
+    _count_chunks(monkeypatch, fail_at=1, exc=RuntimeError)
+    with pytest.raises(RuntimeError):
+        main(_study(out, PAPER, "--set", "study.kind=bias_sweep", "--set", "study.V=0:2:5"))
+    _count_chunks(monkeypatch)
+    assert main(_study(out, PAPER, "--set", "study.kind=bias_sweep", "--set", "study.V=0:2:6")) == 0
+    assert "replacing the failed run" in capsys.readouterr().err
+    # failed after some chunks: a corrected config gets one line saying how to go on, and --overwrite does it
+    out2 = tmp_path / "study2"
+    _count_chunks(monkeypatch, fail_at=3, exc=RuntimeError)
+    with pytest.raises(RuntimeError):
+        main(_study(out2, PAPER, "--set", "study.kind=bias_sweep", "--set", "study.V=0:2:5"))
+    _count_chunks(monkeypatch)
+    corrected = _study(out2, PAPER, "--set", "study.kind=bias_sweep", "--set", "study.V=0:2:6")
+    assert main(corrected) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("ehp: error: ") and "failed run" in line and "resume" in line and "--overwrite" in line
+    assert main(corrected + ["--overwrite"]) == 0
+    assert len(pd.read_parquet(out2 / "paper_double_dot.parquet")) == 6
+
+
+def _collective_texts(monkeypatch, capsys, tmp_path, config: str, *sets: str) -> tuple[dict, str, str]:
+    """Run a tiny collective_runaway study; return its summary, its stdout and the title of panel (c)."""
+    import matplotlib.figure
+
+    figs = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: figs.append(self))
+    out = tmp_path / "cr"
+    capsys.readouterr()
+    assert main(_study(out, config, *sets)) == 0
+    stdout = capsys.readouterr().out
+    (fig,) = figs
+    (title,) = [ax.get_title() for ax in fig.axes if ax.get_title().startswith("(c)")]
+    return json.loads((out / "summary.json").read_text()), stdout, title
+
+
+def _independent_verdict(config: str, sets: list[str], V: float) -> tuple[float, list[float]]:
+    from analysis.threshold import margin_at
+    from sim.config import load_config, one_mode_config
+
+    cfg = load_config(config, [s for s in sets if s.startswith(("conductor.", "mode."))])
+    return margin_at(cfg, "bias.V", V), [margin_at(one_mode_config(cfg, k), "bias.V", V) for k in range(cfg.n_modes)]
+
+
+def test_collective_texts_follow_the_numbers_each_alone_stable(monkeypatch, capsys, tmp_path):
+    """waterwheel at its run's bias: each mode alone is stable, together they run away."""
+    s, stdout, title = _collective_texts(monkeypatch, capsys, tmp_path, WATERWHEEL, *_WW_TINY)
+    v = s["at_run"]
+    pair, alone = _independent_verdict(WATERWHEEL, [], v["bias.V"])
+    assert v["pair_margin"] == pytest.approx(pair) and v["alone_kappa"] == pytest.approx(alone)
+    assert pair < 0 < min(alone) and v["collective"] and v["alone_stable"] == [True, True]
+    assert "each mode alone is stable" in title and "run away" in title and f"{v['bias.V']:.4g}" in title
+    assert f"run {s['study']}: {s['verdict']}" in stdout
+    assert "each mode alone is stable, but the modes together run away" in stdout
+
+
+def test_collective_texts_follow_the_numbers_each_alone_unstable(monkeypatch, capsys, tmp_path):
+    """Two modes of the double dot, each of which runs away alone above V ~ 1.06: no 'each mode alone is stable'."""
+    sets = ["conductor.coupling=[0.5, 0.4]", "mode.omega=[1.0, 1.0]", "study.kind=collective_runaway",
+            "study.between=[0.5, 2.0]", "study.grid=0.5:2:3", "study.splitting=[0.0]", "run.t_end=20",
+            "run.n_points=11"]
+    s, stdout, title = _collective_texts(monkeypatch, capsys, tmp_path, PAPER, *[a for x in sets for a in ("--set", x)])
+    v = s["at_run"]
+    pair, alone = _independent_verdict(PAPER, sets, v["bias.V"])
+    assert v["pair_margin"] == pytest.approx(pair) and v["alone_kappa"] == pytest.approx(alone)
+    assert max(alone) < 0 and pair < 0 and v["alone_stable"] == [False, False] and not v["collective"]
+    assert "stable" not in title and "each mode alone runs away" in title
+    assert "each mode alone runs away, the modes together run away" in stdout
+    assert s["each_mode_alone_stable_on_grid"] == [False, False]

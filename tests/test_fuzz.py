@@ -639,3 +639,150 @@ def test_any_float_in_any_key_is_refused_or_answered(capsys, files, key, x):
         assert key.split("[")[0] in err or "came out" in err
     else:
         check_steady(json.loads(out))
+
+
+# ---- studies (trust 2) ----
+# `ehp run` validates the whole study before it computes or writes anything: every [study] key and value,
+# every grid point's config (built, not computed), the routes it calls, the final time of its runs, the
+# threshold it runs around, a file-based model. Each refusal is one line naming the key; the output
+# directory is never created and no sweep or run is started (they are replaced by tripwires).
+
+MODES = """[conductor]
+kind = "matrix"
+H = [[-0.25, 0.5], [0.5, -0.25]]
+gamma_L = [[0.4, 0.0], [0.0, 0.0]]
+gamma_R = [[0.0, 0.0], [0.0, 0.5]]
+M = [[[-0.1, 0.25], [0.25, 0.05]], [[-0.4, -0.1], [-0.1, -0.15]]]
+
+[mode]
+omega = [1.0, 1.0]
+
+[bias]
+V = 2.0
+mu0 = 0.0
+T_e = 0.05
+
+[phonon_bath]
+T = 0.05
+gamma = 0.002
+"""
+_WW_ARRAYS = {"H": [[-0.25, 0.5], [0.5, -0.25]], "gamma_L": [[0.4, 0.0], [0.0, 0.0]], "gamma_R": [[0.0, 0.0], [0.0, 0.5]],
+              "M": [[[-0.1, 0.25], [0.25, 0.05]], [[-0.4, -0.1], [-0.1, -0.15]]]}
+
+
+@pytest.fixture(scope="module")
+def study_files(tmp_path_factory) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("studies")
+    np.savez(d / "ww.npz", **{k: np.array(v) for k, v in _WW_ARRAYS.items()})
+    (d / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    head, tail = MODES.split("[mode]")
+    file_cfg = head.split("kind")[0] + 'kind = "matrix"\nfile = "{f}"\n\n[mode]' + tail
+    texts = {"modes": MODES, "filemodel": file_cfg.format(f="ww.npz") + '\n[run]\nt_end = 10.0\n',
+             "missing": file_cfg.format(f="nope.npz"), "damaged": file_cfg.format(f="junk.npz")}
+    out = {"dir": str(d)}
+    for name, text in texts.items():
+        (d / f"{name}.toml").write_text(text)
+        out[name] = str(d / f"{name}.toml")
+    return out
+
+
+@pytest.fixture
+def nothing_computed(monkeypatch):
+    """Tripwires: a study that reaches a sweep or a time-domain run fails the test (a traceback, not exit 2)."""
+    import analysis.figures
+    import analysis.modes_study
+
+    def tripwire(*a, **k):
+        raise AssertionError("the study started computing before it was validated")
+
+    for mod in (analysis.figures, analysis.modes_study):
+        monkeypatch.setattr(mod, "run_sweeps", tripwire)
+    monkeypatch.setattr(analysis.figures, "confirm_runs", tripwire)
+
+
+_COOL = ["--set", "study.kind=cooling", "--set", "study.temperatures=[0.1]"]
+_TE = ["--set", "study.kind=thermoelectric", "--set", 'study.curves={ "bias.mu0" = [0.0, 0.5] }']
+_MAP = ["--set", "study.kind=instability_map", "--set", 'study.x={ key = "bias.V", grid = "0.5:2:4" }',
+        "--set", 'study.y={ key = "bias.T_e", grid = "0.05:0.2:3" }']
+_TR = ["--set", "study.kind=transient", "--set", "study.between=[0.5, 2.0]"]
+_CR = ["--set", "run.t_end=10", "--set", "study.kind=collective_runaway", "--set", "study.between=[1.0, 3.0]",
+       "--set", "study.grid=1:3:3", "--set", "study.splitting=[0.0]"]
+
+# (config, --set arguments, what the one line must name)
+STUDY_CASES = [
+    # [study] keys and values
+    ("base", _COOL + ["--set", "study.colour=1"], "study.colour"),
+    ("base", ["--set", "study.kind=cooling"], "study.temperatures"),
+    ("base", _COOL + ["--set", "study.level=middle"], "study.level"),
+    ("base", _COOL + ["--set", "study.V=5"], "study.V"),
+    ("base", _COOL + ["--set", "study.V=0:1:0"], "study.V"),
+    ("base", ["--set", "study.kind=bias_sweep", "--set", 'study.V=[0, "a"]'], "study.V"),
+    ("base", _TE + ["--set", "study.kind=rectification", "--set", 'study.flat=[1]'], "study.flat"),
+    ("base", _TE + ["--set", "study.kind=rectification", "--set", "study.flat={ K_LL = -1.0, K_RR = 0.0, "
+                    "K_LR = 0.0, K_RL = 0.0 }"], "study.flat"),
+    ("base", _MAP + ["--set", "study.confirm_at=x"], "study.confirm_at"),
+    ("base", _MAP + ["--set", "study.confirm_offset=0"], "study.confirm_offset"),
+    ("base", _MAP + ["--set", "study.t_end=-1"], "study.t_end"),
+    ("base", _MAP + ["--set", "study.method=euler"], "study.method"),
+    ("base", _TR + ["--set", "study.vary=bias.nope"], "study.vary"),
+    ("base", _TR + ["--set", "study.relative=[]"], "study.relative"),
+    ("base", _TR + ["--set", "run.initial=steady"], "run.initial"),
+    ("base", _CR, "collective_runaway"),
+    # a grid point out of domain: an end, a temperature of a curve, T_e = T_ph (1 + x), a corner of two axes
+    ("base", _COOL[:2] + ["--set", "study.temperatures=[0.1, -0.1]"], "study.temperatures"),
+    ("base", _TE + ["--set", "study.x=-2:0.4:3"], "bias.T_e"),
+    ("base", ["--set", "study.kind=thermoelectric", "--set", 'study.curves={ "bias.nope" = [0.0] }'], "bias.nope"),
+    ("base", _MAP[:2] + ["--set", 'study.x={ key = "bias.V", grid = "0:1e12:2" }', "--set",
+                         'study.y={ key = "bias.mu0", grid = "0:8e11:2" }', "--set", "study.between=[0, 2]"],
+     "bias.mu_L = mu0 + V/2"),
+    ("base", _MAP[:2] + ["--set", 'study.x={ key = "bias.V", grid = "0.5:2:4" }', "--set",
+                         'study.y={ key = "bias.T_e", grid = "-0.1:0.2:3" }'], "bias.T_e"),
+    # the threshold a study runs around: found (milliseconds) before any sweep
+    ("base", _MAP + ["--set", "study.between=[0, 0.5]"], "study.between"),
+    ("base", _TR + ["--set", "study.between=[0, 0.5]"], "study.between"),
+    ("base", _TR + ["--set", "study.between=[1, 1]"], "study.between"),
+    ("modes", _CR + ["--set", "study.between=[0, 1]"], "study.between"),
+    # routes that refuse several modes
+    ("modes", _COOL, "study.kind = 'cooling'"),
+    ("modes", _TE, "study.kind = 'thermoelectric'"),
+    ("modes", ["--set", "study.kind=bias_sweep"], "study.kind = 'bias_sweep'"),
+    ("modes", _MAP + ["--set", "run.t_end=5", "--set", "study.method=population"], "study.method"),
+    ("modes", _MAP + ["--set", "run.t_end=5", "--set", "run.initial=thermal:1"], "run.initial"),
+    # collective_runaway: its final time (the default study too), options, every split of the quanta
+    ("modes", [], "study.t_end (or run.t_end)"),
+    ("modes", _CR + ["--set", "study.above=x"], "study.above"),
+    ("modes", _CR + ["--set", "study.splitting=[0, 3]"], "study.splitting"),
+    ("modes", _CR + ["--set", "study.vary=bias.T_e", "--set", "study.grid=-1:1:3"], "bias.T_e"),
+    ("modes", _CR + ["--set", "study.t_end=0"], "study.t_end"),
+    # file-based models: each mode alone needs inline couplings; a missing or damaged file
+    ("filemodel", [], "conductor.file"),
+    ("missing", [], "conductor.file"),
+    ("damaged", [], "conductor.file"),
+]
+
+
+@pytest.mark.parametrize(("cfg", "sets", "key"), STUDY_CASES,
+                         ids=[f"{c}:{' '.join(s[1::2])[-70:]}" for c, s, _ in STUDY_CASES])
+def test_study_is_validated_whole_before_anything_runs(capsys, files, study_files, tmp_path, nothing_computed,
+                                                       cfg, sets, key):
+    path = files["base"] if cfg == "base" else study_files[cfg]
+    out = tmp_path / "out"
+    refused(capsys, ["run", path, "--out", str(out), "--no-progress", *sets], key)
+    assert not out.exists()  # nothing written: no directory, no failed run left behind
+
+
+def test_bundled_studies_pass_validation_and_a_corrected_config_runs(capsys, files, tmp_path):
+    """The checks refuse nothing the bundled studies need; and the fix the one line asks for is enough."""
+    from analysis.figures import validate_study
+    from sim.config import load_config
+
+    for name in ("fig3_rectification", "fig4_thermoelectric", "fig5_cooling", "transient", "waterwheel"):
+        assert validate_study(load_config(name)) == load_config(name).study["kind"]
+    out = tmp_path / "out"
+    bad = ["run", files["base"], "--out", str(out), "--no-progress", "--scheduler", "serial",
+           *_COOL[:2], "--set", "study.temperatures=[0.1, -0.1]", "--set", "study.V=0:1.5:4"]
+    refused(capsys, bad, "study.temperatures")
+    bad[bad.index("study.temperatures=[0.1, -0.1]")] = "study.temperatures=[0.1, 0.2]"
+    code, stdout, err = run(capsys, bad)
+    assert code == 0, err
+    assert "8 rows" in stdout

@@ -69,16 +69,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from sim.config import load_config, parse_config
+    from sim.config import ConfigError, load_config, parse_config
     from sim.examples import resolve_config
     from sim.parallel import Scheduler
 
-    from ..figures import default_out, default_study, run_study
+    from ..figures import default_out, default_study, run_study, validate_study
 
     cfg = load_config(args.config, args.set or ())
+    sched = Scheduler.parse(args.scheduler, args.workers)
     if not cfg.study:
         study = default_study(cfg)
         cfg = parse_config({**cfg.to_dict(), "study": study})
+        try:  # the whole study is checked before the note, so that a refusal is one line
+            validate_study(cfg)
+        except ConfigError as e:
+            raise ConfigError(f"{e} (in the default study kind = {study['kind']!r} of a config without [study]; "
+                              "set the key with --set, or add a [study] table: see docs/config.md)") from None
         what = "" if cfg.n_modes == 1 else (f" over bias.V in [0, {study['between'][1]:g}] for the {cfg.n_modes} modes "
                                             "(see docs/modes.md)")
         print(f"run: the config has no [study] table: running the default study kind = "
@@ -87,10 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     name = Path(args.config).stem
     bundled = resolve_config(args.config) != Path(args.config)
     out = Path(args.out) if args.out else Path(name) if bundled else default_out(args.config)
-    res = run_study(cfg, name, out, scheduler=Scheduler.parse(args.scheduler, args.workers),
+    res = run_study(cfg, name, out, scheduler=sched,
                     overwrite=args.overwrite, progress=not args.no_progress)
     if res.resumed:
         print(f"run {name}: resumed in {res.out} (saved sweep chunks reused)", file=sys.stderr)
     print(f"run {name}: {len(res.table)} rows -> {res.table_path}")
     print(f"run {name}: figure -> {res.figure_path}")
+    if res.summary.get("verdict"):  # computed from the run's numbers (collective_runaway)
+        print(f"run {name}: {res.summary['verdict']}")
     return 0
