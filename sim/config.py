@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 
 from . import guards
 from .conductor import Conductor, FlatConductor, double_dot
-from .config_base import ConfigError, _int, _matrix, _num
+from .config_base import ConfigError, _int, _matrix, _num, _rate_matrix
+from .files import read_text
 from .initial import InitialSpec
 from .modes_config import (
     _COVARIANCE_ROUTES,
@@ -137,14 +139,10 @@ class ConductorConfig:
         H = np.array(p["H"]) + 1j * np.array(p.get("H_imag", np.zeros_like(p["H"])))
         M = np.array(p["M"]) + 1j * np.array(p.get("M_imag", np.zeros_like(p["M"])))
         mats = {"H": H, "gamma_L": np.array(p["gamma_L"]), "gamma_R": np.array(p["gamma_R"]), "M": M}
-        for k, a in mats.items():
-            if np.max(np.abs(a - a.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(a))):
-                raise ConfigError(f"conductor.{k} must be Hermitian, got {a.tolist()!r}")
+        for k, a in mats.items():  # round-off relative to each matrix's own scale (sim.guards.check_hermitian)
+            guards.check_hermitian(f"conductor.{k}", a, ConfigError)
         for k in ("gamma_L", "gamma_R"):
-            ev = np.linalg.eigvalsh(mats[k])
-            if ev.min() < -1e-12 * max(1.0, np.abs(ev).max()):
-                raise ConfigError(
-                    f"conductor.{k} must be positive semi-definite, got {p[k]!r} (eigenvalues {ev.round(12).tolist()})")
+            _rate_matrix(f"conductor.{k}", mats[k])
         return Conductor(**mats)
 
     def to_dict(self) -> dict[str, Any]:
@@ -474,14 +472,12 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     from .examples import resolve_config
 
     p = resolve_config(path)  # a path that exists, else a bundled example's name
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        hint = "" if p.exists() else " (nor is it a bundled example: see 'ehp examples')"
-        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}{hint}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (TOML): byte {e.object[e.start]:#04x} at "
-                          f"offset {e.start}") from None
+    try:  # a regular file of at most 8 MiB: a FIFO, a device or a directory is refused, never read
+        text = read_text(p, "config file", exc=ConfigError)
+    except ConfigError as e:
+        hint = "" if os.path.lexists(p) else " (nor is it a bundled example: see 'ehp examples')"
+        e.args = (f"{e}{hint}",)
+        raise
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -543,8 +539,7 @@ def _build_modes(c: ConductorConfig) -> tuple[Conductor, np.ndarray]:
     one = ConductorConfig("matrix", {**{k: v for k, v in p.items() if k not in ("M", "M_imag")},
                                      "M": np.zeros(M.shape[1:]).tolist()}).build()
     for i, m in enumerate(M):
-        if np.max(np.abs(m - m.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(m))):
-            raise ConfigError(f"conductor.M[{i}] must be Hermitian, got {m.tolist()!r}")
+        guards.check_hermitian(f"conductor.M[{i}]", m, ConfigError)
     return one, 0.5 * (M + M.conj().transpose(0, 2, 1))
 
 
