@@ -153,8 +153,8 @@ class ConductorConfig:
 class ModeConfig:
     """``[mode]``: the mode quantum ``omega`` (> 0, energy units).
 
-    ``coherence_width`` matters only for several modes (:class:`ModesConfig`); it is kept
-    here so that ``--set mode.omega=...`` can turn a config of several modes into one.
+    ``coherence_width`` matters only for several modes (:class:`ModesConfig`): given with one
+    mode it would do nothing, so it is refused (the field stays ``None``).
     """
 
     omega: float = 1.0
@@ -163,7 +163,9 @@ class ModeConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "omega", _num("mode.omega", self.omega, gt=0, scale=True))
         if self.coherence_width is not None:
-            object.__setattr__(self, "coherence_width", _num("mode.coherence_width", self.coherence_width, ge=0))
+            raise ConfigError(f"mode.coherence_width = {self.coherence_width!r} applies only to several modes (mode.omega "
+                              f"a list of K >= 2 quanta: it groups their cross terms); with one mode (mode.omega = "
+                              f"{self.omega:g}) it does nothing: remove it")
 
     @property
     def n_modes(self) -> int:
@@ -290,6 +292,15 @@ class RunConfig:
         _int("run.seed", self.seed, ge=0, le=2**63 - 1)
         if self.cutoff is not None:
             _int("run.cutoff", self.cutoff, ge=1)
+        try:  # an oversize count is refused here, on every command, not only where it is used
+            for key, flag, v, what in (("run.n_points", "--n-points", self.n_points, "time point"),
+                                       ("run.ntraj", "--ntraj", self.ntraj, "trajectory"),
+                                       ("run.cutoff", "--cutoff", self.cutoff, "Fock level")):
+                if v is not None:
+                    guards.check_memory(f"{key} = {v} ({flag})", 8.0 * v,
+                                        f"every {what} takes at least 8 bytes; use a smaller {key}")
+        except guards.ResourceError as e:
+            raise ConfigError(str(e)) from None
         grid_rows = self.store_grid or self.engine not in ("ssa",)
         try:  # the N(t) grid of every trajectory: about 64 bytes per (trajectory, time point) in the tables
             if grid_rows:
@@ -300,7 +311,8 @@ class RunConfig:
             raise ConfigError(str(e)) from None
         if not isinstance(self.engine, str) or self.engine not in ENGINE_NAMES:
             raise ConfigError(f"run.engine must be one of {', '.join(ENGINE_NAMES)}, got {self.engine!r}")
-        ok = isinstance(self.initial, str) and (
+        ok = isinstance(self.initial, str) and self.initial.isprintable() and not any(
+            c.isspace() for c in self.initial) and (
             self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:]))
         if ok:
             try:
@@ -446,6 +458,10 @@ def parse_config(d: dict[str, Any]) -> Config:
 
 def parse_override(item: str) -> tuple[str, Any]:
     """``section.key=value``; the value is read as TOML, a bare word as a string."""
+    bad = sorted({c for c in item if ord(c) < 32 or ord(c) == 127} - {"\t"})
+    if bad:  # TOML would read the rest as more keys and tables (silently dropped or set)
+        raise ConfigError(f"--set {item!r}: a key and value must be on one line (no newline or other control "
+                          f"character: found {', '.join(repr(c) for c in bad)}); give each override as its own --set")
     key, eq, raw = item.partition("=")
     if not eq or not key.strip():
         raise ConfigError(f"--set expects section.key=value, got {item!r}")
@@ -494,8 +510,9 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, str):  # a TOML basic string: backslash, quote and control characters escaped
+        body = v.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + "".join(c if c.isprintable() or c == " " else f"\\U{ord(c):08x}" for c in body) + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -555,6 +572,9 @@ def _check_mode_counts(cfg: Config) -> None:
             what = f"conductor.file {Path(cfg.conductor.params['file']).name}: M"
         raise ConfigError(f"{what} describes K = {Kc} mode(s) but mode.omega gives {K}: give mode.omega as a list of "
                           f"{Kc} quanta" + ("" if Kc > 1 else " or one number") + f", or {K} couplings")
+    if K > 1 and cfg.run.cutoff is not None:
+        raise ConfigError(f"run.cutoff = {cfg.run.cutoff} applies only to one mode: with K = {K} modes the routes "
+                          "choose a cutoff per mode from the covariance (docs/modes.md), so it would do nothing; remove it")
     g = cfg.phonon_bath.gamma
     if isinstance(g, tuple) and (len(g) != K or K == 1):
         raise ConfigError(f"phonon_bath.gamma must be one number or a list of K = {K} (one per mode), got {list(g)!r}")

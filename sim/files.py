@@ -21,7 +21,7 @@ from typing import BinaryIO
 
 from . import guards
 
-__all__ = ["TEXT_MAX_BYTES", "open_input", "read_text", "file_kind"]
+__all__ = ["TEXT_MAX_BYTES", "open_input", "read_bytes", "read_text", "file_kind"]
 
 TEXT_MAX_BYTES = 8 * 1024**2
 """Largest config or bias table read (bytes)."""
@@ -75,14 +75,21 @@ def open_input(path: str | os.PathLike[str], what: str, max_bytes: int,
     return f
 
 
-def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = TEXT_MAX_BYTES,
-              exc: type[Exception] = guards.GuardError) -> str:
-    """The UTF-8 text of a regular file of at most ``max_bytes`` (see :func:`open_input`)."""
+def read_bytes(path: str | os.PathLike[str], what: str, max_bytes: int,
+               exc: type[Exception] = guards.GuardError) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes`` (see :func:`open_input`)."""
     with open_input(path, what, max_bytes, exc) as f:
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:  # grew while being read
         raise exc(f"{what} {os.fspath(path)!r} is more than the {guards.format_bytes(max_bytes)} an input file of "
                   "this kind may have")
+    return data
+
+
+def read_text(path: str | os.PathLike[str], what: str, max_bytes: int = TEXT_MAX_BYTES,
+              exc: type[Exception] = guards.GuardError) -> str:
+    """The UTF-8 text of a regular file of at most ``max_bytes`` (see :func:`open_input`)."""
+    data = read_bytes(path, what, max_bytes, exc)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:

@@ -53,7 +53,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from . import guards
 from .config import ConfigError
+from .files import read_bytes
 from .runlock import LOCK_NAME, RunLocked, acquire_lock, lock_owner, read_json_or_none, release_lock
 
 __all__ = [
@@ -124,7 +126,9 @@ def write_json(path: Path, data: Any) -> None:
 
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's bytes."""
-    with open(path, "rb") as f:
+    from .files import open_input
+
+    with open_input(path, "file", sys.maxsize, exc=RunIncomplete) as f:  # a regular file: never a FIFO's hang
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
@@ -133,10 +137,11 @@ def _read_manifest(p: Path) -> dict[str, Any] | None:
 
     Later lines win; an unreadable line (the torn last line of a killed writer) is skipped.
     """
-    try:
-        lines = (p / MANIFEST_NAME).read_text().splitlines()
-    except OSError:
+    from .files import read_text
+
+    if not (p / MANIFEST_NAME).exists():
         return None
+    lines = read_text(p / MANIFEST_NAME, "run manifest", guards.MEMORY_BUDGET, exc=RunIncomplete).splitlines()
     out: dict[str, Any] = {"parts": {}, "files": {}}
     for line in lines:
         try:
@@ -365,7 +370,7 @@ def part_files(path: Path | str, table: str, *, partial: bool = False) -> list[P
 
 def _read_part(f: Path, entry: dict | None, columns: list[str] | None) -> pd.DataFrame:
     try:
-        data = f.read_bytes()
+        data = read_bytes(f, "run table part", guards.MEMORY_BUDGET, exc=RunIncomplete)
         if entry is not None and hashlib.sha256(data).hexdigest() != entry.get("sha256"):
             raise RunIncomplete(f"{str(f)!r} is damaged: its sha256 does not match the run's manifest; run the "
                                 "command that wrote it again to recompute it")
@@ -775,7 +780,7 @@ def trajectory_partial_view(check: RunCheck, dest: Path | str) -> dict[str, Any]
                 os.symlink((src / entry["file"]).resolve(), out)
                 parts[t][f"{k:05d}"] = {**entry, "file": _part_name(t, k)}
                 continue
-            data = (src / entry["file"]).read_bytes()
+            data = read_bytes(src / entry["file"], "run table part", guards.MEMORY_BUDGET, exc=RunIncomplete)
             if hashlib.sha256(data).hexdigest() != entry["sha256"]:
                 raise RunIncomplete(f"{str(src / entry['file'])!r} changed while being read")
             tab = pq.read_table(pa.BufferReader(data))

@@ -110,6 +110,9 @@ def _number_list(key: str, v: Any, **rule: Any) -> tuple[float, ...]:
 def _coupling_value(v: Any) -> float | list[float]:
     """``conductor.coupling`` of the double dot: one number, or a list of K (one per mode)."""
     if isinstance(v, list):
+        if len(v) < 2:
+            raise ConfigError(f"conductor.coupling as a list gives one coupling per mode and needs K >= 2 of them "
+                              f"(give one mode's coupling as a number), got {v!r}")
         return list(_number_list("conductor.coupling", v))
     return _num("conductor.coupling", v)
 
@@ -122,6 +125,9 @@ def _coupling_matrices(d: dict[str, Any], n: int) -> dict[str, Any]:
     """``M`` (and ``M_imag``) of kind ``matrix``: one n x n matrix or a list of K of them."""
     out: dict[str, Any] = {}
     stacked = _is_stack(d["M"])
+    if stacked and len(d["M"]) < 2:
+        raise ConfigError("conductor.M as a list of matrices gives one coupling per mode and needs K >= 2 of them "
+                          f"(give one mode's coupling as one n x n matrix), got a list of {len(d['M'])}")
     for k in ("M", "M_imag"):
         if k not in d:
             continue

@@ -31,9 +31,11 @@ class RunLocked(ConfigError):
 
 def read_json_or_none(path: Path) -> Any:
     """The JSON in ``path``, or None when it is missing, unreadable or not JSON."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+    from .files import TEXT_MAX_BYTES, read_text
+
+    try:  # a regular file only: a FIFO in its place is "unreadable", never a hang
+        return json.loads(read_text(path, "JSON file", TEXT_MAX_BYTES))
+    except (OSError, ValueError):  # GuardError is a ValueError
         return None
 
 

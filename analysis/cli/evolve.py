@@ -154,6 +154,11 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     cutoff = args.cutoff if args.cutoff is not None else cfg.run.cutoff
     if cutoff is not None and cutoff < 2:
         raise ConfigError(f"--cutoff must be an integer >= 2 (Fock levels kept), got {cutoff}")
+    if cutoff is not None:  # at least the Fock populations, 8 bytes a level, on every route (rate: the initial state)
+        guards.check_count("--cutoff", cutoff, lo=2, bytes_each=8.0, hint="use a smaller cutoff")
+    if cfg.n_modes > 1 and args.cutoff is not None:
+        raise ConfigError(f"--cutoff {args.cutoff} applies only to one mode: with K = {cfg.n_modes} modes the routes "
+                          "choose a cutoff per mode (docs/modes.md), so it would do nothing; leave it out")
     if cfg.n_modes > 1:
         return _evolve_modes(args, cfg, t_end, n_points, initial, start)
     if args.method == "lindblad":
