@@ -74,6 +74,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..figures import default_out, default_study, run_study
 
     cfg = load_config(args.config, args.set or ())
+    scheduler = Scheduler.parse(args.scheduler, args.workers)  # refused before any note is printed
     if not cfg.study:
         study = default_study(cfg)
         cfg = parse_config({**cfg.to_dict(), "study": study})
@@ -85,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     name = Path(args.config).stem
     bundled = resolve_config(args.config) != Path(args.config)
     out = Path(args.out) if args.out else Path(name) if bundled else default_out(args.config)
-    res = run_study(cfg, name, out, scheduler=Scheduler.parse(args.scheduler, args.workers),
+    res = run_study(cfg, name, out, scheduler=scheduler,
                     overwrite=args.overwrite, progress=not args.no_progress)
     if res.resumed:
         print(f"run {name}: resumed in {res.out} (saved sweep chunks reused)", file=sys.stderr)
