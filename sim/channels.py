@@ -241,16 +241,17 @@ def channel_rates(
     for i, c in enumerate(CHANNELS):
         a, b = ELECTRODES[c]
         mu_c = mu[a] - mu[b]
+        ab = None
         if isinstance(conductor, FlatConductor):
             em, lam = _flat(conductor.kernel(c), flat[0], mu[a], mu[b], T[a], T[b])
         elif model is None:
             em, lam = _by_quad(conductor, c, flat[0], mu[a], mu[b], T[a], T[b])
         else:
-            em, lam = _exact(model, c, flat[0], mu[a], mu[b], T[a], T[b])
+            em, lam, ab = _exact(model, c, flat[0], mu[a], mu[b], T[a], T[b])
         out["mu"][i] = mu_c
         out["emission"][i] = em
         out["damping"][i] = lam
-        out["absorption"][i] = em + lam
+        out["absorption"][i] = em + lam if ab is None else ab
     return ChannelRates(w=w, **{k: v.reshape((4,) + shape) for k, v in out.items()})
 
 
@@ -266,7 +267,14 @@ def _exact(model: KernelModel, c, w, mu_a, mu_b, T_a, T_b):
     lam = S(mu_b + w, T_b) - S_a
     equal = T_a == T_b
     em = np.empty_like(lam)
-    em[equal] = (x_bose(x, T_a) * _safe_div(lam, x))[equal]
+    ratio = _safe_div(lam, x)
+    em[equal] = (x_bose(x, T_a) * ratio)[equal]
+    # absorption = em + Lambda = Lambda (1 + n_B(x)) = x n_B(-x) (-Lambda/x): no cancellation where
+    # em ~ -Lambda (x << -T, a strongly biased channel), where em + Lambda would leave round-off of either sign
+    ab = np.empty_like(lam)
+    ab[equal] = (x_bose(-x, T_a) * ratio)[equal]
+    at_zero = equal & (x == 0)  # Lambda/x is undefined there: em + Lambda (T = 0; T > 0 is interpolated below)
+    ab[at_zero] = em[at_zero] + lam[at_zero]
     # interpolate the smooth nB(x) Lambda(x) across |x| < delta (cancellation in Lambda/x)
     delta = _DELTA * np.minimum(T_a, model.width)
     small = equal & (np.abs(x) < delta) & (T_a > 0)
@@ -279,9 +287,11 @@ def _exact(model: KernelModel, c, w, mu_a, mu_b, T_a, T_b):
             lam_pm = _fermi_integral(*sub, mu_a[s] + sign * dl, T_a[s]) - S_a[s]
             g.append(bose(sign * dl, T_a[s]) * lam_pm)
         em[s] = g[1] + (g[0] - g[1]) * (x[s] + dl) / (2 * dl)
+        ab[s] = em[s] + lam[s]  # |x| < delta: em and Lambda are comparable, no cancellation
     for j in np.flatnonzero(~equal):
         em[j] = _emission_quad(model.conductor, c, w[j], mu_a[j], mu_b[j], T_a[j], T_b[j])
-    return em, lam
+        ab[j] = em[j] + lam[j]
+    return em, lam, ab
 
 
 def _safe_div(num, den):

@@ -1,7 +1,8 @@
 """The central region of the two-terminal conductor (docs/theory.md).
 
 A :class:`Conductor` holds the wide-band model ``H``, ``Gamma_L``, ``Gamma_R`` and
-the mode coupling ``M`` (all n x n, Hermitian; ``Gamma`` positive semi-definite).
+the mode coupling ``M`` (all n x n, Hermitian; ``Gamma`` positive semi-definite; both up to
+round-off relative to each matrix's scale, :func:`sim.guards.check_hermitian`).
 A :class:`FlatConductor` holds energy-independent kernels ``K_c`` (the
 metal-electrode limit). Energies are in the config's unit (hbar = 1).
 """
@@ -13,6 +14,8 @@ from functools import cached_property
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+
+from . import guards
 
 __all__ = ["Conductor", "FlatConductor", "double_dot", "CHANNELS", "CHARGE_SIGN", "CHANNEL_SIGN", "ELECTRODES"]
 
@@ -34,10 +37,7 @@ def _matrix(name: str, value: ArrayLike, n: int | None = None) -> NDArray[np.com
         raise ValueError(f"{name} must be {n} x {n} like H, got {a.shape[0]} x {a.shape[1]}")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"{name} must be finite (no NaN or inf), got {value!r}")
-    scale = max(1.0, float(np.max(np.abs(a))))
-    if np.max(np.abs(a - a.conj().T)) > 1e-12 * scale:
-        raise ValueError(f"{name} must be Hermitian, got {value!r}")
-    return 0.5 * (a + a.conj().T)
+    return guards.check_hermitian(name, a, ValueError, shown=value)  # relative to the matrix's scale
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,10 +66,7 @@ class Conductor:
         for name in ("gamma_L", "gamma_R", "M"):
             object.__setattr__(self, name, _matrix(name, getattr(self, name), n))
         for name in ("gamma_L", "gamma_R"):
-            g = getattr(self, name)
-            ev = np.linalg.eigvalsh(g)
-            if ev.min() < -1e-12 * max(1.0, abs(ev).max()):
-                raise ValueError(f"{name} must be positive semi-definite, got eigenvalues {ev.tolist()}")
+            guards.check_psd(name, getattr(self, name), ValueError)
 
     def gamma(self, electrode: str) -> NDArray[np.complex128]:
         """Broadening matrix of electrode ``"L"`` or ``"R"``."""

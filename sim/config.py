@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,8 @@ import numpy as np
 
 from . import guards
 from .conductor import Conductor, FlatConductor, double_dot
-from .config_base import ConfigError, _int, _matrix, _num
+from .config_base import ConfigError, _int, _matrix, _num, _rate_matrix
+from .files import read_text
 from .initial import InitialSpec
 from .modes_config import (
     _COVARIANCE_ROUTES,
@@ -137,14 +139,10 @@ class ConductorConfig:
         H = np.array(p["H"]) + 1j * np.array(p.get("H_imag", np.zeros_like(p["H"])))
         M = np.array(p["M"]) + 1j * np.array(p.get("M_imag", np.zeros_like(p["M"])))
         mats = {"H": H, "gamma_L": np.array(p["gamma_L"]), "gamma_R": np.array(p["gamma_R"]), "M": M}
-        for k, a in mats.items():
-            if np.max(np.abs(a - a.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(a))):
-                raise ConfigError(f"conductor.{k} must be Hermitian, got {a.tolist()!r}")
+        for k, a in mats.items():  # round-off relative to each matrix's own scale (sim.guards.check_hermitian)
+            guards.check_hermitian(f"conductor.{k}", a, ConfigError)
         for k in ("gamma_L", "gamma_R"):
-            ev = np.linalg.eigvalsh(mats[k])
-            if ev.min() < -1e-12 * max(1.0, np.abs(ev).max()):
-                raise ConfigError(
-                    f"conductor.{k} must be positive semi-definite, got {p[k]!r} (eigenvalues {ev.round(12).tolist()})")
+            _rate_matrix(f"conductor.{k}", mats[k])
         return Conductor(**mats)
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,8 +153,8 @@ class ConductorConfig:
 class ModeConfig:
     """``[mode]``: the mode quantum ``omega`` (> 0, energy units).
 
-    ``coherence_width`` matters only for several modes (:class:`ModesConfig`); it is kept
-    here so that ``--set mode.omega=...`` can turn a config of several modes into one.
+    ``coherence_width`` matters only for several modes (:class:`ModesConfig`): given with one
+    mode it would do nothing, so it is refused (the field stays ``None``).
     """
 
     omega: float = 1.0
@@ -165,7 +163,9 @@ class ModeConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "omega", _num("mode.omega", self.omega, gt=0, scale=True))
         if self.coherence_width is not None:
-            object.__setattr__(self, "coherence_width", _num("mode.coherence_width", self.coherence_width, ge=0))
+            raise ConfigError(f"mode.coherence_width = {self.coherence_width!r} applies only to several modes (mode.omega "
+                              f"a list of K >= 2 quanta: it groups their cross terms); with one mode (mode.omega = "
+                              f"{self.omega:g}) it does nothing: remove it")
 
     @property
     def n_modes(self) -> int:
@@ -292,6 +292,15 @@ class RunConfig:
         _int("run.seed", self.seed, ge=0, le=2**63 - 1)
         if self.cutoff is not None:
             _int("run.cutoff", self.cutoff, ge=1)
+        try:  # an oversize count is refused here, on every command, not only where it is used
+            for key, flag, v, what in (("run.n_points", "--n-points", self.n_points, "time point"),
+                                       ("run.ntraj", "--ntraj", self.ntraj, "trajectory"),
+                                       ("run.cutoff", "--cutoff", self.cutoff, "Fock level")):
+                if v is not None:
+                    guards.check_memory(f"{key} = {v} ({flag})", 8.0 * v,
+                                        f"every {what} takes at least 8 bytes; use a smaller {key}")
+        except guards.ResourceError as e:
+            raise ConfigError(str(e)) from None
         grid_rows = self.store_grid or self.engine not in ("ssa",)
         try:  # the N(t) grid of every trajectory: about 64 bytes per (trajectory, time point) in the tables
             if grid_rows:
@@ -302,7 +311,8 @@ class RunConfig:
             raise ConfigError(str(e)) from None
         if not isinstance(self.engine, str) or self.engine not in ENGINE_NAMES:
             raise ConfigError(f"run.engine must be one of {', '.join(ENGINE_NAMES)}, got {self.engine!r}")
-        ok = isinstance(self.initial, str) and (
+        ok = isinstance(self.initial, str) and self.initial.isprintable() and not any(
+            c.isspace() for c in self.initial) and (
             self.initial in ("vacuum", "steady") or self.initial.startswith(_INITIAL_PREFIXES[2:]))
         if ok:
             try:
@@ -448,6 +458,10 @@ def parse_config(d: dict[str, Any]) -> Config:
 
 def parse_override(item: str) -> tuple[str, Any]:
     """``section.key=value``; the value is read as TOML, a bare word as a string."""
+    bad = sorted({c for c in item if ord(c) < 32 or ord(c) == 127} - {"\t"})
+    if bad:  # TOML would read the rest as more keys and tables (silently dropped or set)
+        raise ConfigError(f"--set {item!r}: a key and value must be on one line (no newline or other control "
+                          f"character: found {', '.join(repr(c) for c in bad)}); give each override as its own --set")
     key, eq, raw = item.partition("=")
     if not eq or not key.strip():
         raise ConfigError(f"--set expects section.key=value, got {item!r}")
@@ -474,14 +488,12 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     from .examples import resolve_config
 
     p = resolve_config(path)  # a path that exists, else a bundled example's name
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        hint = "" if p.exists() else " (nor is it a bundled example: see 'ehp examples')"
-        raise ConfigError(f"config file {str(p)!r} cannot be read: {e.strerror}{hint}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"config file {str(p)!r} is not UTF-8 text (TOML): byte {e.object[e.start]:#04x} at "
-                          f"offset {e.start}") from None
+    try:  # a regular file of at most 8 MiB: a FIFO, a device or a directory is refused, never read
+        text = read_text(p, "config file", exc=ConfigError)
+    except ConfigError as e:
+        hint = "" if os.path.lexists(p) else " (nor is it a bundled example: see 'ehp examples')"
+        e.args = (f"{e}{hint}",)
+        raise
     try:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -498,8 +510,9 @@ def _toml_value(v: Any) -> str:
         return "true" if v else "false"
     if isinstance(v, int | float):
         return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, str):  # a TOML basic string: backslash, quote and control characters escaped
+        body = v.replace("\\", "\\\\").replace('"', '\\"')
+        return '"' + "".join(c if c.isprintable() or c == " " else f"\\U{ord(c):08x}" for c in body) + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):
@@ -543,8 +556,7 @@ def _build_modes(c: ConductorConfig) -> tuple[Conductor, np.ndarray]:
     one = ConductorConfig("matrix", {**{k: v for k, v in p.items() if k not in ("M", "M_imag")},
                                      "M": np.zeros(M.shape[1:]).tolist()}).build()
     for i, m in enumerate(M):
-        if np.max(np.abs(m - m.conj().T)) > 1e-12 * max(1.0, np.max(np.abs(m))):
-            raise ConfigError(f"conductor.M[{i}] must be Hermitian, got {m.tolist()!r}")
+        guards.check_hermitian(f"conductor.M[{i}]", m, ConfigError)
     return one, 0.5 * (M + M.conj().transpose(0, 2, 1))
 
 
@@ -560,6 +572,9 @@ def _check_mode_counts(cfg: Config) -> None:
             what = f"conductor.file {Path(cfg.conductor.params['file']).name}: M"
         raise ConfigError(f"{what} describes K = {Kc} mode(s) but mode.omega gives {K}: give mode.omega as a list of "
                           f"{Kc} quanta" + ("" if Kc > 1 else " or one number") + f", or {K} couplings")
+    if K > 1 and cfg.run.cutoff is not None:
+        raise ConfigError(f"run.cutoff = {cfg.run.cutoff} applies only to one mode: with K = {K} modes the routes "
+                          "choose a cutoff per mode from the covariance (docs/modes.md), so it would do nothing; remove it")
     g = cfg.phonon_bath.gamma
     if isinstance(g, tuple) and (len(g) != K or K == 1):
         raise ConfigError(f"phonon_bath.gamma must be one number or a list of K = {K} (one per mode), got {list(g)!r}")

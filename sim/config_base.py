@@ -50,6 +50,14 @@ def _int(key: str, v: Any, *, ge: int | None = None, le: int | None = None) -> i
     return int(v)
 
 
+def _rate_matrix(key: str, a: Any) -> None:
+    """A broadening matrix ``gamma_a``: positive semi-definite up to round-off relative to its scale, and its
+    largest eigenvalue (the largest rate) 0 or in the numeric domain [1e-12, 1e12] like a rate."""
+    ev = guards.check_psd(key, a, ConfigError)
+    top = float(ev.max(initial=0.0))
+    guards.check_scale(f"{key} (its largest eigenvalue, the largest rate)", top, exc=ConfigError)
+
+
 def _matrix(key: str, v: Any, n: int | None = None) -> tuple[tuple[float, ...], ...]:
     rule = "an n x n list of lists of numbers" if n is None else f"a {n} x {n} list of lists of numbers (the shape of H)"
     if not isinstance(v, list) or not v or not all(isinstance(r, list) for r in v):

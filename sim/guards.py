@@ -21,6 +21,21 @@ Memory budget
 estimated *before* allocating (:func:`check_memory`) and a larger request is refused
 with a hint to batch, stream or shrink.
 
+Matrices
+--------
+A matrix model (``H``, ``gamma_L``, ``gamma_R``, ``M``: inline, in ``conductor.file`` or
+given to :class:`sim.conductor.Conductor`) must be Hermitian, and ``gamma_a`` positive
+semi-definite, up to round-off *relative to the matrix's own scale* (no absolute floor, so
+a matrix of scale ``1e-9`` is checked as strictly as one of scale 1):
+``max |A - A^+| <= MATRIX_ROUNDOFF_ULPS n eps ||A||_2`` and ``min eig(A) >= -(the same)``
+(:func:`matrix_roundoff`). Why ``n eps ||A||_2``: a matrix computed in floating point as a
+product of ``k`` factors (``U D U^+``, ``B B^+``) carries an entrywise error of at most about
+``k n eps ||A||_2`` (the rows of a unitary ``U`` are unit vectors), ``A_ij`` and
+``conj(A_ji)`` each; ``eigvalsh`` adds a backward error of order ``n eps ||A||_2``. With
+``k <= 3`` that is ``<= 6 n eps ||A||_2``; ``MATRIX_ROUNDOFF_ULPS = 64`` leaves a factor of
+ten for longer computations (``n = 2``: ``2.8e-14`` relative), while a relative asymmetry of
+``1e-12`` or more (a typing error, a wrong sign of an imaginary part) is refused at any scale.
+
 Near the threshold
 ------------------
 ``kappa = sum_c Lambda_c + gamma_ph`` is a sum of rates each of which is a difference
@@ -45,7 +60,8 @@ from numpy.typing import ArrayLike, NDArray
 __all__ = [
     "DOMAIN_MIN", "DOMAIN_MAX", "MEMORY_BUDGET", "KAPPA_ROUNDOFF_ULPS", "GuardError", "ResourceError",
     "NumericalError", "check_memory", "check_count", "check_jumps", "check_finite", "check_scale", "check_signed",
-    "check_time", "kappa_roundoff", "near_threshold", "format_bytes", "JUMP_BYTES",
+    "check_time", "kappa_roundoff", "near_threshold", "format_bytes", "JUMP_BYTES", "MATRIX_ROUNDOFF_ULPS",
+    "matrix_roundoff", "check_hermitian", "check_psd",
 ]
 
 DOMAIN_MIN = 1e-12
@@ -154,6 +170,43 @@ def check_time(key: str, v: Any, exc: type[Exception] = GuardError) -> float:
     if not (0 < v <= DOMAIN_MAX):
         raise exc(f"{key} must be a finite time > 0 and <= {DOMAIN_MAX:g}, got {v!r}")
     return v
+
+
+MATRIX_ROUNDOFF_ULPS = 64
+"""Hermiticity and positivity are checked up to ``MATRIX_ROUNDOFF_ULPS n eps ||A||_2`` (module docstring)."""
+
+
+def matrix_roundoff(a: ArrayLike) -> float:
+    """Round-off allowance of an n x n matrix: ``MATRIX_ROUNDOFF_ULPS n eps ||A||_2`` (0 for a zero matrix)."""
+    a = np.asarray(a, dtype=complex)
+    return MATRIX_ROUNDOFF_ULPS * a.shape[-1] * float(np.finfo(float).eps) * float(np.linalg.norm(a, 2))
+
+
+def check_hermitian(key: str, a: ArrayLike, exc: type[Exception] = GuardError, shown: Any = None
+                    ) -> NDArray[np.complex128]:
+    """``a`` (finite, square) Hermitian up to :func:`matrix_roundoff`; returns its Hermitian part.
+
+    ``shown``: the value to quote in the message (default: the matrix; ``False``: none, for a large one).
+    """
+    a = np.asarray(a, dtype=complex)
+    err = float(np.max(np.abs(a - a.conj().T))) if a.size else 0.0
+    tol = matrix_roundoff(a)
+    if err > tol:
+        got = "" if shown is False else f", got {a.tolist() if shown is None else shown!r}"
+        raise exc(f"{key} must be Hermitian (max |A - A^+| = {err:.3g} is above the round-off allowance "
+                  f"{MATRIX_ROUNDOFF_ULPS} n eps ||A||_2 = {tol:.3g}){got}")
+    return 0.5 * (a + a.conj().T)
+
+
+def check_psd(key: str, a: ArrayLike, exc: type[Exception] = GuardError) -> NDArray[np.float64]:
+    """A Hermitian ``a`` positive semi-definite up to :func:`matrix_roundoff`; returns its eigenvalues."""
+    a = np.asarray(a, dtype=complex)
+    ev = np.linalg.eigvalsh(0.5 * (a + a.conj().T))
+    tol = MATRIX_ROUNDOFF_ULPS * a.shape[-1] * float(np.finfo(float).eps) * float(np.abs(ev).max(initial=0.0))
+    if ev.size and ev.min() < -tol:
+        raise exc(f"{key} must be positive semi-definite (no eigenvalue below -{MATRIX_ROUNDOFF_ULPS} n eps "
+                  f"||A||_2 = {-tol:.3g}), got eigenvalues [{', '.join(f'{x:.6g}' for x in ev)}]")
+    return ev
 
 
 def check_finite(what: str, values: ArrayLike, context: str = "") -> None:

@@ -13,15 +13,18 @@ re-exports :class:`ModesConfig`; :func:`sim.config.one_mode_config` picks one mo
 from __future__ import annotations
 
 import copy
+import math
+import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
 from . import guards
-from .config_base import ConfigError, _matrix, _num
+from .config_base import ConfigError, _matrix, _num, _rate_matrix
+from .files import open_input
 
 if TYPE_CHECKING:
     from .config import ConductorConfig
@@ -107,6 +110,9 @@ def _number_list(key: str, v: Any, **rule: Any) -> tuple[float, ...]:
 def _coupling_value(v: Any) -> float | list[float]:
     """``conductor.coupling`` of the double dot: one number, or a list of K (one per mode)."""
     if isinstance(v, list):
+        if len(v) < 2:
+            raise ConfigError(f"conductor.coupling as a list gives one coupling per mode and needs K >= 2 of them "
+                              f"(give one mode's coupling as a number), got {v!r}")
         return list(_number_list("conductor.coupling", v))
     return _num("conductor.coupling", v)
 
@@ -119,6 +125,9 @@ def _coupling_matrices(d: dict[str, Any], n: int) -> dict[str, Any]:
     """``M`` (and ``M_imag``) of kind ``matrix``: one n x n matrix or a list of K of them."""
     out: dict[str, Any] = {}
     stacked = _is_stack(d["M"])
+    if stacked and len(d["M"]) < 2:
+        raise ConfigError("conductor.M as a list of matrices gives one coupling per mode and needs K >= 2 of them "
+                          f"(give one mode's coupling as one n x n matrix), got a list of {len(d['M'])}")
     for k in ("M", "M_imag"):
         if k not in d:
             continue
@@ -163,6 +172,51 @@ def _file_params(d: dict[str, Any]) -> dict[str, Any]:
 _NPZ_CACHE: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
 
 
+def _read_npz(f: BinaryIO, path: str) -> dict[str, np.ndarray]:
+    """The arrays of an open ``.npz`` (a zip archive of ``.npy`` members, no pickles), checked
+    against the memory budget before they are decompressed."""
+    def bad(why: str) -> ConfigError:
+        return ConfigError(f"conductor.file {path!r} cannot be read as an .npz file (numpy.savez): {why}")
+
+    head = f.read(4)
+    if not head:
+        raise bad("the file is empty")
+    if head not in (b"PK\x03\x04", b"PK\x05\x06"):  # a zip archive (an empty one ends in its directory)
+        raise bad(f"it is not a zip archive (it starts with {head!r})")
+    f.seek(0)
+    try:
+        with zipfile.ZipFile(f) as zf:
+            members = zf.infolist()
+            size = sum(m.file_size for m in members)
+            # astype(complex), the Hermitian parts and the check temporaries: about 8 copies of the float data
+            guards.check_memory(f"conductor.file {Path(path).name}: {len(members)} arrays of "
+                                f"{guards.format_bytes(size)}", 8.0 * size, "use a smaller model")
+            for m in members:  # each .npy header's shape must fit its member (numpy allocates the shape first)
+                if not m.filename.endswith(".npy"):
+                    raise bad(f"member {m.filename!r} is not an .npy array")
+                with zf.open(m) as g:
+                    version = np.lib.format.read_magic(g)
+                    read = {(1, 0): np.lib.format.read_array_header_1_0,
+                            (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                    if read is None:
+                        continue  # np.load reads (or refuses) other versions itself
+                    shape, _, dtype = read(g)
+                    need = math.prod(shape) * dtype.itemsize
+                    if not dtype.hasobject and need > m.file_size:
+                        raise bad(f"array {m.filename} claims shape {shape} of {dtype} ({guards.format_bytes(need)})"
+                                  f" but holds {guards.format_bytes(m.file_size)}")
+        f.seek(0)
+        with np.load(f, allow_pickle=False) as z:
+            if not isinstance(z, np.lib.npyio.NpzFile):  # pragma: no cover (a zip archive always loads as one)
+                raise bad("it is not an .npz archive")
+            return {k: z[k] for k in z.files}
+    except guards.ResourceError as e:
+        raise ConfigError(str(e)) from None
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, NotImplementedError) as e:
+        why = e.strerror if isinstance(e, OSError) and e.strerror else (str(e) or type(e).__name__)
+        raise bad(f"damaged or not numeric ({why})") from None
+
+
 def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     """Read and validate ``conductor.file`` (cached by path, size and modification time).
 
@@ -171,16 +225,12 @@ def _npz_arrays(path: str) -> dict[str, np.ndarray]:
     semi-definite. Returns complex arrays, ``M`` as (K, n, n).
     """
     p = Path(path)
-    try:
-        st = p.stat()
+    with open_input(p, "conductor.file", guards.MEMORY_BUDGET, exc=ConfigError) as f:  # regular files only
+        st = os.fstat(f.fileno())
         key = (str(p.resolve()), st.st_size, st.st_mtime_ns)
         if key in _NPZ_CACHE:
             return _NPZ_CACHE[key]
-        with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as z:  # our handle: closed when np.load fails too
-            raw = {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:  # missing, not an npz, truncated, damaged
-        why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
-        raise ConfigError(f"conductor.file {path!r} cannot be read as an .npz file: {why}") from None
+        raw = _read_npz(f, path)
     name = f"conductor.file {p.name}"
     missing = [k for k in ("H", "gamma_L", "gamma_R", "M") if k not in raw]
     extra = sorted(set(raw) - {"H", "gamma_L", "gamma_R", "M"})
@@ -190,7 +240,7 @@ def _npz_arrays(path: str) -> dict[str, np.ndarray]:
                           + (f"; unknown {', '.join(extra)}" if extra else ""))
     out = {}
     for k, a in raw.items():
-        if a.dtype.kind not in "biufc":
+        if a.dtype.kind not in "iufc":
             raise ConfigError(f"{name}: {k} must be a real or complex numeric array, got dtype {a.dtype}")
         a = a.astype(complex)
         if not np.all(np.isfinite(a)):
@@ -218,14 +268,10 @@ def _npz_arrays(path: str) -> dict[str, np.ndarray]:
         raise ConfigError(f"{name}: M must have shape (K, n, n) with n = {n} from H, got {out['M'].shape}")
     out["M"] = M
     for k, a in (("H", H), ("gamma_L", out["gamma_L"]), ("gamma_R", out["gamma_R"]), *(
-            (f"M[{i}]", m) for i, m in enumerate(M))):
-        err = float(np.max(np.abs(a - a.conj().T)))
-        if err > 1e-12 * max(1.0, float(np.max(np.abs(a)))):
-            raise ConfigError(f"{name}: {k} must be Hermitian, got max |A - A^+| = {err:.3g}")
+            (f"M[{i}]", m) for i, m in enumerate(M))):  # round-off relative to each matrix's own scale
+        guards.check_hermitian(f"{name}: {k}", a, ConfigError, shown=False)
     for k in ("gamma_L", "gamma_R"):
-        ev = np.linalg.eigvalsh(0.5 * (out[k] + out[k].conj().T))
-        if ev.min() < -1e-12 * max(1.0, np.abs(ev).max()):
-            raise ConfigError(f"{name}: {k} must be positive semi-definite, got eigenvalues {ev.round(12).tolist()}")
+        _rate_matrix(f"{name}: {k}", out[k])
     for k in ("H", "gamma_L", "gamma_R"):
         out[k] = 0.5 * (out[k] + out[k].conj().T)
     out["M"] = 0.5 * (M + M.conj().transpose(0, 2, 1))

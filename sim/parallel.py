@@ -43,6 +43,10 @@ KINDS = ("auto", "serial", "processes", "dask")
 POOL_STARTUP_S = 4.0
 
 
+MAX_WORKERS = 1024
+"""Most worker processes one command starts (``--workers``; each imports numpy and scipy)."""
+
+
 def available_workers() -> int:
     """CPU cores this process may use."""
     try:
@@ -83,8 +87,9 @@ class Scheduler:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ConfigError(f"--scheduler must be auto, serial, processes, dask or tcp://HOST:PORT, got {self.kind!r}")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise ConfigError(f"--workers must be an integer >= 1, got {self.workers!r}")
+        if self.workers is not None and (not isinstance(self.workers, int) or not 1 <= self.workers <= MAX_WORKERS):
+            raise ConfigError(f"--workers must be an integer >= 1 and <= {MAX_WORKERS} (worker processes), got "
+                              f"{self.workers!r}")
         if self.address is not None and self.kind != "dask":
             raise ConfigError("a scheduler address needs kind 'dask'")
         if self.address is not None:

@@ -40,6 +40,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import integrate
 from scipy.special import expit
 
+from . import guards
 from .channels import _CONFLUENT, _DELTA, fermi_pole_integral, fermi_pole_integral_derivative
 from .conductor import CHANNELS, ELECTRODES, Conductor
 from .special import bose, x_bose
@@ -95,8 +96,7 @@ def validate_couplings(couplings: ArrayLike, n: int) -> NDArray[np.complex128]:
         raise ValueError(f"couplings must have shape (K, {n}, {n}) with K >= 1, got {M.shape}")
     if not np.all(np.isfinite(M)):
         raise ValueError("couplings must be finite (no NaN or inf)")
-    scale = max(1.0, float(np.max(np.abs(M))))
-    bad = np.max(np.abs(M - M.conj().transpose(0, 2, 1)), axis=(1, 2)) > 1e-12 * scale
+    bad = np.array([np.max(np.abs(m - m.conj().T)) > guards.matrix_roundoff(m) for m in M])  # each at its own scale
     if bad.any():
         raise ValueError(f"couplings must be Hermitian; M^k is not for k = {np.flatnonzero(bad).tolist()}")
     return 0.5 * (M + M.conj().transpose(0, 2, 1))

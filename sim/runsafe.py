@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ConfigError
+from .files import read_bytes
 
 __all__ = ["RunTampered", "check_table_name", "check_output_name", "check_utf8", "entry_stat", "read_regular", "run_id",
            "RUN_KEY", "MAX_PARTS", "MAX_JSON_BYTES"]
@@ -99,24 +100,17 @@ def entry_stat(root: Path, rel: str) -> os.stat_result | None:
 def read_regular(path: Path, limit: int = MAX_JSON_BYTES) -> bytes | None:
     """The bytes of ``path`` if it is a regular file of at most ``limit`` bytes (None when it does not exist).
 
-    A symbolic link, FIFO, device or directory is :class:`RunTampered` (never opened, so
-    never a hang); a larger file too (never read into memory).
+    Inside a run directory a symbolic link is never followed (:class:`RunTampered`); the rest is
+    :func:`sim.files.read_bytes`: a FIFO, device or directory is refused without blocking, a
+    larger file is never read into memory.
     """
     try:
         st = os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
-        what = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a regular file"
-        raise RunTampered(f"{str(path)!r} is {what}: ehp reads only regular files inside a run directory")
-    if st.st_size > limit:
-        raise RunTampered(f"{str(path)!r} is {st.st_size} bytes, more than the {limit} an ehp run writes there")
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
-    with os.fdopen(fd, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
-        raise RunTampered(f"{str(path)!r} grew past {limit} bytes while being read")
-    return data
+    if stat.S_ISLNK(st.st_mode):
+        raise RunTampered(f"{str(path)!r} is a symbolic link: ehp never follows a link inside a run directory")
+    return read_bytes(path, "run-directory file", limit, exc=RunTampered)
 
 
 def check_utf8(path: Path | str, what: str) -> None:

@@ -68,7 +68,16 @@ TARGET_CHUNKS = 64
 
 # --------------------------------------------------------------------------- grids
 
+def _one_line(what: str, text: str) -> None:
+    """Refuse a newline or other control character (TOML would read what follows as more keys)."""
+    bad = sorted({c for c in text if ord(c) < 32 or ord(c) == 127} - {"\t"})
+    if bad:
+        raise ConfigError(f"{what} {text!r}: must be on one line (no newline or other control character: found "
+                          f"{', '.join(repr(c) for c in bad)})")
+
+
 def _toml_value(key: str, raw: str) -> Any:
+    _one_line(f"--grid {key}", raw)
     try:
         return tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -122,6 +131,7 @@ class GridAxis:
     @classmethod
     def parse(cls, text: str) -> GridAxis:
         """``section.key=start:stop:num``, ``section.key=[a, b, c]`` or ``section.key=a``."""
+        _one_line("--grid", text)
         key, eq, raw = text.partition("=")
         key = key.strip()
         if not eq or not key or "." not in key:
@@ -383,8 +393,12 @@ class SweepJob:
     def __post_init__(self) -> None:
         object.__setattr__(self, "grid", self.grid.validate(self.config))
         cs = self.chunk_size if self.chunk_size is not None else default_chunk_size(len(self.grid))
-        if not isinstance(cs, int) or cs < 1:
+        if not isinstance(cs, int) or isinstance(cs, bool) or cs < 1:
             raise ConfigError(f"--chunk-size must be an integer >= 1, got {cs!r}")
+        try:  # a chunk's points are held in memory together
+            guards.check_memory(f"--chunk-size {cs}", float(cs) * POINT_BYTES, "use a smaller chunk size")
+        except guards.ResourceError as e:
+            raise ConfigError(str(e)) from None
         object.__setattr__(self, "chunk_size", cs)
 
     def chunks(self) -> list[list[tuple[Any, ...]]]:

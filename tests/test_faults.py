@@ -506,8 +506,8 @@ CONTAINMENT = {
     "table folder is a link": (_link_table, "symbolic link"),
     "part is a link": (_link_part, "symbolic link"),
     "manifest output outside": (_output_outside, "is not a plain file name"),
-    "metadata.json is a FIFO": (_fifo("metadata.json"), "not a regular file"),
-    "manifest.jsonl is a FIFO": (_fifo("manifest.jsonl"), "not a regular file"),
+    "metadata.json is a FIFO": (_fifo("metadata.json"), "it is a FIFO"),
+    "manifest.jsonl is a FIFO": (_fifo("manifest.jsonl"), "it is a FIFO"),
 }
 
 
@@ -765,7 +765,9 @@ def test_sigint_and_sigterm_say_what_was_saved_and_the_run_resumes(reference, tm
     """A real process, slowed to one batch every 0.3 s, gets the signal after its first part."""
     d = tmp_path / "run"
     argv = [*_argv(d), "--scheduler", "serial"]
-    slow = _script("import sys, time, dataclasses", "import sim.trajectories.runner as r", "real = r.ENGINES['ssa']",
+    # SIGINT as in a terminal even when this test runs in a background job (which inherits SIGINT ignored)
+    slow = _script("import sys, time, dataclasses, signal", "signal.signal(signal.SIGINT, signal.default_int_handler)",
+                   "import sim.trajectories.runner as r", "real = r.ENGINES['ssa']",
                    "r.ENGINES['ssa'] = dataclasses.replace(real, simulate=lambda p, s, c: (time.sleep(0.3), "
                    "real.simulate(p, s, c))[1])", "from analysis.cli import main", "sys.exit(main(sys.argv[1:]))")
     proc = subprocess.Popen([*slow, *argv], env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,

@@ -786,3 +786,270 @@ def test_bundled_studies_pass_validation_and_a_corrected_config_runs(capsys, fil
     code, stdout, err = run(capsys, bad)
     assert code == 0, err
     assert "8 rows" in stdout
+
+
+# ---- input files and config values (trust 2) ----
+#
+# Only regular files are read (a FIFO, a device or a directory is one line and returns at once),
+# damaged npz models are one line, matrix checks are relative to the matrix's scale, bias-table
+# values obey the config's domain; oversize integers, --set values with a newline and keys that
+# do nothing for the config are one line on every command.
+
+import contextlib  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+
+_BIG = "1" + "0" * 24  # 10**24: beyond int64 and any memory budget
+
+
+@contextlib.contextmanager
+def _deadline(seconds: int = 20):
+    """A hang (a FIFO read blocking forever) fails the test instead of stalling the suite."""
+    def boom(signum, frame):
+        raise AssertionError(f"no answer within {seconds} s: the command hangs")
+
+    old = signal.signal(signal.SIGALRM, boom)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+_H = np.diag([0.5, -0.5])
+_GL = np.diag([0.5, 0.0])
+_GR = np.diag([0.0, 0.5])
+_M = np.array([[0.0, 0.5], [0.5, 0.0]])
+FILE_CFG = BASE.split("[conductor]")[0] + '[conductor]\nkind = "matrix"\nfile = "@F"\n\n[mode]' + BASE.split("[mode]")[1]
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, files) -> dict[str, str]:
+    d = tmp_path_factory.mktemp("inputs")
+    out = {"dir": str(d), "adir": str(d / "adir"), "fifo": str(d / "fifo"), "empty": str(d / "empty")}
+    (d / "adir").mkdir()
+    os.mkfifo(d / "fifo")
+    (d / "empty").write_bytes(b"")
+    npz = {
+        "good": dict(H=_H, gamma_L=_GL, gamma_R=_GR, M=_M),
+        "nan": dict(H=np.array([[np.nan, 0.0], [0.0, 1.0]]), gamma_L=_GL, gamma_R=_GR, M=_M),
+        "shape": dict(H=np.zeros((2, 3)), gamma_L=_GL, gamma_R=_GR, M=_M),
+        "gamma_shape": dict(H=_H, gamma_L=np.zeros(3), gamma_R=_GR, M=_M),
+        "str": dict(H=np.array(["a", "b"]), gamma_L=_GL, gamma_R=_GR, M=_M),
+        "bool": dict(H=np.eye(2, dtype=bool), gamma_L=_GL, gamma_R=_GR, M=_M),
+        "missing": dict(H=_H, gamma_L=_GL, gamma_R=_GR),
+        "small_nonherm": dict(H=_H, gamma_L=_GL, gamma_R=_GR, M=1e-13 * np.array([[0.0, 1.0], [0.0, 0.0]])),
+        "small_nonpsd": dict(H=_H, gamma_L=1e-13 * np.diag([1.0, -1.0]) + np.diag([1.0, 0.0]), gamma_R=_GR, M=_M),
+        "tiny_rate": dict(H=_H, gamma_L=np.diag([1e-20, 0.0]), gamma_R=_GR, M=_M),
+    }
+    U = np.linalg.qr(np.random.default_rng(7).normal(size=(2, 2)) + 1j * np.random.default_rng(8).normal(size=(2, 2)))[0]
+    big = 1e3 * U @ np.diag([1.0, -2.0]) @ U.conj().T  # Hermitian up to round-off (about 1 ulp) at a scale of 2e3
+    assert np.max(np.abs(big - big.conj().T)) > 0
+    npz["big_roundoff"] = dict(H=big, gamma_L=_GL, gamma_R=_GR, M=_M)
+    npz["big_exact"] = dict(H=0.5 * (big + big.conj().T), gamma_L=_GL, gamma_R=_GR, M=_M)
+    for name, arrays in npz.items():
+        np.savez(d / f"{name}.npz", **arrays)
+    np.savez(d / "obj.npz", H=np.array([1, "a", None], dtype=object), gamma_L=_GL, gamma_R=_GR, M=_M)
+    good = (d / "good.npz").read_bytes()
+    (d / "truncated.npz").write_bytes(good[: len(good) // 2])
+    (d / "zero.npz").write_bytes(b"")
+    np.save(d / "plain.npy", _H)
+    (d / "text.npz").write_text("H = 1\n")
+    for name in [*npz, "obj", "truncated", "zero", "plain.npy", "text", "fifo", "adir", "/dev/zero", "/dev/null"]:
+        target = name if name.startswith("/") or "." in name or name in ("fifo", "adir") else f"{name}.npz"
+        stem = name.strip("/").replace("/", "_").replace(".", "_")
+        (d / f"m_{stem}.toml").write_text(FILE_CFG.replace("@F", target))
+        out[f"m_{stem}"] = str(d / f"m_{stem}.toml")
+    tables = {
+        "ok": "t,mu_L,mu_R\n0,0.25,-0.25\n1,0.3,-0.3\n",
+        "const": "t,mu_L,mu_R\n0,0.25,-0.25\n",
+        "empty_csv": "",
+        "header_only": "t,mu_L,mu_R\n",
+        "wrong_header": "time,mu_L,mu_R\n0,0,0\n",
+        "mu_big": "t,mu_L,mu_R\n0,1e13,0\n",
+        "mu_R_big": "t,mu_L,mu_R\n0,0,-1e300\n",
+        "t_neg": "t,mu_L,mu_R\n-1,0,0\n",
+        "t_big": "t,mu_L,mu_R\n0,0,0\n1e14,0,0\n",
+        "V_big": "t,mu_L,mu_R\n0,9e11,-9e11\n",
+        "huge_int": "t,mu_L,mu_R\n0,1" + "0" * 40 + ",0\n",
+        "decreasing": "t,mu_L,mu_R\n0,0,0\n2,0,0\n1,0,0\n",
+        "thrice": "t,mu_L,mu_R\n1,0,0\n1,0.1,0\n1,0.2,0\n",
+        "word": "t,mu_L,mu_R\n0,abc,0\n",
+        "nan": "t,mu_L,mu_R\n0,nan,0\n",
+        "inf": "t,mu_L,mu_R\n0,0,-inf\n",
+        "short_row": "t,mu_L,mu_R\n0,0.2\n",
+    }
+    for name, text in tables.items():
+        (d / f"{name}.csv").write_text(text)
+        out[name] = str(d / f"{name}.csv")
+    code = main(["trajectories", files["base"], "--out", str(d / "traj"), "--no-progress"])
+    assert code == 0
+    out["traj"] = str(d / "traj")
+    return out
+
+
+# (config file, key named): the CONFIG argument itself
+_BAD_CONFIG_FILES = [("fifo", "FIFO"), ("/dev/zero", "character device"), ("/dev/null", "character device"),
+                     ("adir", "directory")]
+
+
+@pytest.mark.parametrize(("name", "key"), _BAD_CONFIG_FILES, ids=[n for n, _ in _BAD_CONFIG_FILES])
+def test_config_file_not_regular_refused(capsys, inputs, name, key):
+    path = name if name.startswith("/") else inputs[name]
+    with _deadline():
+        line = refused(capsys, ["config", path], "config file")
+    assert key in line and path in line
+
+
+# (conductor.file model, words in the message)
+_BAD_MODELS = [
+    ("m_fifo", "FIFO"), ("m_adir", "directory"), ("m_dev_zero", "character device"), ("m_dev_null", "character device"),
+    ("m_zero", "empty"), ("m_truncated", "damaged"), ("m_obj", "allow_pickle"), ("m_plain_npy", "not a zip archive"),
+    ("m_text", "not a zip archive"), ("m_nan", "H must be finite"), ("m_shape", "H must have shape"),
+    ("m_gamma_shape", "gamma_L must have shape"), ("m_str", "numeric array"), ("m_bool", "dtype bool"),
+    ("m_missing", "missing M"), ("m_small_nonherm", "M[0] must be Hermitian"),
+    ("m_small_nonpsd", "gamma_L must be positive semi-definite"), ("m_tiny_rate", "gamma_L (its largest eigenvalue"),
+]
+
+
+@pytest.mark.parametrize(("name", "words"), _BAD_MODELS, ids=[n for n, _ in _BAD_MODELS])
+def test_bad_model_file_refused(capsys, inputs, name, words):
+    with _deadline():
+        line = refused(capsys, ["steady", inputs[name]], "conductor.file")
+    assert words in line, line
+
+
+def test_model_file_round_off_is_relative_to_scale(capsys, inputs, files):
+    """A large Hermitian H with round-off is accepted (and equals its exact Hermitian part); a good
+    file gives the inline matrix config's answer; tiny non-Hermitian parts are refused above (scale 1e-13)."""
+    a, _ = steady_json(capsys, ["steady", inputs["m_big_roundoff"]])
+    b, _ = steady_json(capsys, ["steady", inputs["m_big_exact"]])
+    check_steady(a)
+    assert a["kappa"] == pytest.approx(b["kappa"], rel=1e-12, abs=1e-300)
+    good, _ = steady_json(capsys, ["steady", inputs["m_good"]])
+    inline, _ = steady_json(capsys, ["steady", files["matrix"]])
+    assert good["kappa"] == pytest.approx(inline["kappa"], rel=1e-13) and good["N"] == pytest.approx(inline["N"])
+
+
+_SMALL_MATRIX_SETS = [  # inline matrices at small scale: were accepted under an absolute floor of 1e-12
+    (["conductor.M=[[0.0, 1e-13], [0.0, 0.0]]"], "conductor.M must be Hermitian"),
+    (["conductor.H=[[1e-9, 1e-13], [0.0, -1e-9]]"], "conductor.H must be Hermitian"),
+    (["conductor.gamma_L=[[1e-9, 0.0], [0.0, -1e-13]]"], "conductor.gamma_L must be positive semi-definite"),
+    (["conductor.gamma_R=[[1e-13, 0.0], [0.0, 0.0]]"], "conductor.gamma_R (its largest eigenvalue"),
+    (["conductor.gamma_L=[[1e12, 1e12], [1e12, 1e12]]"], "conductor.gamma_L (its largest eigenvalue"),
+    (["conductor.M=[[[0.0, 0.5], [0.5, 0.0]]]"], "conductor.M as a list"),
+]
+
+
+@pytest.mark.parametrize(("sets", "key"), _SMALL_MATRIX_SETS, ids=[s[0] for s, _ in _SMALL_MATRIX_SETS])
+def test_small_matrix_checked_relative_to_scale(capsys, files, sets, key):
+    refused(capsys, ["steady", files["matrix"], *(a for s in sets for a in ("--set", s))], key)
+
+
+def test_matrix_guards_are_scale_invariant():
+    for s in (1e-12, 1e-6, 1.0, 1e6, 1e12):
+        with pytest.raises(guards.GuardError, match="Hermitian"):
+            guards.check_hermitian("A", s * np.array([[0.0, 1.0], [1.0 + 1e-9, 0.0]]))
+        with pytest.raises(guards.GuardError, match="positive semi-definite"):
+            guards.check_psd("A", s * np.diag([1.0, -1e-9]))
+        guards.check_hermitian("A", s * np.array([[1.0, 0.3], [0.3 * (1 + 4 * np.finfo(float).eps), 2.0]]))
+        guards.check_psd("A", s * np.diag([1.0, -4 * np.finfo(float).eps]))
+
+
+_BAD_TABLES = [
+    ("fifo", "FIFO"), ("adir", "directory"), ("/dev/zero", "character device"), ("/dev/null", "character device"),
+    ("empty_csv", "header"), ("header_only", "no rows"), ("wrong_header", "header"),
+    ("mu_big", "line 2, column mu_L"), ("mu_R_big", "line 2, column mu_R"), ("t_neg", "line 2, column t"),
+    ("t_big", "line 3, column t"), ("V_big", "bias.V"), ("huge_int", "column mu_L"), ("decreasing", "must not decrease"),
+    ("thrice", "at most twice"), ("word", "'abc'"), ("nan", "finite number"), ("inf", "finite number"),
+    ("short_row", "3 values"),
+]
+
+
+@pytest.mark.parametrize(("name", "words"), _BAD_TABLES, ids=[n for n, _ in _BAD_TABLES])
+def test_bad_bias_table_refused(capsys, files, inputs, name, words):
+    path = name if name.startswith("/") else inputs[name]
+    with _deadline():
+        line = refused(capsys, ["evolve", files["base"], "--method", "rate", "--bias-table", path,
+                                "--out", f"{inputs['dir']}/bt_{name.strip('/').replace('/', '_')}"], "--bias-table")
+    assert words in line and path in line, line
+
+
+def test_bias_table_answers(capsys, files, inputs):
+    """A constant table gives the constant-bias run; a ramp is answered with finite numbers."""
+    import pandas as pd
+
+    d = inputs["dir"]
+    for name in ("const", "ok"):
+        code, _, err = run(capsys, ["evolve", files["base"], "--method", "rate", "--bias-table", inputs[name],
+                                    "--out", f"{d}/ev_{name}"])
+        assert code == 0, err
+    assert run(capsys, ["evolve", files["base"], "--method", "rate", "--out", f"{d}/ev_none"])[0] == 0
+    const, none, ramp = (pd.read_parquet(f"{d}/ev_{n}/evolution.parquet") for n in ("const", "none", "ok"))
+    np.testing.assert_allclose(const["N"], none["N"], rtol=1e-8)  # an ODE with tabled rates vs the closed form
+    assert np.all(np.isfinite(ramp["N"])) and not np.allclose(ramp["N"], none["N"])
+
+
+def _oversize_cases() -> list[tuple[list[str], str]]:
+    cmds = {"config": [], "steady": [], "evolve": ["--out", "@D/o_e"], "trajectories": ["--out", "@D/o_t"],
+            "crosscheck": [], "sweep": ["--grid", "bias.V=0:1:2", "--out", "@D/o_s"],
+            "threshold": ["--vary", "bias.V", "--between", "0", "2"], "run": ["--out", "@D/o_r"]}
+    out = [([c, "@B", "--set", f"run.{k}={_BIG}", *extra], f"run.{k}")
+           for k in ("cutoff", "n_points", "ntraj") for c, extra in cmds.items()]
+    return out + [
+        (["evolve", "@B", "--out", "@D/o_e", "--n-points", _BIG], "--n-points"),
+        (["evolve", "@B", "--out", "@D/o_e", "--cutoff", _BIG], "--cutoff"),
+        (["evolve", "@B", "--out", "@D/o_e", "--method", "rate", "--cutoff", _BIG], "--cutoff"),
+        (["evolve", "@B", "--out", "@D/o_e", "--method", "lindblad", "--cutoff", _BIG], "--cutoff"),
+        (["trajectories", "@B", "--out", "@D/o_t", "--ntraj", _BIG], "--ntraj"),
+        (["trajectories", "@B", "--out", "@D/o_t", "--n-points", _BIG], "--n-points"),
+        (["trajectories", "@B", "--out", "@D/o_t", "--n-points", "100000000"], "--n-points"),
+        (["trajectories", "@B", "--out", "@D/o_t", "--seed", _BIG], "run.seed"),
+        (["trajectories", "@B", "--out", "@D/o_t", "--workers", _BIG], "--workers"),
+        (["crosscheck", "@B", "--ntraj", _BIG], "--ntraj"),
+        (["crosscheck", "@B", "--seed", _BIG], "--seed"),
+        (["sweep", "@B", "--grid", f"bias.V=0:1:{_BIG}", "--out", "@D/o_s"], "bias.V"),
+        (["sweep", "@B", "--grid", "bias.V=0:1:2", "--chunk-size", _BIG, "--out", "@D/o_s"], "--chunk-size"),
+        (["sweep", "@B", "--grid", "bias.V=0:1:2", "--workers", _BIG, "--out", "@D/o_s"], "--workers"),
+        (["run", "@B", "--workers", _BIG, "--out", "@D/o_r"], "--workers"),
+        (["stats", "@T", "--first-passage", _BIG], "--first-passage"),
+        (["stats", "@T", "--first-passage", "100000"], "--first-passage"),
+    ]
+
+
+OVERSIZE = _oversize_cases()
+
+
+@pytest.mark.parametrize(("argv", "key"), OVERSIZE, ids=[" ".join(a[:1] + a[2:])[:70] for a, _ in OVERSIZE])
+def test_oversize_integer_refused(capsys, files, inputs, argv, key):
+    argv = [a.replace("@B", files["base"]).replace("@D", inputs["dir"]).replace("@T", inputs["traj"]) for a in argv]
+    refused(capsys, argv, key)
+
+
+_NOOP_OR_MULTILINE = [  # (command, --set values, key named)
+    (["config"], ["bias.V=1\n[mode]\nomega=2"], "--set"),
+    (["steady"], ["bias.V=1\nmode.omega=2"], "--set"),
+    (["config"], ["bias.V\n=1"], "--set"),
+    (["config"], ["bias.V=1\r"], "--set"),
+    (["config"], ['run.initial="fock:1\\n"'], "run.initial"),
+    (["config"], ["mode.coherence_width=0.1"], "mode.coherence_width"),
+    (["steady"], ["mode.coherence_width=0"], "mode.coherence_width"),
+    (["config"], ["conductor.coupling=[0.5]"], "conductor.coupling"),
+    (["steady"], ["conductor.coupling=[]"], "conductor.coupling"),
+]
+
+
+@pytest.mark.parametrize(("cmd", "sets", "key"), _NOOP_OR_MULTILINE, ids=[s[0] for _, s, _ in _NOOP_OR_MULTILINE])
+def test_multiline_set_and_noop_keys_refused(capsys, files, cmd, sets, key):
+    refused(capsys, [*cmd, files["base"], *(a for s in sets for a in ("--set", s))], key)
+
+
+def test_noop_keys_of_several_modes_refused(capsys, files, inputs):
+    refused(capsys, ["config", "waterwheel", "--set", "run.cutoff=10"], "run.cutoff")
+    refused(capsys, ["evolve", "waterwheel", "--cutoff", "10", "--out", f"{inputs['dir']}/ww"], "--cutoff")
+    refused(capsys, ["sweep", files["base"], "--grid", "bias.V=[0,\n1]", "--out", f"{inputs['dir']}/nl"], "--grid")
+    # the same keys where they do something are accepted
+    assert run(capsys, ["config", "waterwheel", "--set", "mode.coherence_width=0.01"])[0] == 0
+    code, out, _ = run(capsys, ["config", files["base"], "--set", "run.cutoff=40"])
+    assert code == 0 and "cutoff = 40" in out

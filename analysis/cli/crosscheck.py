@@ -35,8 +35,8 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ntraj must be >= 2 for error bars, got {args.ntraj}")
     if args.ntraj is not None:  # the ssa row keeps 201 grid points per trajectory (about 64 bytes each)
         check_count("--ntraj", args.ntraj, lo=2, bytes_each=64 * 201, hint="use fewer trajectories")
-    if args.seed is not None and args.seed < 0:
-        raise ConfigError(f"--seed must be an integer >= 0, got {args.seed}")
+    if args.seed is not None and not 0 <= args.seed <= 2**63 - 1:
+        raise ConfigError(f"--seed must be an integer >= 0 and <= {2**63 - 1} (as run.seed), got {args.seed}")
     if args.t_end is not None:
         from sim.guards import check_time
 

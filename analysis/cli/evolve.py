@@ -45,30 +45,70 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
 
 
 def _bias_schedule(path: str | None):
-    """A :class:`sim.timedep.BiasSchedule` from a CSV (columns t, mu_L, mu_R), and its rows."""
+    """A :class:`sim.timedep.BiasSchedule` from a CSV (columns t, mu_L, mu_R), and its rows.
+
+    The file must be a regular file of at most 8 MiB (:mod:`sim.files`); every value a finite
+    number in the config's domain: ``t`` in ``[0, 1e12]`` and non-decreasing (a time at most
+    twice: a step), ``mu_L``, ``mu_R`` and ``V = mu_L - mu_R`` within ``+-1e12`` (as
+    ``bias.mu_L``, ``bias.mu_R``, ``bias.V``). An error names the file, the line, the column,
+    the value and the rule.
+    """
     if path is None:
         return None, None
-    import numpy as np
-    import pandas as pd
+    import csv
+    import io
+    import math
 
+    from sim import guards
     from sim.config import ConfigError
+    from sim.files import read_text
     from sim.timedep import BiasSchedule
 
+    text = read_text(path, "--bias-table", exc=ConfigError).removeprefix("\ufeff")
+    where = f"--bias-table {path!r}"
     try:
-        df = pd.read_csv(path)
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"--bias-table {path!r} cannot be read as CSV: {e}") from None
-    if list(df.columns) != ["t", "mu_L", "mu_R"]:
-        raise ConfigError(f"--bias-table {path!r} must have the columns t, mu_L, mu_R, got {list(df.columns)}")
-    vals = df.to_numpy(dtype=float) if all(df.dtypes.map(pd.api.types.is_numeric_dtype)) else None
-    if vals is None or not np.all(np.isfinite(vals)) or len(vals) == 0:
-        raise ConfigError(f"--bias-table {path!r} must hold finite numbers in every row")
-    if np.any(np.diff(vals[:, 0]) < 0):
-        raise ConfigError(f"--bias-table {path!r}: t must not decrease")
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        rows = [(reader.line_num, [c.strip() for c in r]) for r in reader if r and any(c.strip() for c in r)]
+    except csv.Error as e:
+        raise ConfigError(f"{where} cannot be read as CSV: {e}") from None
+    if not rows or rows[0][1] != ["t", "mu_L", "mu_R"]:
+        got = rows[0][1] if rows else "an empty file"
+        raise ConfigError(f"{where} must start with the header line t,mu_L,mu_R (columns t, mu_L, mu_R), got {got!r}")
+    if len(rows) == 1:
+        raise ConfigError(f"{where} holds no rows after the header t,mu_L,mu_R: give at least one (t, mu_L, mu_R)")
+    lim = guards.DOMAIN_MAX
+    vals: list[list[float]] = []
+    for line, r in rows[1:]:
+        at = f"{where} line {line}"
+        if len(r) != 3:
+            raise ConfigError(f"{at}: a row must have 3 values t, mu_L, mu_R, got {len(r)} ({','.join(r)[:60]!r})")
+        row = []
+        for col, cell in zip(("t", "mu_L", "mu_R"), r, strict=True):
+            try:
+                x = float(cell) if "_" not in cell else math.nan
+            except ValueError:
+                x = None
+            if x is None or not math.isfinite(x):
+                raise ConfigError(f"{at}, column {col}: must be a finite number, got {cell[:40]!r}")
+            if col == "t" and not 0.0 <= x <= lim:
+                raise ConfigError(f"{at}, column t: a time must be >= 0 and <= {lim:g} (the run starts at t = 0; the "
+                                  f"numeric domain of run.t_end), got {cell}")
+            if col != "t" and not abs(x) <= lim:
+                raise ConfigError(f"{at}, column {col}: must be within +-{lim:g} (the numeric domain of bias.{col}), "
+                                  f"got {cell}")
+            row.append(x)
+        if not abs(row[1] - row[2]) <= lim:
+            raise ConfigError(f"{at}: V = mu_L - mu_R = {row[1] - row[2]:g} must be within +-{lim:g} (the numeric "
+                              "domain of bias.V)")
+        if vals and row[0] < vals[-1][0]:
+            raise ConfigError(f"{at}, column t: t must not decrease, got {r[0]} after {vals[-1][0]:g}")
+        if len(vals) >= 2 and row[0] == vals[-2][0]:
+            raise ConfigError(f"{at}, column t: a time may appear at most twice (a step), got t = {r[0]} three times")
+        vals.append(row)
     try:
-        return BiasSchedule.from_table(vals[:, 0], vals[:, 1], vals[:, 2]), vals.tolist()
-    except ValueError as e:
-        raise ConfigError(f"--bias-table {path!r}: {e}") from None
+        return BiasSchedule.from_table(*zip(*vals, strict=True)), vals
+    except ValueError as e:  # pragma: no cover (every rule of from_table is checked above)
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _check_size(method: str, n_points: int, cutoff: int) -> None:
@@ -116,6 +156,11 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     cutoff = args.cutoff if args.cutoff is not None else cfg.run.cutoff
     if cutoff is not None and cutoff < 2:
         raise ConfigError(f"--cutoff must be an integer >= 2 (Fock levels kept), got {cutoff}")
+    if cutoff is not None:  # at least the Fock populations, 8 bytes a level, on every route (rate: the initial state)
+        guards.check_count("--cutoff", cutoff, lo=2, bytes_each=8.0, hint="use a smaller cutoff")
+    if cfg.n_modes > 1 and args.cutoff is not None:
+        raise ConfigError(f"--cutoff {args.cutoff} applies only to one mode: with K = {cfg.n_modes} modes the routes "
+                          "choose a cutoff per mode (docs/modes.md), so it would do nothing; leave it out")
     if cfg.n_modes > 1:
         return _evolve_modes(args, cfg, t_end, n_points, initial, start)
     if args.method == "lindblad":

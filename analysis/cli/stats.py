@@ -24,6 +24,11 @@ from .common import add_overwrite
 __all__ = ["register", "cmd_stats"]
 
 
+FIRST_PASSAGE_MAX = 2000
+"""Largest ``--first-passage`` level: the exact comparison solves and exponentiates a dense LEVEL x LEVEL
+generator (32 MB and a few seconds at 2000; O(LEVEL^2) memory, O(LEVEL^3) time)."""
+
+
 def register(sub: argparse._SubParsersAction, with_config) -> None:  # noqa: ARG001 - plugin signature
     q = sub.add_parser("stats", help="counting statistics of a trajectory run directory")
     q.add_argument("run_dir", metavar="DIR", help="directory written by `ehp trajectories`")
@@ -55,8 +60,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
     t_end = float(source["identity"]["run"]["t_end"])
     if args.t_min is not None and not 0 <= args.t_min < t_end:
         raise ConfigError(f"--t-min must be >= 0 and below the run's t_end = {t_end:g}, got {args.t_min:g}")
-    if args.first_passage is not None and args.first_passage < 1:
-        raise ConfigError(f"--first-passage must be a population level >= 1, got {args.first_passage}")
+    if args.first_passage is not None and not 1 <= args.first_passage <= FIRST_PASSAGE_MAX:
+        raise ConfigError(f"--first-passage must be a population level >= 1 and <= {FIRST_PASSAGE_MAX} (its exact "
+                          "birth-death value is a dense LEVEL x LEVEL matrix exponential), got "
+                          f"{args.first_passage}")
     if source["identity"].get("layout") == "modes":
         return _cmd_modes(args, run, source)
     check = check_run(run)

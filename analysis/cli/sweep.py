@@ -76,7 +76,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ..figures import default_out, default_study, run_study, validate_study
 
     cfg = load_config(args.config, args.set or ())
-    sched = Scheduler.parse(args.scheduler, args.workers)
+    sched = Scheduler.parse(args.scheduler, args.workers)  # refused before any note is printed
     if not cfg.study:
         study = default_study(cfg)
         cfg = parse_config({**cfg.to_dict(), "study": study})

@@ -85,6 +85,11 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
              "seed": args.seed, "store_grid": args.store_grid}
     run = dataclasses.replace(cfg.run, **{k: v for k, v in flags.items() if v is not None})
     cfg = dataclasses.replace(cfg, run=run)
+    from sim.guards import check_count
+
+    # the N(t) grid and its running totals (mean, variance, counts) and the per-batch grid values: about 64 bytes a point
+    check_count("--n-points (run.n_points)", run.n_points, lo=2, bytes_each=64.0,
+                hint="use fewer time points (the grid of N(t) and its totals are kept in memory)")
     if cfg.n_modes > 1:
         return _cmd_modes(args, cfg)
     if run.t_end is not None:  # refuse a run whose jump tables would not fit (sim.guards.MEMORY_BUDGET)
