@@ -557,8 +557,10 @@ class RunDirectory:
 
     def _reserve(self) -> None:
         """Hold a little disk space (``.ehp.reserve``) so that a full disk can still take the final status."""
-        try:
-            with open(self.path / RESERVE_NAME, "wb") as f:
+        try:  # never through a link: O_NOFOLLOW (a link there was refused when the directory was opened)
+            fd = os.open(self.path / RESERVE_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                         0o644)
+            with os.fdopen(fd, "wb") as f:
                 f.write(b"\0" * 65536)
         except OSError:
             self._unreserve()

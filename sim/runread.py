@@ -86,7 +86,7 @@ def _check_identity(p: Path, name: str, entry: dict[str, Any], author: _Author |
 
     Returns why the part is damaged when its footer cannot be read (None when it proves its identity).
     """
-    if author is None or author.run_id is None:  # not a run, or a run from before part identities
+    if author is None:  # a plain folder of parquet files, not a run
         return None
     table, index = name.split(".parquet/part-")[0], int(name[-13:-8])
     try:
@@ -98,6 +98,12 @@ def _check_identity(p: Path, name: str, entry: dict[str, Any], author: _Author |
         rec = None
     fix = ("it was copied in from another run or the directory was edited; delete it and run the same command "
            "again to recompute it, or use --overwrite")
+    if author.run_id is None:  # a run from before part identities: only parts without one can belong to it
+        if rec is not None or entry.get("run_id") is not None:
+            raise RunTampered(f"{str(p / name)!r} names a run (run_id {str((rec or entry).get('run_id'))[:12]}...) "
+                              "but metadata.json has no run_id, as only an ehp from before part identities wrote: "
+                              f"{fix}")
+        return None
     if not isinstance(rec, dict):
         raise RunTampered(f"{str(p / name)!r} carries no record of the run it belongs to: {fix}")
     if rec.get("run_id") != author.run_id or entry.get("run_id") != author.run_id:

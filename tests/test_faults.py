@@ -588,22 +588,26 @@ IDENTITY = {
             for r in _manifest(d)])), "belongs to another run"),
     "metadata identity edited": (lambda d, o: (d / "metadata.json").write_text(
         (d / "metadata.json").read_text().replace('"seed": 7', '"seed": 8')), "does not hash to its run_id"),
+    "run_id removed (posing as an old run)": (lambda d, o: (_transplant(d, o, 3, 3), (d / "metadata.json").write_text(
+        json.dumps({k: v for k, v in json.loads((d / "metadata.json").read_text()).items() if k != "run_id"})
+    )), ("but metadata.json has no run_id", "without recording which run each part belongs to")),
 }
 
 
 @pytest.mark.parametrize("case", list(IDENTITY))
 def test_a_part_from_another_run_is_refused_even_with_a_consistent_manifest(reference, tmp_path, capsys, case):
     tamper, words = IDENTITY[case]
+    reader_words, resume_words = (words, words) if isinstance(words, str) else words
     o = _other_run(tmp_path, capsys)
     d = _copy(reference, tmp_path)
     tamper(d, o)
     inside = _snapshot(d)
-    for argv in (["stats", str(d)], _argv(d)):
+    for argv, words in ((["stats", str(d)], reader_words), (_argv(d), resume_words)):
         code = main(argv)
         err = capsys.readouterr().err
         assert code == 2 and err.count("\n") == 1 and words in err, (argv[0], err)
     assert _snapshot(d) == inside
-    with pytest.raises(ConfigError, match=words):
+    with pytest.raises(ConfigError, match=reader_words):
         read_table(d, "jumps")
 
 
