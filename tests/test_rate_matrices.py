@@ -153,7 +153,7 @@ def test_diagonal_equals_single_mode_rates(rng, cond_seed, args):
     tol = 1e-12
     weights = np.array([np.diagonal(model._factors(c, args[0], None).total_weight()).real for c in CHANNELS])
     floor = np.zeros_like(weights)
-    if args[0] == args[1] - args[2]:
+    if abs(args[0] - (args[1] - args[2])) < 1e-12:  # w = mu_LR up to the rounding of mu_L - mu_R
         # w = mu_LR: both routes interpolate nB Lambda from Fermi integrals S at mu +- delta, delta =
         # _DELTA min(T, width); nB(delta) ~ T/delta multiplies the rounding eps |S| of each S, and
         # |S| <= |weight| |I| with the pole integral |I| = |psi + log 2 pi T| of order a few, so the two
