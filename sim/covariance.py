@@ -226,9 +226,53 @@ class ModeSystem:
         return lam[np.argsort(lam.real, kind="stable")]
 
     @property
+    def margin(self) -> float:
+        """The stability margin ``2 min Re eig(Y)`` (``kappa`` for K = 1; energy units)."""
+        return float(2 * self._eig[0].real.min())
+
+    @cached_property
+    def margin_roundoff(self) -> float:
+        r"""Absolute round-off bound of :attr:`margin`: ``256 eps cond (K r_max + 2 ||Y||_F)``.
+
+        The analogue of the one-mode :func:`sim.guards.kappa_roundoff` (256 ulps of the largest
+        rate entering kappa). Two sources move ``2 min Re eig(Y)``:
+
+        - the entries of ``K = 2 conj(Y)``: each rate-matrix entry carries the one-mode round-off,
+          ``256 eps r_max`` with ``r_max`` the largest ``|entry|`` of any emission or absorption
+          matrix or ``gamma_k``; a K x K matrix of such errors has norm ``<= K 256 eps r_max``;
+        - the eigenvalue solver (LAPACK ``geev``), backward stable: it returns the eigenvalues of
+          ``Y + E`` with ``||E|| <= p(K) eps ||Y||_F`` (``p(K)`` of modest growth; 256 taken), the
+          quanta ``Omega_k`` in ``Y`` included.
+
+        An eigenvalue moves by at most ``cond`` times the perturbation, ``cond = ||l|| ||r|| / |l^H r|``
+        (left and right eigenvectors of the eigenvalue with the smallest real part; 1 for a normal
+        ``Y``), capped at ``1/sqrt(eps)`` (a defective ``Y`` moves by ``sqrt`` of the perturbation).
+        """
+        lam, R = self._eig
+        i = int(np.argmin(lam.real))
+        try:
+            left = np.linalg.inv(R)[i]
+            cond = float(np.linalg.norm(R[:, i]) * np.linalg.norm(left) / abs(left @ R[:, i]))
+        except np.linalg.LinAlgError:
+            cond = np.inf
+        eps = np.finfo(float).eps
+        cond = min(cond, 1 / np.sqrt(eps)) if np.isfinite(cond) else 1 / np.sqrt(eps)
+        r_max = max(float(np.abs(self.emission).max(initial=0.0)), float(np.abs(self.absorption).max(initial=0.0)),
+                    float(np.abs(self.gamma).max(initial=0.0)))
+        from .guards import KAPPA_ROUNDOFF_ULPS
+
+        return float(KAPPA_ROUNDOFF_ULPS * eps * cond * (self.K * r_max + 2 * np.linalg.norm(self.Y)))
+
+    @property
+    def near_threshold(self) -> bool:
+        """``|margin| <= margin_roundoff``: the sign of the margin, hence the verdict, is round-off."""
+        return bool(abs(self.margin) <= self.margin_roundoff)
+
+    @property
     def stable(self) -> bool:
-        """Every eigenvalue of ``Y`` has a positive real part."""
-        return bool(np.all(self._eig[0].real > 0))
+        """Every eigenvalue of ``Y`` has a positive real part beyond round-off: ``margin > margin_roundoff``
+        (False within round-off of the threshold, where :attr:`near_threshold` is True)."""
+        return bool(self.margin > self.margin_roundoff)
 
     @property
     def growth_rate(self) -> float:
@@ -392,6 +436,10 @@ class ModesSteadyState:
         return self.system.stable
 
     @property
+    def near_threshold(self) -> bool:
+        return self.system.near_threshold
+
+    @property
     def growth_rate(self) -> float:
         return self.system.growth_rate
 
@@ -407,8 +455,9 @@ class ModesSteadyState:
     def to_dict(self) -> dict:
         """The JSON record of ``ehp steady --json`` for several modes (non-finite numbers -> None).
 
-        ``stable``, ``growth_rate`` (``-2 min Re eig(Y)``, 1/time), ``margin`` (``2 min Re eig(Y)``,
-        the one-mode ``kappa``), ``unstable_mode`` (weights ``u_m`` of ``b^+ = sum_m u_m a_m^+`` as
+        ``stable``, ``near_threshold`` (``|margin| <= margin_roundoff``: then ``stable`` is False and
+        every N, J, Ie null), ``growth_rate`` (``-2 min Re eig(Y)``, 1/time), ``margin`` (``2 min Re eig(Y)``,
+        the one-mode ``kappa``), ``margin_roundoff`` (:attr:`ModeSystem.margin_roundoff`), ``unstable_mode`` (weights ``u_m`` of ``b^+ = sum_m u_m a_m^+`` as
         ``{re, im}``), totals ``N, J, J_ph, Ie``, ``modes`` (config order: ``omega, gamma, n_th, N,
         T_eff, mu_eff``), ``channels`` (``mu``, jump rates ``emission_rate, absorption_rate``,
         ``J, Ie``), ``coherences`` (``{m, n, re, im}`` of ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``.
@@ -425,7 +474,8 @@ class ModesSteadyState:
         coh = [{"m": m, "n": n, "re": self.C[m, n].real, "im": self.C[m, n].imag}
                for m in range(K) for n in range(m + 1, K)]
         return clean({
-            "n_modes": K, "stable": self.stable, "growth_rate": self.growth_rate, "margin": -self.growth_rate,
+            "n_modes": K, "stable": self.stable, "near_threshold": self.near_threshold, "growth_rate": self.growth_rate,
+            "margin": -self.growth_rate, "margin_roundoff": s.margin_roundoff,
             "unstable_mode": [{"re": x.real, "im": x.imag} for x in u], "N": self.N_total if self.stable else None,
             "J": self.J, "J_ph": self.J_ph, "Ie": self.Ie, "modes": modes, "channels": chans, "coherences": coh,
             "clusters": [list(S) for S in s.clusters],
@@ -435,7 +485,8 @@ class ModesSteadyState:
         """Flat columns for a sweep table: the scalars of :meth:`to_dict`, ``N_k``, ``T_eff_k``,
         ``mu_eff_k`` per mode and ``{LL,RR,LR,RL}.{J, Ie}`` (NaN where unstable)."""
         d = self.to_dict()
-        rec = {k: (np.nan if d[k] is None else d[k]) for k in ("stable", "growth_rate", "margin", "N", "J", "J_ph", "Ie")}
+        rec = {k: (np.nan if d[k] is None else d[k])
+               for k in ("stable", "near_threshold", "growth_rate", "margin", "N", "J", "J_ph", "Ie")}
         for q in ("N", "T_eff", "mu_eff"):
             for k, m in enumerate(d["modes"]):
                 rec[f"{q}_{k}"] = np.nan if m[q] is None else m[q]
