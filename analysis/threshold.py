@@ -8,8 +8,8 @@ The *stability margin* ``m(v)`` with the numeric config key set to ``v`` is
 
 Both are rates (energy units), positive where stable. The threshold is found by Brent's
 bracketing root finder; the slope ``d m / d v`` there by a central difference. (Below,
-"kappa" stands for the margin; for several modes its round-off bound is ``K`` times the
-one-mode bound of the largest rate-matrix entry.)
+"kappa" stands for the margin; for several modes its round-off bound is
+:attr:`sim.covariance.ModeSystem.margin_roundoff`, the verdict's own.)
 
 Round-off: a bound whose ``|kappa|`` is within :func:`sim.guards.kappa_roundoff` of 0
 (``near_threshold``) is itself taken as the threshold; the report gives
@@ -71,15 +71,29 @@ def _kappa_and_roundoff(config: Config, key: str, value: float) -> tuple[float, 
         m = rate_model(cfg)
         return float(m.kappa), float(m.kappa_roundoff)
     from sim.covariance import mode_system_from_config
-    from sim.guards import kappa_roundoff
 
     s = mode_system_from_config(cfg)
-    r = kappa_roundoff(np.abs(s.emission).max(axis=(1, 2)), np.abs(s.absorption).max(axis=(1, 2)), s.gamma.max())
-    return -s.growth_rate, float(r) * s.K
+    return s.margin, s.margin_roundoff
+
+
+def _slope(config: Config, key: str, root: float, lo: float, hi: float) -> float:
+    """``d margin / d key`` at ``root`` by a difference that never leaves the bracket ``[lo, hi]``.
+
+    Central with step ``h = 1e-5 max(1, |root|, hi - lo)`` where ``root +- h`` lie inside; one-sided
+    (or over the whole bracket when it is shorter than ``h``) at an end: the bracket is the only
+    range the caller vouched for (a key's domain may stop there, as a temperature at 0).
+    """
+    h = 1e-5 * max(1.0, abs(root), hi - lo)
+    x0, x1 = max(lo, root - h), min(hi, root + h)
+    if x1 <= x0:  # a bracket of zero width cannot happen (A != B), but keep the guard explicit
+        raise ConfigError(f"--between [{lo:g}, {hi:g}] is too narrow to take the slope d margin / d {key}")
+    return (margin_at(config, key, x1) - margin_at(config, key, x0)) / (x1 - x0)
 
 
 def find_threshold(config: Config, key: str, between: tuple[float, float], xtol: float = 1e-12) -> Threshold:
     """Root of ``kappa(key)`` in ``[A, B]`` by ``scipy.optimize.brentq``.
+
+    Every evaluation of the margin (the bounds, Brent's steps, the slope) lies in ``[A, B]``.
 
     Raises
     ------
@@ -114,12 +128,7 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
             f"{short}({b:g}) = {kb:.6g}")
     else:
         root = optimize.brentq(lambda v: margin_at(config, key, v), a, b, xtol=xtol, rtol=4 * np.finfo(float).eps)
-    h = 1e-5 * max(1.0, abs(root), abs(b - a))
-    try:
-        slope = (margin_at(config, key, root + h) - margin_at(config, key, root - h)) / (2 * h)
-    except ConfigError:  # the root is at the edge of the key's range (e.g. gamma = 0): one-sided
-        lo, hi = (root, root + h) if root == min(a, b) else (root - h, root)
-        slope = (margin_at(config, key, hi) - margin_at(config, key, lo)) / h
+    slope = _slope(config, key, root, min(a, b), max(a, b))
     if not np.isfinite(slope):
         raise NumericalError(f"the slope d kappa / d {key} at the threshold {root:g} came out {slope}")
     return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(config, key, root)[1], near,

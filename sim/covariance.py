@@ -34,6 +34,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import linalg
 
 from .conductor import CHANNELS, CHARGE_SIGN, Conductor
+from .progress import progress_bar
 from .rate_equation import effective_chemical_potential, effective_temperature
 from .rate_matrices import RateMatrixModel
 from .special import bose
@@ -72,10 +73,65 @@ def clusters(omega: ArrayLike, delta: float) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def _psd_sqrt(A: NDArray[np.complex128]) -> NDArray[np.complex128]:
-    """Square root of a Hermitian positive semi-definite matrix (round-off negative eigenvalues -> 0)."""
-    lam, U = np.linalg.eigh(A)
-    return (U * np.sqrt(np.clip(lam, 0.0, None))) @ U.conj().T
+def _root_rows(em: NDArray[np.complex128], ab: NDArray[np.complex128], rows: NDArray[np.int_]
+               ) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
+    """Rows ``rows`` of ``em^(1/2)`` and ``ab^(1/2)`` per channel, shape (4, len(rows), K).
+
+    One batched ``eigh`` for all that need one, and only the requested rows formed
+    (``g[rows] = (U[rows] sqrt(lam)) U^+``). A zero matrix has the root 0. Where one direction is a
+    multiple of the other (equal electrode temperatures away from ``w = mu_c``: ``tau_em = nB Lambda``
+    and ``tau_abs = (1 + nB) Lambda``, the proportionality holding to 4 ulps of the entries), the
+    smaller's root is the larger's times ``sqrt(ratio)``: one ``eigh`` per channel instead of two.
+    """
+    K = em.shape[-1]
+    g = np.zeros((2, 4, rows.size, K), dtype=complex)  # direction (0 = em, 1 = ab), channel, row, column
+    todo: list[tuple[NDArray[np.complex128], int, int]] = []  # (matrix, direction, channel)
+    scaled: list[tuple[int, int, float]] = []  # (direction, channel, sqrt(ratio)): from the other direction's root
+    eps = np.finfo(float).eps
+    for c in range(4):
+        te, ta = float(np.trace(em[c]).real), float(np.trace(ab[c]).real)
+        (big, d_big), (small, d_small) = ((ab[c], 1), (em[c], 0)) if ta >= te else ((em[c], 0), (ab[c], 1))
+        scale = float(np.abs(big).max(initial=0.0))
+        if scale == 0.0:
+            continue
+        todo.append((big, d_big, c))
+        if float(np.abs(small).max(initial=0.0)) == 0.0:
+            continue
+        r = min(ta, te) / max(ta, te)
+        if r > 0 and float(np.abs(small - r * big).max()) <= 4 * eps * scale:
+            scaled.append((d_small, c, float(np.sqrt(r))))
+        else:
+            todo.append((small, d_small, c))
+    if todo:
+        lam, U = np.linalg.eigh(np.stack([m for m, _, _ in todo]))
+        part = (U[:, rows, :] * np.sqrt(np.clip(lam, 0.0, None))[:, None, :]) @ np.swapaxes(U, -1, -2).conj()
+        for (_, d, c), x in zip(todo, part, strict=True):
+            g[d, c] = x
+    for d, c, f in scaled:
+        g[d, c] = f * g[1 - d, c]
+    return g[0], g[1]
+
+
+_GEOMETRIC_WORK = 5e10
+"""Largest ``sum over clusters of (distinct quanta) x 4 K_c^3`` of the geometric-mean rule: about 40 s of
+``eigh`` on one core (7 ms for K = 200, measured); beyond it :func:`cluster_rates` refuses."""
+
+
+def _check_cluster_work(omega: NDArray[np.float64], cl: tuple[tuple[int, ...], ...], K: int) -> None:
+    """Refuse (one line, :class:`sim.guards.GuardError`) a cluster rule too large for memory or time."""
+    from .guards import GuardError, check_memory
+
+    check_memory(f"mode.omega with {K} modes", 16 * 4 * K * K * 12,
+                 "use fewer modes (twelve 4 x K x K complex rate matrices are kept)")
+    work = sum(np.unique(omega[np.array(S)]).size * 4 * len(S) ** 3 for S in cl if len(S) > 1)
+    if work > _GEOMETRIC_WORK:
+        big = max(cl, key=len)
+        nq = np.unique(omega[np.array(big)]).size
+        raise GuardError(
+            f"mode.omega: a cluster of {len(big)} modes with {nq} distinct quanta needs {4 * nq} Hermitian square "
+            f"roots of {len(big)} x {len(big)} rate matrices (about {work:.2g} operations), more than the budget of "
+            f"{_GEOMETRIC_WORK:.0e} (about a minute): set mode.coherence_width below the spacing of the quanta to "
+            "split the cluster (docs/modes.md), make near-degenerate quanta equal, or use fewer modes")
 
 
 def cluster_rates(
@@ -86,8 +142,14 @@ def cluster_rates(
     mu_R: float,
     T_L: float,
     T_R: float | None = None,
+    progress: bool | None = None,
 ) -> tuple[NDArray[np.complex128], NDArray[np.complex128], NDArray[np.complex128], tuple[tuple[int, ...], ...]]:
     """Rate matrices of the modes with the cluster (secular plus geometric-mean) rule.
+
+    One :meth:`RateMatrixModel.rates` per distinct quantum of a cluster (the geometric mean needs the
+    cluster's rate matrices at each quantum and their square roots): a bar on stderr (``progress``,
+    None: when stderr is a terminal) shows it once it takes more than 2 s. A cluster too large for
+    the memory budget or for about a minute of square roots is refused (:class:`sim.guards.GuardError`).
 
     Returns
     -------
@@ -101,31 +163,33 @@ def cluster_rates(
     if omega.shape != (K,):
         raise ValueError(f"omega must have shape ({K},) like the couplings, got {omega.shape}")
     cl = clusters(omega, delta)
+    _check_cluster_work(omega, cl, K)
     em = np.zeros((4, K, K), dtype=complex)
     ab = np.zeros_like(em)
     lam = np.zeros_like(em)
-    for S in cl:
-        idx = np.array(S)
-        block = np.ix_(range(4), idx, idx)
-        quanta = np.unique(omega[idx])
-        if quanta.size == 1:
-            r = model.rates(float(quanta[0]), mu_L, mu_R, T_L, T_R, modes=idx)
-            em[block], ab[block], lam[block] = r.emission, r.absorption, r.damping
-            continue
-        g_em, g_ab = {}, {}
-        for q in quanta:
-            r = model.rates(float(q), mu_L, mu_R, T_L, T_R, modes=idx)
-            g_em[q] = [_psd_sqrt(x) for x in r.emission]
-            g_ab[q] = [_psd_sqrt(x) for x in r.absorption]
-        # T_mn = sum_j g(Omega_m)_mj g(Omega_n)_jn = (A B)_mn with row m of A from g(Omega_m) and
-        # column n of B from g(Omega_n): one matrix product per channel and direction
-        rows = np.arange(idx.size)
-        for g, out in ((g_em, em), (g_ab, ab)):
-            for c in range(4):
-                A = np.stack([g[q][c][m] for m, q in zip(rows, omega[idx], strict=True)])
-                B = np.stack([g[q][c][:, m] for m, q in zip(rows, omega[idx], strict=True)], axis=1)
-                out[c][np.ix_(idx, idx)] = A @ B
-        lam[block] = ab[block] - em[block]
+    n_calls = sum(np.unique(omega[np.array(S)]).size for S in cl)
+    with progress_bar(n_calls, "rate matrices", "quantum", progress, delay=2.0) as bar:
+        for S in cl:
+            idx = np.array(S)
+            block = np.ix_(range(4), idx, idx)
+            quanta = np.unique(omega[idx])
+            if quanta.size == 1:
+                r = model.rates(float(quanta[0]), mu_L, mu_R, T_L, T_R, modes=idx)
+                em[block], ab[block], lam[block] = r.emission, r.absorption, r.damping
+                bar.update(1)
+                continue
+            # T_mn = sum_j g(Omega_m)_mj g(Omega_n)_jn = (A A^+)_mn with row m of A from g(Omega_m) (g Hermitian:
+            # column n of g(Omega_n) is the conjugate of its row n): one row kept per mode, one product per channel
+            A_em = np.zeros((4, idx.size, idx.size), dtype=complex)
+            A_ab = np.zeros_like(A_em)
+            for q in quanta:
+                rows = np.flatnonzero(omega[idx] == q)
+                r = model.rates(float(q), mu_L, mu_R, T_L, T_R, modes=idx)
+                A_em[:, rows], A_ab[:, rows] = _root_rows(r.emission, r.absorption, rows)
+                bar.update(1)
+            em[block] = A_em @ np.swapaxes(A_em, -1, -2).conj()
+            ab[block] = A_ab @ np.swapaxes(A_ab, -1, -2).conj()
+            lam[block] = ab[block] - em[block]
     return em, ab, lam, cl
 
 
@@ -226,9 +290,53 @@ class ModeSystem:
         return lam[np.argsort(lam.real, kind="stable")]
 
     @property
+    def margin(self) -> float:
+        """The stability margin ``2 min Re eig(Y)`` (``kappa`` for K = 1; energy units)."""
+        return float(2 * self._eig[0].real.min())
+
+    @cached_property
+    def margin_roundoff(self) -> float:
+        r"""Absolute round-off bound of :attr:`margin`: ``256 eps cond (K r_max + 2 ||Y||_F)``.
+
+        The analogue of the one-mode :func:`sim.guards.kappa_roundoff` (256 ulps of the largest
+        rate entering kappa). Two sources move ``2 min Re eig(Y)``:
+
+        - the entries of ``K = 2 conj(Y)``: each rate-matrix entry carries the one-mode round-off,
+          ``256 eps r_max`` with ``r_max`` the largest ``|entry|`` of any emission or absorption
+          matrix or ``gamma_k``; a K x K matrix of such errors has norm ``<= K 256 eps r_max``;
+        - the eigenvalue solver (LAPACK ``geev``), backward stable: it returns the eigenvalues of
+          ``Y + E`` with ``||E|| <= p(K) eps ||Y||_F`` (``p(K)`` of modest growth; 256 taken), the
+          quanta ``Omega_k`` in ``Y`` included.
+
+        An eigenvalue moves by at most ``cond`` times the perturbation, ``cond = ||l|| ||r|| / |l^H r|``
+        (left and right eigenvectors of the eigenvalue with the smallest real part; 1 for a normal
+        ``Y``), capped at ``1/sqrt(eps)`` (a defective ``Y`` moves by ``sqrt`` of the perturbation).
+        """
+        lam, R = self._eig
+        i = int(np.argmin(lam.real))
+        try:
+            left = np.linalg.inv(R)[i]
+            cond = float(np.linalg.norm(R[:, i]) * np.linalg.norm(left) / abs(left @ R[:, i]))
+        except np.linalg.LinAlgError:
+            cond = np.inf
+        eps = np.finfo(float).eps
+        cond = min(cond, 1 / np.sqrt(eps)) if np.isfinite(cond) else 1 / np.sqrt(eps)
+        r_max = max(float(np.abs(self.emission).max(initial=0.0)), float(np.abs(self.absorption).max(initial=0.0)),
+                    float(np.abs(self.gamma).max(initial=0.0)))
+        from .guards import KAPPA_ROUNDOFF_ULPS
+
+        return float(KAPPA_ROUNDOFF_ULPS * eps * cond * (self.K * r_max + 2 * np.linalg.norm(self.Y)))
+
+    @property
+    def near_threshold(self) -> bool:
+        """``|margin| <= margin_roundoff``: the sign of the margin, hence the verdict, is round-off."""
+        return bool(abs(self.margin) <= self.margin_roundoff)
+
+    @property
     def stable(self) -> bool:
-        """Every eigenvalue of ``Y`` has a positive real part."""
-        return bool(np.all(self._eig[0].real > 0))
+        """Every eigenvalue of ``Y`` has a positive real part beyond round-off: ``margin > margin_roundoff``
+        (False within round-off of the threshold, where :attr:`near_threshold` is True)."""
+        return bool(self.margin > self.margin_roundoff)
 
     @property
     def growth_rate(self) -> float:
@@ -392,6 +500,10 @@ class ModesSteadyState:
         return self.system.stable
 
     @property
+    def near_threshold(self) -> bool:
+        return self.system.near_threshold
+
+    @property
     def growth_rate(self) -> float:
         return self.system.growth_rate
 
@@ -407,11 +519,13 @@ class ModesSteadyState:
     def to_dict(self) -> dict:
         """The JSON record of ``ehp steady --json`` for several modes (non-finite numbers -> None).
 
-        ``stable``, ``growth_rate`` (``-2 min Re eig(Y)``, 1/time), ``margin`` (``2 min Re eig(Y)``,
-        the one-mode ``kappa``), ``unstable_mode`` (weights ``u_m`` of ``b^+ = sum_m u_m a_m^+`` as
-        ``{re, im}``), totals ``N, J, J_ph, Ie``, ``modes`` (config order: ``omega, gamma, n_th, N,
-        T_eff, mu_eff``), ``channels`` (``mu``, jump rates ``emission_rate, absorption_rate``,
-        ``J, Ie``), ``coherences`` (``{m, n, re, im}`` of ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``.
+        ``stable``, ``near_threshold`` (``|margin| <= margin_roundoff``: then ``stable`` is False and
+        every N, J, Ie null), ``growth_rate`` (``-2 min Re eig(Y)``, 1/time), ``margin`` (``2 min Re eig(Y)``,
+        the one-mode ``kappa``), ``margin_roundoff`` (:attr:`ModeSystem.margin_roundoff`), ``unstable_mode``
+        (weights ``u_m`` of ``b^+ = sum_m u_m a_m^+`` as ``{re, im}``), totals ``N, J, J_ph, Ie``, ``modes``
+        (config order: ``omega, gamma, n_th, N, T_eff, mu_eff``), ``channels`` (``mu``, jump rates
+        ``emission_rate, absorption_rate``, ``J, Ie``), ``coherences`` (``{m, n, re, im}`` of
+        ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``.
         """
         from .model import clean
 
@@ -425,7 +539,8 @@ class ModesSteadyState:
         coh = [{"m": m, "n": n, "re": self.C[m, n].real, "im": self.C[m, n].imag}
                for m in range(K) for n in range(m + 1, K)]
         return clean({
-            "n_modes": K, "stable": self.stable, "growth_rate": self.growth_rate, "margin": -self.growth_rate,
+            "n_modes": K, "stable": self.stable, "near_threshold": self.near_threshold, "growth_rate": self.growth_rate,
+            "margin": -self.growth_rate, "margin_roundoff": s.margin_roundoff,
             "unstable_mode": [{"re": x.real, "im": x.imag} for x in u], "N": self.N_total if self.stable else None,
             "J": self.J, "J_ph": self.J_ph, "Ie": self.Ie, "modes": modes, "channels": chans, "coherences": coh,
             "clusters": [list(S) for S in s.clusters],
@@ -435,7 +550,8 @@ class ModesSteadyState:
         """Flat columns for a sweep table: the scalars of :meth:`to_dict`, ``N_k``, ``T_eff_k``,
         ``mu_eff_k`` per mode and ``{LL,RR,LR,RL}.{J, Ie}`` (NaN where unstable)."""
         d = self.to_dict()
-        rec = {k: (np.nan if d[k] is None else d[k]) for k in ("stable", "growth_rate", "margin", "N", "J", "J_ph", "Ie")}
+        rec = {k: (np.nan if d[k] is None else d[k])
+               for k in ("stable", "near_threshold", "growth_rate", "margin", "N", "J", "J_ph", "Ie")}
         for q in ("N", "T_eff", "mu_eff"):
             for k, m in enumerate(d["modes"]):
                 rec[f"{q}_{k}"] = np.nan if m[q] is None else m[q]

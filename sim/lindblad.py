@@ -179,6 +179,9 @@ class LindbladSteady(Result):
 # --------------------------------------------------------------------------- solvers
 
 _CHUNK = 50  # time points per solver run, so that the guard can stop a runaway early
+_RELAX = 100.0  # a stable mode has relaxed after 100/kappa: coherences decay at kappa/2 (e^-50), populations at kappa
+_STEP_SPAN = 100.0  # solver output points are at most 100/||L|| apart, so its steps per output stay below nsteps
+_MAX_POINTS = 200_000  # largest number of solver output points (about a minute of mesolve): beyond it, refuse
 
 
 def mesolve_options(options: dict[str, Any] | None, tol: float = DEFAULT_TOL) -> dict[str, Any]:
@@ -323,9 +326,87 @@ def evolve_lindblad(
         rho0 = initial_state(initial, cutoff, model)
     cutoff = _check_cutoff(cutoff)
     c_ops = [op for _, _, op in collapse_operators(model, cutoff)]
-    solver = qutip.MESolver(hamiltonian(model, cutoff), c_ops, options=mesolve_options(options, tol))
-    run = run_guarded(solver, rho0, t, tol, progress)
+    H = hamiltonian(model, cutoff)
+    solver = qutip.MESolver(H, c_ops, options=mesolve_options(options, tol))
+    tt, keep, relaxed = _solver_grid(model, t, cutoff, tol)
+    run = run_guarded(solver, rho0, tt, tol, progress)
+    n = int(np.count_nonzero(keep[: run.t.size]))
+    if relaxed is not None and run.stop is None:  # the rest of the grid is the steady state (verified)
+        run = _steady_tail(run, keep, relaxed, H, c_ops, t, float(model.kappa))
+    else:
+        run = _Run(t[:n], run.N[keep[: run.t.size]], run.P_top[keep[: run.t.size]], run.rho, run.stop)
     return guarded_result(run, cutoff, tail, tol, float(model.kappa), on_truncation)
+
+
+def _solver_grid(model: RateModel, t: NDArray[np.float64], cutoff: int, tol: float
+                 ) -> tuple[NDArray[np.float64], NDArray[np.bool_], float | None]:
+    """The solver's output times: the grid up to the horizon, with points inserted where it is coarse.
+
+    ``mesolve`` takes at most ``nsteps`` steps between two output times, and a step cannot be much
+    longer than ``1/||L||`` (``||L|| = cutoff (sum of the rates + Omega)``, the fastest rate of the
+    truncated Liouvillian): a grid spacing of ``kappa dt >> 1`` failed with "Excess work done".
+    Points are inserted so that no two are more than ``100/||L||`` apart, up to the horizon:
+
+    - stable: ``100/kappa`` after ``t[0]`` (everything has relaxed to ``e^-50``); the grid beyond it
+      is given the steady state (:func:`_steady_tail`, after checking the state has reached it);
+    - unstable: twice the rate-equation time for ``N`` to fill the cutoff (the guard stops earlier).
+
+    More than :data:`_MAX_POINTS` points is refused (:class:`sim.guards.GuardError`), naming t_end.
+    Returns ``(times, keep, relaxed_at)``: ``keep`` marks the times of ``t``; ``relaxed_at`` is the
+    horizon when the grid goes beyond it on the stable side, else None.
+    """
+    k = float(model.kappa)
+    rates = float(np.sum(model.label_rates)) + float(model.omega)
+    norm = cutoff * rates
+    span = float(t[-1] - t[0])
+    if bool(model.stable):
+        horizon = _RELAX / k
+    else:
+        n_cap = max(1.0, (cutoff - 1) / math.log(1.0 / tol))
+        src = max(float(model.source), np.finfo(float).tiny)
+        horizon = 2 * (math.log1p(n_cap * abs(k) / src) / abs(k) if k != 0 else n_cap / src)
+    run_to = min(span, horizon)
+    h = _STEP_SPAN / norm
+    n_inner = math.ceil(run_to / h) if run_to > 0 else 0
+    if n_inner > _MAX_POINTS:
+        from .guards import GuardError
+
+        what = "relaxes" if bool(model.stable) else "runs away"
+        raise GuardError(
+            f"t_end = {float(t[-1]):.6g} on the lindblad route: the mode {what} over t = {run_to:.3g} "
+            f"(kappa = {k:.6g}) while the Liouvillian's fastest rate is {norm:.3g} (cutoff {cutoff}), "
+            f"{n_inner:.3g} solver steps > {_MAX_POINTS}; use --method population (exact for any t_end) "
+            "or a smaller cutoff or t_end")
+    t0 = float(t[0])
+    inner = t0 + np.linspace(0.0, run_to, n_inner + 1) if n_inner else np.array([t0])
+    grid = t[t - t0 <= run_to]
+    tt = np.union1d(grid, inner)
+    keep = np.isin(tt, grid)
+    relaxed = t0 + run_to if (bool(model.stable) and span > horizon) else None
+    return tt, keep, relaxed
+
+
+def _steady_tail(run: _Run, keep: NDArray[np.bool_], relaxed: float, H: qutip.Qobj, c_ops: list, t: NDArray[np.float64],
+                 kappa: float) -> _Run:
+    """Fill the grid beyond the horizon ``relaxed`` (``100/kappa``) with the steady state.
+
+    ``qutip.steadystate`` gives ``rho_ss``; the state the solver reached at the horizon must agree
+    with it to ``1e-8`` in every element (mesolve's own error, ``rtol = 1e-10`` over the run, is
+    below that), else :class:`sim.guards.NumericalError`.
+    """
+    from .guards import NumericalError
+
+    rho_ss = qutip.steadystate(H, c_ops, method="direct")
+    diff = float(np.max(np.abs((run.rho - rho_ss).full())))
+    if not diff <= 1e-8:
+        raise NumericalError(f"the Lindblad state at t = {relaxed:.6g} (100/kappa, kappa = {kappa:.6g}) differs from "
+                             f"the steady state by {diff:.3g} > 1e-8: it has not relaxed; use --method population")
+    K = rho_ss.shape[0]
+    N_ss = float(np.real(qutip.expect(qutip.num(K), rho_ss)))
+    top_ss = float(np.real(rho_ss.diag()[-1]))
+    N = np.concatenate([run.N[keep], np.full(t.size - int(np.count_nonzero(keep)), N_ss)])
+    top = np.concatenate([run.P_top[keep], np.full(N.size - int(np.count_nonzero(keep)), top_ss)])
+    return _Run(t, N, top, rho_ss, None)
 
 
 def steady_lindblad(model: RateModel, cutoff: int | None = None, *, tol: float = DEFAULT_TOL,

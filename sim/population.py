@@ -49,6 +49,7 @@ from scipy.sparse.linalg import expm_multiply
 
 from .cutoff import DEFAULT_TOL, MAX_CUTOFF, choose_cutoff, geometric_cutoff, predicted_tail
 from .grids import time_grid
+from .guards import GuardError
 from .initial import InitialSpec, initial_distribution
 from .model import JumpModel as RateModel
 from .results import Result, TimeSeries
@@ -65,6 +66,9 @@ _DENSE_MAX = MAX_CUTOFF  # up to this many levels exp(G dt) is formed densely (a
 _SUBSTEPS = 64  # _crossing narrows the bracket to (t1 - t0)/64 before the root finder
 _CHUNK = 64  # time points per expm_multiply call on large spaces (so the guard can stop early)
 _DOUBLING_MAX = 128  # largest space whose rows are all formed at once by doubling
+_BASE_NORM = 0.5  # ||G h||_1 of the base step of the conserving scaling and squaring (_propagator)
+_NARROW_NORM = 16.0  # _crossing hands over to expm_multiply once ||G||_1 (t1 - t0) is below this
+_SPARSE_WORK = 1e6  # largest ||G||_1 (t_end - t_0) of the sparse route (cutoff > _DENSE_MAX): ~5 matvecs per unit
 
 OnTruncation = Literal["raise", "return"] | None
 
@@ -191,6 +195,47 @@ def _uniform(dts: NDArray[np.float64]) -> bool:
     return dts.size > 0 and bool(np.allclose(dts, dts.mean(), rtol=1e-10, atol=0.0))
 
 
+def _norm1(G: NDArray[np.float64] | sp.csr_matrix) -> float:
+    """``||G||_1`` (largest column sum of ``|G|``), 1/time."""
+    return float(abs(G).sum(axis=0).max())
+
+
+def _square(U: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``U U`` for a column-stochastic ``U``, with the round-off negatives clipped and every column
+    rescaled to sum 1 (the probability conservation that the exact product has)."""
+    V = U @ U
+    np.maximum(V, 0.0, out=V)
+    V /= V.sum(axis=0)
+    return V
+
+
+def _propagator(G: NDArray[np.float64], dt: float) -> NDArray[np.float64]:
+    r"""``exp(G dt)`` of a dense generator whose columns sum to zero, for any ``dt >= 0``.
+
+    Conserving scaling and squaring: ``U = expm(G h)`` with ``h = dt / 2^s`` and
+    ``||G h||_1 <= 1/2``, then ``U <- U U`` ``s`` times through :func:`_square`. Plain
+    ``scipy.linalg.expm`` loses the column sums at a rate of about ``eps ||G dt||_1`` (its own
+    squarings double that error each time): at ``||G dt||_1 = 3e16`` its columns summed to 1.9 and
+    the run came out ``N = 0`` or garbage. A column-stochastic matrix has the eigenvalue 1 with the
+    left eigenvector ``(1, ..., 1)``; the round-off along that direction is the only one a
+    squaring doubles, and the rescaling removes it, so the error stays ``O(eps)`` per squaring
+    however large ``s``. The squarings stop once ``U U = U`` to 8 ulps: the chain has relaxed and
+    every column is its stationary law (``kappa dt >> 1`` on the stable side).
+    """
+    norm = _norm1(G) * dt
+    if norm <= _BASE_NORM:
+        return sla.expm(G * dt)
+    s = int(math.ceil(math.log2(norm / _BASE_NORM)))
+    U = sla.expm(G * (dt / 2.0**s))
+    for _ in range(s):
+        V = _square(U)
+        done = float(np.max(np.abs(V - U))) <= 8 * np.finfo(float).eps
+        U = V
+        if done:
+            break
+    return U
+
+
 def _doubling_rows(U: NDArray[np.float64], p: NDArray[np.float64], n: int) -> NDArray[np.float64]:
     """Rows ``U^1 p, ..., U^n p`` by doubling: ``R[k:2k] = R[0:k] (U^k)^T``, ``U^2k = U^k U^k``."""
     R = np.empty((n + 1, p.size))
@@ -201,14 +246,15 @@ def _doubling_rows(U: NDArray[np.float64], p: NDArray[np.float64], n: int) -> ND
         R[filled: filled + b] = R[:b] @ Uk.T
         filled += b
         if filled <= n:
-            Uk = Uk @ Uk
+            Uk = _square(Uk)
     return R[1:]
 
 
 def _blocks(G: NDArray[np.float64] | sp.csr_matrix, p0: NDArray[np.float64], t: NDArray[np.float64]):
     """Populations at ``t[1:]`` in consecutive blocks: yields ``(i, rows)`` with rows at ``t[i:i+len]``.
 
-    Dense (``cutoff <= 600``): ``U = exp(G dt)`` per distinct ``dt``; on a uniform grid of a
+    Dense (``cutoff <= 1000``): ``U = exp(G dt)`` per distinct ``dt`` (:func:`_propagator`, exact
+    for any ``||G|| dt``); on a uniform grid of a
     small space (``cutoff <= 128``) all rows at once by doubling (``log2(n_t)`` products).
     Larger spaces: ``expm_multiply`` in chunks of ``_CHUNK`` times.
     """
@@ -219,7 +265,7 @@ def _blocks(G: NDArray[np.float64] | sp.csr_matrix, p0: NDArray[np.float64], t: 
     if isinstance(G, np.ndarray):
         Gd = G
         if _uniform(dts):
-            U = sla.expm(Gd * float(dts.mean()))
+            U = _propagator(Gd, float(dts.mean()))
             if K <= _DOUBLING_MAX:
                 yield 1, _doubling_rows(U, p, dts.size)
                 return
@@ -230,7 +276,7 @@ def _blocks(G: NDArray[np.float64] | sp.csr_matrix, p0: NDArray[np.float64], t: 
         cache: dict[float, NDArray[np.float64]] = {}
         for i, dt in enumerate(dts, start=1):
             if float(dt) not in cache:
-                cache[float(dt)] = sla.expm(Gd * float(dt))
+                cache[float(dt)] = _propagator(Gd, float(dt))
             p = cache[float(dt)] @ p
             yield i, p[None, :]
         return
@@ -249,15 +295,51 @@ def _blocks(G: NDArray[np.float64] | sp.csr_matrix, p0: NDArray[np.float64], t: 
         i = j
 
 
+def _narrow(G: NDArray[np.float64], p: NDArray[np.float64], t0: float, t1: float,
+            tol: float) -> tuple[NDArray[np.float64], float, float]:
+    """Shrink ``(t0, t1]`` around the time ``P_top`` reaches ``tol`` until ``||G||_1 (t1 - t0) <= 16``.
+
+    Dense generator, any ``||G|| (t1 - t0)``: the powers ``U_j = exp(G h 2^j)`` of one base step
+    (:func:`_square`) are formed upwards until ``U_j p`` has crossed (or ``t1`` is reached), then
+    the crossing is located bit by bit downwards, taking a power wherever its end point has not
+    crossed yet (exact on a ``P_top`` that crosses once, as from the vacuum, whose birth-death
+    chain is stochastically increasing). Returns ``(p_a, a, b)``: the state at ``a`` and the
+    narrowed bracket ``(a, b]``, ``b - a = h``.
+    """
+    s = int(math.ceil(math.log2(max(_norm1(G) * (t1 - t0) / _NARROW_NORM, 1.0))))
+    h = (t1 - t0) / 2.0**s
+    powers = [_propagator(G, h)]
+    starts = [p]  # starts[j] = state at t0 + h 2^(j-1) (starts[0] at t0)
+    j = 0
+    while True:
+        q = powers[j] @ p
+        if q[-1] > tol or j == s:
+            break
+        starts.append(q)
+        powers.append(_square(powers[j]))
+        j += 1
+    a = t0 if j == 0 else t0 + h * 2.0 ** (j - 1)
+    p_a = starts[j]
+    for i in range(j - 2, -1, -1):  # the bracket (a, a + h 2^(j-1)] is halved at each power
+        q = powers[i] @ p_a
+        if q[-1] <= tol:
+            p_a, a = q, a + h * 2.0**i
+    return p_a, a, min(a + h, t1)
+
+
 def _crossing(G: NDArray[np.float64] | sp.csr_matrix, p_prev: NDArray[np.float64], t0: float, t1: float,
               tol: float) -> float:
     """Time in ``(t0, t1]`` at which ``P_top`` reaches ``tol`` (Brent's method).
 
-    The bracket is first narrowed to one of ``_SUBSTEPS`` sub-intervals (one
-    ``expm_multiply`` pass over the grid of sub-steps), so that each root-finder step
-    propagates over at most ``(t1 - t0)/_SUBSTEPS``: the cost stays bounded when
-    ``||G|| (t1 - t0)`` is large (near threshold).
+    A dense generator with ``||G||_1 (t1 - t0) > 16`` first has its bracket narrowed by
+    :func:`_narrow` (powers of an exact propagator: bounded cost for any ``t1 - t0``, where
+    ``expm_multiply`` over the whole interval would take ``||G|| (t1 - t0)`` steps). The bracket
+    is then narrowed to one of ``_SUBSTEPS`` sub-intervals (one ``expm_multiply`` pass over the
+    grid of sub-steps), so that each root-finder step propagates over at most
+    ``(t1 - t0)/_SUBSTEPS``.
     """
+    if isinstance(G, np.ndarray) and _norm1(G) * (t1 - t0) > _NARROW_NORM:
+        p_prev, t0, t1 = _narrow(G, p_prev, t0, t1, tol)
     Gs = sp.csr_matrix(G) if isinstance(G, np.ndarray) else G
     rows = expm_multiply(Gs, p_prev, start=0.0, stop=t1 - t0, num=_SUBSTEPS + 1, endpoint=True)
     above = np.flatnonzero(rows[:, -1] > tol)
@@ -289,7 +371,9 @@ def evolve_population(
     r"""Evolve ``P_n`` with ``P(t) = exp(G (t - t_0)) P(t_0)`` on the grid ``t``.
 
     ``t[0]`` is the time of the initial state. Propagators ``exp(G dt)`` are exact
-    (dense ``expm`` up to 600 levels, ``expm_multiply`` above), so the only error
+    (dense, probability-conserving scaling and squaring up to 1000 levels, for any
+    ``kappa dt``: :func:`_propagator`; ``expm_multiply`` above, refused with
+    :class:`sim.guards.GuardError` when ``||G||_1 (t_end - t_0) > 1e6``), so the only error
     besides round-off is the truncation, bounded by the guard (module docstring).
 
     Parameters
@@ -320,6 +404,12 @@ def evolve_population(
     else:
         tail = predicted_tail(model, spec, cutoff, t)
     G = model.generator(cutoff, dense=cutoff <= _DENSE_MAX)
+    if not isinstance(G, np.ndarray) and _norm1(G) * float(t[-1] - t[0]) > _SPARSE_WORK:
+        raise GuardError(
+            f"--cutoff {cutoff} with t_end - t_0 = {float(t[-1] - t[0]):.6g}: a cutoff above {_DENSE_MAX} is "
+            f"propagated by expm_multiply, whose work grows as ||G||_1 (t_end - t_0) = "
+            f"{_norm1(G) * float(t[-1] - t[0]):.3g} > {_SPARSE_WORK:.0e}; use a cutoff <= {_DENSE_MAX} (exact for any "
+            "t_end) or a shorter t_end")
     p0 = spec.populations(cutoff, model)
     kappa = float(model.kappa)
     stable = kappa > 0

@@ -27,10 +27,12 @@ def progress_enabled(progress: bool | None) -> bool:
     return bool(progress)
 
 
-def progress_bar(total: float, desc: str | None, unit: str, progress: bool | None, *, leave: bool = False) -> tqdm:
-    """A tqdm bar on stderr with an integer total (disabled unless :func:`progress_enabled`)."""
+def progress_bar(total: float, desc: str | None, unit: str, progress: bool | None, *, leave: bool = False,
+                 delay: float = 0.0) -> tqdm:
+    """A tqdm bar on stderr with an integer total (disabled unless :func:`progress_enabled`); ``delay``:
+    seconds before it first shows (a quick step then prints nothing)."""
     return tqdm(total=int(round(total)), desc=desc, unit=unit, file=sys.stderr, disable=not progress_enabled(progress),
-                dynamic_ncols=True, leave=leave, smoothing=0.1)
+                dynamic_ncols=True, leave=leave, smoothing=0.1, delay=delay)
 
 
 @contextmanager

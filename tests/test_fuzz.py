@@ -1053,3 +1053,237 @@ def test_noop_keys_of_several_modes_refused(capsys, files, inputs):
     assert run(capsys, ["config", "waterwheel", "--set", "mode.coherence_width=0.01"])[0] == 0
     code, out, _ = run(capsys, ["config", files["base"], "--set", "run.cutoff=40"])
     assert code == 0 and "cutoff = 40" in out
+
+
+# ---- numerics (trust 2) ----
+# Each case below was wrong or crashing before (figures in the comments); each asserts the right number
+# against an independent reference, or a one-line refusal with exit 2.
+
+
+def _evolution(d) -> tuple[dict, object]:
+    from pathlib import Path
+
+    import pandas as pd
+
+    return json.loads((Path(d) / "summary.json").read_text()), pd.read_parquet(Path(d) / "evolution.parquet")
+
+
+def _root(capsys, cfg: str, key: str, a: float, b: float, *sets: str) -> dict:
+    code, out, err = run(capsys, ["threshold", cfg, *sets, "--vary", key, "--between", repr(a), repr(b), "--json"])
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.mark.parametrize("gamma, T, t_end", [
+    (0.05, 0.1, 1e12),  # was N = 0.00613564 against 0.00613514 (expm lost the column sums: eps ||G dt||)
+    (1e3, 0.3, 1e12),  # was 0.0426 against 0.0370 (15 % off, exit 0)
+    (1e9, 0.3, 1e12),  # was N = 0 with exit 0
+    (1e12, 0.3, 1.0),  # was 0.0369989 against 0.0369937
+    (1e12, 0.3, 1e12),  # was a "truncation" stop at t = 5e9 of a stable mode, no N
+])
+def test_population_huge_kappa_t_is_the_right_answer(capsys, files, tmp_path, gamma, T, t_end):
+    from sim import load_config, rate_model
+
+    sets = ["--set", f"phonon_bath.gamma={gamma!r}", "--set", f"phonon_bath.T={T!r}"]
+    code, _, err = run(capsys, ["evolve", files["base"], "--method", "population", *sets, "--t-end", repr(t_end),
+                                "--n-points", "21", "--out", str(tmp_path / "p")])
+    assert code == 0, err
+    s, table = _evolution(tmp_path / "p")
+    cfg = load_config(files["base"]).with_value("phonon_bath.gamma", gamma).with_value("phonon_bath.T", T)
+    exact = rate_model(cfg).N_t(table["t"].to_numpy())  # the untruncated birth-death mean, in closed form
+    # the truncated chain's mean differs from it by about cutoff x tol = 1e-9 relative (measured 5.7e-10)
+    np.testing.assert_allclose(table["N"].to_numpy(), exact, rtol=1e-8, atol=0.0)
+    assert s["truncated"] is False and s["N_final"] == pytest.approx(float(rate_model(cfg).N_ss()), rel=1e-8)
+
+
+def test_population_runaway_huge_t_end_stops_where_a_short_run_does(capsys, files, tmp_path):
+    """Above threshold with t_end = 1e9 the guard's crossing is found (was: expm_multiply over 2.5e8 x ||G||,
+    hours); the stop time is that of a t_end = 10 run, to the root finder's 1e-12 and propagator round-off."""
+    stops = []
+    for t_end in ("10", "1e9"):
+        d = tmp_path / f"r{t_end}"
+        code, _, err = run(capsys, ["evolve", files["base"], "--method", "population", "--set", "bias.V=2",
+                                    "--cutoff", "200", "--t-end", t_end, "--out", str(d)])
+        assert code == 0 and "unstable" in err, err
+        stops.append(_evolution(d)[0]["stopped_at"])
+    assert 0 < stops[0] < 10 and stops[1] == pytest.approx(stops[0], rel=1e-9)
+
+
+@pytest.mark.parametrize("sets, t_end", [
+    ([], "1e6"),  # was a traceback (qutip IntegratorException "Excess work done", exit 1)
+    (["--set", "phonon_bath.gamma=1e9", "--set", "phonon_bath.T=0.3"], "1e4"),  # the same
+])
+def test_lindblad_huge_kappa_t_is_the_steady_state(capsys, files, tmp_path, sets, t_end):
+    from sim import load_config, rate_model
+
+    code, _, err = run(capsys, ["evolve", files["base"], "--method", "lindblad", *sets, "--t-end", t_end,
+                                "--out", str(tmp_path / "l")])
+    assert code == 0, err
+    s, table = _evolution(tmp_path / "l")
+    cfg = load_config(files["base"])
+    for i in range(0, len(sets), 2):
+        k, v = sets[i + 1].split("=")
+        cfg = cfg.with_value(k, float(v))
+    # every grid point after t = 0 lies beyond 100/kappa: N_ss of the rate equation, to the truncation (1e-9)
+    np.testing.assert_allclose(table["N"].to_numpy()[1:], float(rate_model(cfg).N_ss()), rtol=1e-8)
+    assert s["N_final"] == pytest.approx(float(rate_model(cfg).N_ss()), rel=1e-8)
+
+
+def test_lindblad_runaway_huge_t_end_stops_like_population(capsys, files, tmp_path):
+    """Above threshold with t_end = 1e9 (was a traceback): the guard stops it where the population route does.
+    mesolve knows P_top = 1e-10 only to its atol 1e-12 (1 %), which moves the crossing by about 1 % of the
+    time P_top takes to grow e-fold there: 2 % is a safe bound (measured 0.5 % at cutoff 150)."""
+    stops = []
+    for method in ("lindblad", "population"):
+        d = tmp_path / method
+        code, _, err = run(capsys, ["evolve", files["base"], "--method", method, "--set", "bias.V=2", "--cutoff", "30",
+                                    "--t-end", "1e9", "--out", str(d)])
+        assert code == 0 and "unstable" in err, err
+        stops.append(_evolution(d)[0]["stopped_at"])
+    assert stops[0] == pytest.approx(stops[1], rel=2e-2)
+
+
+def test_huge_t_end_refusals_are_one_line(capsys, files, tmp_path):
+    th = _root(capsys, files["base"], "bias.V", 0.0, 2.0)
+    # stable by 1.6e-6 only: relaxing takes 6e7 while mesolve steps at 1/213: 1e8 steps (was: a traceback)
+    refused(capsys, ["evolve", files["base"], "--method", "lindblad", "--set", f"bias.V={th['threshold'] - 1e-6!r}",
+                     "--t-end", "1e12", "--out", str(tmp_path / "a")], "t_end")
+    # a sparse cutoff over 1e12: ||G|| t = 2e15 matrix-vector products (was: hours)
+    refused(capsys, ["evolve", files["base"], "--cutoff", "1500", "--t-end", "1e12", "--out", str(tmp_path / "b")],
+            "--cutoff")
+
+
+def _spy_threshold(monkeypatch) -> list[float]:
+    import analysis.threshold as th
+
+    seen: list[float] = []
+    orig = th._kappa_and_roundoff
+
+    def spy(config, key, value):
+        seen.append(float(value))
+        return orig(config, key, value)
+
+    monkeypatch.setattr(th, "_kappa_and_roundoff", spy)
+    return seen
+
+
+@pytest.mark.parametrize("case", ["one_mode_end", "one_mode_at_bound", "domain_at_zero", "modes_end", "modes_at_bound"])
+def test_threshold_never_evaluates_outside_its_bracket(capsys, files, monkeypatch, case):
+    """Every margin the root finder evaluates lies in [A, B] (was: the slope's central difference at
+    root +- 1e-5 max(1, |root|, |B - A|), outside a bracket ending at the root, or at gamma = -1e-5)."""
+    cfg, key, sets = files["base"], "bias.V", []
+    if case.startswith("modes"):
+        cfg = "waterwheel"
+        root = _root(capsys, cfg, key, 1.0, 3.0)["threshold"]
+        a, b = (1.0, root + 1e-7) if case == "modes_end" else (root, 3.0)
+    elif case == "domain_at_zero":  # gamma_ph's domain stops at 0, where kappa = Gamma_e = 0 at this bias
+        V0 = _root(capsys, cfg, key, 0.0, 2.0, "--set", "phonon_bath.gamma=0")["threshold"]
+        key, sets, a, b = "phonon_bath.gamma", ["--set", f"bias.V={V0!r}"], 0.0, 1.0
+    else:
+        root = _root(capsys, cfg, key, 0.0, 2.0)["threshold"]
+        a, b = (0.0, root + 1e-7) if case == "one_mode_end" else (root, 2.0)
+    seen = _spy_threshold(monkeypatch)
+    d = _root(capsys, cfg, key, a, b, *sets)
+    assert seen and all(a <= v <= b for v in seen), [v for v in seen if not a <= v <= b]
+    assert a <= d["threshold"] <= b and math.isfinite(d["slope"]) and d["slope"] != 0
+
+
+def test_several_modes_near_threshold_is_reported_not_answered(capsys, files, tmp_path):
+    """waterwheel at its root: margin 4.8e-15 was `stable: true` with numbers; now near_threshold like one mode."""
+    from sim.sweep import read_sweep
+
+    th = _root(capsys, "waterwheel", "bias.V", 1.0, 3.0)
+    d, err = steady_json(capsys, ["steady", "waterwheel", "--set", f"bias.V={th['threshold']!r}"])
+    assert abs(d["margin"]) <= d["margin_roundoff"] and d["margin_roundoff"] == pytest.approx(th["margin_roundoff"])
+    assert d["near_threshold"] is True and d["stable"] is False and d["N"] is None and d["J"] is None
+    assert "near threshold" in err
+    below, _ = steady_json(capsys, ["steady", "waterwheel", "--set", f"bias.V={th['threshold'] - 1e-6!r}"])
+    above, _ = steady_json(capsys, ["steady", "waterwheel", "--set", f"bias.V={th['threshold'] + 1e-6!r}"])
+    assert below["near_threshold"] is False and below["stable"] is True and below["N"] > 0
+    assert above["near_threshold"] is False and above["stable"] is False and above["growth_rate"] > 0
+    code, _, err = run(capsys, ["sweep", "waterwheel", "--grid", f"bias.V=[1.5, {th['threshold']!r}, 2.0]", "--out",
+                                str(tmp_path / "s"), "--no-progress"])
+    assert code == 0, err
+    t = read_sweep(tmp_path / "s").sort_values("bias.V")
+    assert t["near_threshold"].tolist() == [False, True, False] and t["stable"].tolist() == [True, False, False]
+
+
+def test_margin_roundoff_is_the_documented_bound():
+    """256 eps cond (K r_max + 2 ||Y||_F); for a normal Y (one mode) cond = 1."""
+    from sim import load_config
+    from sim.covariance import mode_system_from_config
+
+    s = mode_system_from_config(load_config("waterwheel"))
+    r_max = max(np.abs(s.emission).max(), np.abs(s.absorption).max(), s.gamma.max())
+    bound = guards.KAPPA_ROUNDOFF_ULPS * np.finfo(float).eps * (s.K * r_max + 2 * np.linalg.norm(s.Y))
+    assert bound * (1 - 1e-12) <= s.margin_roundoff <= bound * 1e3  # cond >= 1 (to its own round-off), modest here
+
+
+def _modes_file(tmp_path, K: int, n: int, omega: list[float], extra: str = "", seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(n, n))
+    B = rng.normal(size=(2, n, n))
+    gL, gR = (0.3 * B[i] @ B[i].T / n for i in range(2))  # full-rank widths: well-conditioned rate matrices
+    C = rng.normal(size=(K, n, n))
+    np.savez(tmp_path / "m.npz", H=(A + A.T) / 4, gamma_L=gL, gamma_R=gR, M=0.1 * (C + C.transpose(0, 2, 1)))
+    path = tmp_path / "modes.toml"
+    path.write_text(f'[conductor]\nkind = "matrix"\nfile = "m.npz"\n[mode]\nomega = {omega!r}\n{extra}\n'
+                    '[bias]\nV = 0.8\nmu0 = 0.0\nT_e = 0.1\n[phonon_bath]\nT = 0.1\ngamma = 0.02\n')
+    return str(path)
+
+
+@pytest.mark.parametrize("extra_bias", ["", "T_L = 0.15\nT_R = 0.1\n"])
+def test_geometric_mean_rule_equals_its_definition(tmp_path, extra_bias):
+    """The vectorised rule (one batched eigh per quantum, T = A A^+) against T_mn = [sqrtm(tau(Omega_m))
+    sqrtm(tau(Omega_n))]_mn entry by entry with scipy's sqrtm. Full-rank widths keep tau well conditioned,
+    so both roots are accurate to ~1e-13 of the largest rate; 1e-10 leaves room for sqrtm's own error."""
+    from scipy.linalg import sqrtm
+
+    from sim import load_config
+    from sim.covariance import cluster_rates
+    from sim.rate_matrices import RateMatrixModel
+
+    omega = [1.0, 1.01, 1.03, 1.03, 1.07, 1.1]
+    path = _modes_file(tmp_path, 6, 3, omega)
+    if extra_bias:
+        p = tmp_path / "modes.toml"
+        p.write_text(p.read_text().replace("T_e = 0.1\n", "T_e = 0.1\n" + extra_bias))
+    cfg = load_config(path)
+    cond, M = cfg.conductor.build_modes()
+    rm = RateMatrixModel(cond, M)
+    b = cfg.bias
+    em, ab, _, cl = cluster_rates(rm, np.array(omega), 1.0, b.mu_L, b.mu_R, b.T_L, b.T_R)  # one cluster
+    assert cl == (tuple(range(6)),)
+    r = {q: rm.rates(q, b.mu_L, b.mu_R, b.T_L, b.T_R) for q in set(omega)}
+    for got, name in ((em, "emission"), (ab, "absorption")):
+        for c in range(4):
+            roots = {q: sqrtm(getattr(r[q], name)[c]) for q in r}
+            ref = np.array([[(roots[qm] @ roots[qn])[m, n] for n, qn in enumerate(omega)] for m, qm in enumerate(omega)])
+            scale = max(np.abs(getattr(r[q], name)[c]).max() for q in r)
+            np.testing.assert_allclose(got[c], ref, rtol=0, atol=1e-10 * scale)
+
+
+def test_many_modes_answer_fast_or_refuse(capsys, tmp_path):
+    """K = 200 separated modes answer in well under a second, each N_k equal to the one-mode rate equation of
+    its own diagonal rates (exact for one-mode clusters; 1e-10 is round-off of the two routes' sums);
+    a cluster of 400 distinct quanta (1e11 operations, minutes) or 5000 modes (19 GiB) is refused in one line."""
+    import time
+
+    from sim import load_config
+    from sim.covariance import mode_system_from_config
+
+    K = 200
+    omega = [1.0 + 0.01 * k for k in range(K)]
+    path = _modes_file(tmp_path, K, 3, omega, "coherence_width = 0.0")
+    t0 = time.perf_counter()
+    d, _ = steady_json(capsys, ["steady", path])
+    assert time.perf_counter() - t0 < 5.0 and d["stable"] is True
+    s = mode_system_from_config(load_config(path))
+    for k in (0, 57, 199):
+        kappa = float(np.real(s.damping[:, k, k].sum())) + s.gamma[k]
+        source = float(np.real(s.emission[:, k, k].sum())) + s.gamma[k] * s.n_th[k]
+        assert d["modes"][k]["N"] == pytest.approx(source / kappa, rel=1e-10)
+    for K, what in ((400, "distinct quanta"), (5000, "GiB")):
+        path = _modes_file(tmp_path, K, 2, [1.0 + 1e-4 * k for k in range(K)])
+        line = refused(capsys, ["steady", path], "mode.omega")
+        assert what in line

@@ -100,7 +100,11 @@ def _steady_modes(args: argparse.Namespace, cfg) -> int:
         except ValueError as e:
             raise ConfigError(f"steady --lindblad with {system.K} modes: {e}") from None
     lamb_shift_note(system)
-    if not out["stable"]:
+    if out["near_threshold"]:
+        print(f"near threshold: |2 min Re eig(Y)| = {abs(system.margin):.3g} is within round-off of 0 (<= "
+              f"{system.margin_roundoff:.3g}), so stability is not determined; stable is false, "
+              "near_threshold is true and N, J, Ie are null", file=sys.stderr)
+    elif not out["stable"]:
         print(f"unstable: 2 min Re eig(Y) = {-out['growth_rate']:.6g} <= 0, the modes run away together at growth rate "
               f"{out['growth_rate']:.6g} (no steady state; N, J, Ie are null)", file=sys.stderr)
     if args.json:
@@ -119,7 +123,7 @@ def _steady_modes(args: argparse.Namespace, cfg) -> int:
         print(f"{c:8s}{num(r['mu']):>12s}" + "".join(f"{num(r[k]):>14s}"
                                                    for k in ("emission_rate", "absorption_rate", "J", "Ie")))
     print()
-    for k in ("n_modes", "stable", "growth_rate", "margin", "N", "J", "J_ph", "Ie"):
+    for k in ("n_modes", "stable", "near_threshold", "growth_rate", "margin", "N", "J", "J_ph", "Ie"):
         print(f"{k:18s}{num(out[k])}")
     print(f"{'clusters':18s}{out['clusters']}")
     if args.lindblad:
