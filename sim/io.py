@@ -7,6 +7,7 @@ Layout of a run directory ``DIR``::
     DIR/summary.json                       the command's figures (written at the end)
     DIR/<table>.parquet/part-00000.parquet one parquet file per batch ("part"), read back as one table
     DIR/.ehp.lock                          while a command writes: its pid and host
+    DIR/.ehp.reserve                       while a command writes: 64 KiB kept for the final status
 
 A run directory is a transaction:
 
@@ -25,9 +26,17 @@ A run directory is a transaction:
 - **overwrite**: ``overwrite=True`` deletes only what a run of this tool wrote (the names
   above, the tables and the files in the manifest) and refuses a directory holding anything
   else, naming it; a command never writes into its own input (``inputs=``).
-- **failure**: an exception inside the command marks the run ``failed`` and releases the lock;
-  the same command resumes it, and a different command may replace a failed run that had
-  finished nothing.
+- **failure**: an exception inside the command marks the run ``failed`` (``interrupted`` for
+  SIGINT and SIGTERM) and releases the lock; the same command resumes it, and a different
+  command may replace a failed run that had finished nothing. ``.ehp.reserve`` holds a little
+  disk space while a writer runs, so that a full disk still takes the final status.
+- **containment and identity**: nothing named inside the directory may lead out of it, links
+  are never followed, and every part proves which run, table, batch and version it belongs to
+  (:mod:`sim.runsafe`); a resume under another ehp-sim version needs :func:`versions_may_change`.
+
+This module writes; :mod:`sim.runread` verifies and reads; :mod:`sim.runfiles` holds the file
+names, the manifest format and atomic JSON writes; :mod:`sim.runsafe` the rules on names, links
+and identities. Their public names are re-exported here.
 """
 
 from __future__ import annotations
