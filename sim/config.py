@@ -469,6 +469,8 @@ def parse_override(item: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except RecursionError:  # arrays or tables nested thousands deep: no config key takes them
+        raise ConfigError(f"--set {key.strip()}: the value is nested too deeply to be a config value") from None
     return key.strip(), value
 
 
@@ -498,6 +500,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {str(p)!r} is not valid TOML: {e}") from None
+    except RecursionError:  # arrays or inline tables nested thousands deep
+        raise ConfigError(f"config file {str(p)!r} nests arrays or tables too deeply to be a config (no key takes "
+                          "more than a few levels)") from None
     try:
         return parse_config(_resolve_files(apply_overrides(d, overrides), p.parent))
     except ConfigError as e:  # name the config the key came from (the key, value and rule are in the message)

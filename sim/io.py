@@ -46,6 +46,7 @@ import contextvars
 import json
 import os
 import shutil
+import stat
 import subprocess
 from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
@@ -190,6 +191,44 @@ def _classify(p: Path, meta: dict[str, Any] | None, manifest: dict[str, Any] | N
     return owned, foreign
 
 
+def _lenient_meta(p: Path) -> dict[str, Any] | None:
+    """Of a ``metadata.json`` that failed verification, just what tells our entries from foreign ones."""
+    try:
+        raw = read_json_or_none(p / "metadata.json")
+    except RunTampered:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("identity"), dict):
+        return None
+    expected = raw.get("parts_expected")
+    tables = {k: 0 for k in expected if isinstance(k, str)} if isinstance(expected, dict) else {}
+    return {"identity": raw["identity"], "parts_expected": tables}
+
+
+def _refuse_links(p: Path) -> None:
+    """Refuse (:class:`RunTampered`) to resume a directory whose entries could make a write leave it.
+
+    A symbolic link, a FIFO, socket or device, or a regular file with more than one hard link (a
+    file outside shares its contents: writing in place would change both), at the top level or in
+    a table folder, is named; nothing has been written or deleted then.
+    """
+    def bad(e: Path) -> str:
+        st = os.lstat(e)
+        if stat.S_ISLNK(st.st_mode):
+            return f"the symbolic link {str(e)!r} (to {os.readlink(e)!r})"
+        if stat.S_ISREG(st.st_mode):
+            return f"{str(e)!r}, a file with {st.st_nlink} hard links (its contents live elsewhere too)" \
+                if st.st_nlink > 1 else ""
+        return "" if stat.S_ISDIR(st.st_mode) else f"{str(e)!r}, which is not a regular file (a FIFO, socket or device)"
+
+    for e in sorted(p.iterdir()):
+        why = bad(e)
+        if not why and e.is_dir() and not e.is_symlink() and e.name.endswith(".parquet"):
+            why = next((w for c in sorted(e.iterdir()) if (w := bad(c))), "")
+        if why:
+            raise RunTampered(f"refusing to resume {str(p)!r}: it holds {why}; ehp never writes through a link or "
+                              "into a file shared with another place: remove it (or copy it in place of the link)")
+
+
 def _check_version(p: Path, old: dict[str, Any], versions: dict[str, str | None]) -> None:
     """Refuse to resume a run that another version of ehp-sim wrote, unless :func:`versions_may_change` allows it."""
     was, now = (old.get("versions") or {}).get("sim"), versions.get("sim")
@@ -289,6 +328,7 @@ class RunDirectory:
     def _open_locked(cls, p: Path, ident: dict[str, Any], overwrite: bool, metadata: dict[str, Any] | None,
                      token: str) -> RunDirectory:
         entries = [e for e in p.iterdir() if e.name != LOCK_NAME]
+        tampered = False
         try:
             old = _load_meta(p) if entries else None
             manifest = _read_manifest(p) if old is not None else None
@@ -296,26 +336,26 @@ class RunDirectory:
             if not overwrite:
                 raise RunTampered(f"refusing to write to {str(p)!r}: {e}; choose another --out or pass --overwrite "
                                   "(it deletes only what ehp wrote there)") from None
-            old = read_json_or_none(p / "metadata.json")  # only to tell our entries from foreign ones
-            old = old if isinstance(old, dict) and isinstance(old.get("identity"), dict) else None
-            manifest = _read_manifest(p, strict=False) if old is not None else None
+            tampered = True  # never resumed: --overwrite only needs to tell our entries from foreign ones
+            old, manifest = _lenient_meta(p), None
+            if old is not None:
+                try:
+                    manifest = _read_manifest(p, strict=False)
+                except RunTampered:
+                    manifest = None
         ours = old is not None
         resumed = False
         versions = package_versions()
         if entries:
             owned, foreign = _classify(p, old, manifest)
-            if ours and old["identity"] == ident and old.get("run_id") is None and not overwrite:
+            if ours and not tampered and old["identity"] == ident and old.get("run_id") is None and not overwrite:
                 raise ConfigError(f"refusing to resume {str(p)!r}: an earlier ehp wrote it without recording which run "
                                   "each part belongs to, so its parts cannot be verified; pass --overwrite to recompute")
-            if ours and old["identity"] == ident and old.get("run_id") is not None:
-                links = [e for e in foreign if e.is_symlink()]
-                if links:
-                    raise RunTampered(f"refusing to resume {str(p)!r}: it holds the symbolic link {str(links[0])!r} "
-                                      f"(to {os.readlink(links[0])!r}); ehp never writes or deletes through a link; "
-                                      "remove it")
+            if ours and not tampered and old["identity"] == ident and old.get("run_id") is not None:
+                _refuse_links(p)
                 _check_version(p, old, versions)
                 resumed = True
-            elif ours and not foreign and cls._abandoned(old, manifest):
+            elif ours and not tampered and not foreign and cls._abandoned(old, manifest):
                 _note(f"replacing the {old.get('status')} run in {str(p)!r}: it had finished nothing")
                 cls._clear(owned)
                 old, manifest = None, None
@@ -337,6 +377,8 @@ class RunDirectory:
                 raise ConfigError(f"refusing to --overwrite {str(p)!r}: it holds {str(foreign[0])!r}, which no run "
                                   f"of ehp wrote ({len(foreign)} such entries); move them away or choose another --out")
             else:
+                if tampered:
+                    _note(f"--overwrite: {str(p)!r} failed verification (edited or damaged); replacing what ehp wrote")
                 cls._clear(owned)
                 old, manifest = None, None
         start = now_iso()
@@ -398,8 +440,7 @@ class RunDirectory:
                 else:
                     _note(f"{str(p)!r}: {entry['file']} is {why}; recomputing it")
                     (p / entry["file"]).unlink(missing_ok=True)
-        tables = set(meta.get("parts_expected") or {}) | set(kept) | {d.name[:-8] for d in p.glob("*.parquet")
-                                                                       if d.is_dir() and not d.is_symlink()}
+        tables = set(meta.get("parts_expected") or {}) | set(kept)  # ours only: other *.parquet folders are left alone
         for table in tables:
             d = p / f"{table}.parquet"
             if d.is_symlink() or not d.is_dir():
@@ -566,8 +607,9 @@ class RunDirectory:
 
     def _reserve(self) -> None:
         """Hold a little disk space (``.ehp.reserve``) so that a full disk can still take the final status."""
-        try:  # never through a link: O_NOFOLLOW (a link there was refused when the directory was opened)
-            fd = os.open(self.path / RESERVE_NAME, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+        try:  # a new file: whatever had the name (a hard link, a FIFO) is unlinked, never written into
+            (self.path / RESERVE_NAME).unlink(missing_ok=True)
+            fd = os.open(self.path / RESERVE_NAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
                          0o644)
             with os.fdopen(fd, "wb") as f:
                 f.write(b"\0" * 65536)

@@ -30,6 +30,8 @@ RESERVE_NAME = ".ehp.reserve"
 _OWN = ("metadata.json", "summary.json", MANIFEST_NAME, LOCK_NAME, RESERVE_NAME)
 _TMP_RE = re.compile(r"^\..+\.\d+-[0-9a-f]{8}\.tmp$")
 _PART_RE = re.compile(r"^part-(\d{5})\.parquet$")
+#: Most lines a manifest may have: one per part of a few tables of MAX_PARTS parts, and the outputs.
+MAX_MANIFEST_LINES = 8 * MAX_PARTS
 
 
 class RunIncomplete(ConfigError):
@@ -104,7 +106,11 @@ def _read_manifest(p: Path, *, strict: bool = True) -> dict[str, Any] | None:
     if data is None:
         return None
     out: dict[str, Any] = {"parts": {}, "files": {}}
-    for no, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
+    lines = data.decode("utf-8", "replace").splitlines()
+    if len(lines) > MAX_MANIFEST_LINES:
+        raise RunTampered(f"{str(p / MANIFEST_NAME)!r} has {len(lines)} lines, more than the {MAX_MANIFEST_LINES} a run "
+                          "of ehp writes (one per part and output); the run directory was edited or damaged")
+    for no, line in enumerate(lines, 1):
         try:
             r = json.loads(line)
             if not isinstance(r, dict):
@@ -124,7 +130,7 @@ def _read_manifest(p: Path, *, strict: bool = True) -> dict[str, Any] | None:
                 entry = {"file": _part_name(table, index), "rows": int(r["rows"]), "bytes": int(r["bytes"]),
                          "sha256": str(r["sha256"]), **ident}
                 out["parts"].setdefault(table, {})[f"{index:05d}"] = entry
-        except (ValueError, TypeError, KeyError, OverflowError) as e:
+        except (ValueError, TypeError, KeyError, OverflowError, RecursionError) as e:
             if strict and isinstance(e, RunTampered):
                 raise
             continue

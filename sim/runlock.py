@@ -43,7 +43,7 @@ def read_json_or_none(path: Path) -> Any:
         return None
     try:
         return None if data is None else json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than any file of ours
         return None
 
 

@@ -67,6 +67,13 @@ def _load_meta(p: Path) -> dict[str, Any] | None:
     if not isinstance(meta, dict) or not isinstance(meta.get("identity"), dict):
         return None
     where = f"{str(p / 'metadata.json')!r}"
+    for key, kind, what in (("status", str, "a word"), ("run_id", str, "a hex digest"), ("versions", dict, "a table"),
+                            ("versions_history", list, "a list"), ("partial", dict, "a table")):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            raise RunTampered(f"{where}: {key} = {str(meta[key])[:40]!r} is not {what}; the run directory was edited "
+                              "or damaged")
+    if any(not isinstance(v, dict) for v in meta.get("versions_history") or []):
+        raise RunTampered(f"{where}: versions_history holds an entry that is not a table of versions")
     expected = meta.get("parts_expected") or {}
     if not isinstance(expected, dict):
         raise RunTampered(f"{where}: parts_expected is not a table of part counts")
@@ -119,6 +126,19 @@ def _check_identity(p: Path, name: str, entry: dict[str, Any], author: _Author |
     return None
 
 
+_SHA_SEEN: dict[tuple[int, int, int, int], str] = {}  # (device, inode, size, mtime_ns) -> sha256, this process
+
+
+def _sha256_cached(f: Path, st: os.stat_result) -> str:
+    """sha256 of ``f``, computed once per process for an unchanged file (same inode, size and mtime)."""
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _SHA_SEEN:
+        if len(_SHA_SEEN) > 100_000:
+            _SHA_SEEN.clear()
+        _SHA_SEEN[key] = sha256_file(f)
+    return _SHA_SEEN[key]
+
+
 def _verify_entry(p: Path, name: str, entry: dict[str, Any], checksums: bool, author: _Author | None = None
                   ) -> str | None:
     """Why the file ``p/name`` does not match its manifest ``entry`` (None if it does).
@@ -134,7 +154,7 @@ def _verify_entry(p: Path, name: str, entry: dict[str, Any], checksums: bool, au
         return "missing"
     if st.st_size != entry.get("bytes"):
         return f"truncated or replaced ({st.st_size} bytes, {entry.get('bytes')} recorded)"
-    if checksums and sha256_file(p / name) != entry.get("sha256"):
+    if checksums and _sha256_cached(p / name, st) != entry.get("sha256"):
         return "damaged (its sha256 does not match the manifest)"
     if ".parquet/part-" in name:
         return _check_identity(p, name, entry, author, checksums)
@@ -294,7 +314,8 @@ def _verified(path: Path | str, table: str, partial: bool, checksums: bool) -> l
 def part_files(path: Path | str, table: str, *, partial: bool = False) -> list[Path]:
     """The finished part files of ``table`` in a run directory, in order, checked against the manifest.
 
-    Sizes are checked here (cheap); :func:`read_table` and :func:`check_run` also check sha256.
+    Sizes and sha256 are checked (each file hashed once per process while it is unchanged), so a
+    damaged part of the right size is refused here too, not only by :func:`read_table`.
     A folder without ``metadata.json`` is read as a plain folder of parts.
 
     Raises
@@ -303,7 +324,7 @@ def part_files(path: Path | str, table: str, *, partial: bool = False) -> list[P
         The run is not complete (status, missing or damaged parts) and ``partial`` is False.
         With ``partial=True`` only the verified parts are returned.
     """
-    return [f for f, _ in _verified(path, table, partial, checksums=False)]
+    return [f for f, _ in _verified(path, table, partial, checksums=True)]
 
 
 def _read_part(f: Path, entry: dict | None, columns: list[str] | None) -> pd.DataFrame:

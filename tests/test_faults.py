@@ -945,3 +945,136 @@ def test_collective_texts_follow_the_numbers_each_alone_unstable(monkeypatch, ca
     assert "stable" not in title and "each mode alone runs away" in title
     assert "each mode alone runs away, the modes together run away" in stdout
     assert s["each_mode_alone_stable_on_grid"] == [False, False]
+
+
+# ---- trust 2: cases found by trying the promises as a hostile user ----
+
+
+def _edit_meta(d: Path, change, rehash: bool = False) -> None:
+    from sim.runsafe import run_id
+
+    meta = json.loads((d / "metadata.json").read_text())
+    change(meta)
+    if rehash and isinstance(meta.get("identity"), dict):
+        meta["run_id"] = run_id(meta["identity"])
+    (d / "metadata.json").write_text(json.dumps(meta))
+
+
+def _hardlink(name: str):
+    def make(d: Path, v: Path) -> None:
+        (d / name).unlink(missing_ok=True)
+        os.link(v / "notes.txt", d / name)
+    return make
+
+
+def _junk_manifest(d: Path, v: Path) -> None:
+    with open(d / "manifest.jsonl", "a") as f:
+        f.write('{"x":1}\n' * 900_000)
+
+
+def _nested(name: str):
+    def make(d: Path, v: Path) -> None:
+        (d / name).write_text("[" * 100_000 + "]" * 100_000)
+    return make
+
+
+def _own_folder(d: Path, v: Path) -> None:
+    (d / "mine.parquet").mkdir()
+    (d / "mine.parquet" / "part-00000.parquet").write_text("the user's own file")
+
+
+HOSTILE = {  # tamper, words of the refusal on resume (None: the resume must work and keep what it must keep)
+    "reserve hard-linked outside": (_hardlink(".ehp.reserve"), "hard links"),
+    "summary hard-linked outside": (_hardlink("summary.json"), "hard links"),
+    "reserve is a FIFO": (lambda d, v: os.mkfifo(d / ".ehp.reserve"), "not a regular file"),
+    "manifest of junk lines": (_junk_manifest, "more than the"),
+    "versions a string": (lambda d, v: _edit_meta(d, lambda m: m.update(versions="0.1.0")), "versions"),
+    "versions_history a number": (lambda d, v: _edit_meta(d, lambda m: m.update(versions_history=5)),
+                                  "versions_history"),
+    "status a list": (lambda d, v: _edit_meta(d, lambda m: m.update(status=[])), "status"),
+    "identity without run, run_id recomputed": (
+        lambda d, v: _edit_meta(d, lambda m: m["identity"].pop("run"), rehash=True), "holds a different run"),
+    "identity t_end not a number, run_id recomputed": (
+        lambda d, v: _edit_meta(d, lambda m: m["identity"]["run"].update(t_end="abc"), rehash=True),
+        "holds a different run"),
+    "metadata nested 100000 deep": (_nested("metadata.json"), "holds no run"),
+    "manifest line nested 100000 deep": (_nested("manifest.jsonl"), None),
+    "lock nested 100000 deep": (_nested(LOCK_NAME), "unreadable"),
+    "a folder of the user's named like a table": (_own_folder, None),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_run_directories_are_one_line_and_touch_nothing_outside(reference, tmp_path, capsys, case):
+    tamper, words = HOSTILE[case]
+    v, before = _victim(reference, tmp_path)
+    d = _copy(reference, tmp_path)
+    tamper(d, v)
+    code = main(["stats", str(d)])  # a reader: an answer or one line, never a traceback or a hang
+    err = capsys.readouterr().err
+    assert code in (0, 2) and (code == 0 or (err.startswith("ehp: error:") and err.count("\n") == 1)), err
+    code = main(_argv(d))  # the resume
+    err = capsys.readouterr().err
+    if words is None:
+        assert code == 0, err
+        _assert_same(d, reference[1])
+    else:
+        assert code == 2 and err.startswith("ehp: error:") and err.count("\n") == 1 and words in err, err
+    assert _snapshot(v) == before
+    if case == "a folder of the user's named like a table":
+        assert (d / "mine.parquet" / "part-00000.parquet").read_text() == "the user's own file"
+
+
+def test_overwrite_never_resumes_a_run_that_failed_verification(reference, tmp_path, capsys):
+    """A metadata.json whose run_id was forged to another run's: --overwrite recomputes, never reuses its parts."""
+    o = _other_run(tmp_path, capsys)
+    d = _copy(reference, tmp_path)
+    for t in TABLES:
+        shutil.rmtree(d / f"{t}.parquet")
+        shutil.copytree(o / f"{t}.parquet", d / f"{t}.parquet")
+    shutil.copyfile(o / "manifest.jsonl", d / "manifest.jsonl")
+    _edit_meta(d, lambda m: m.update(run_id=json.loads((o / "metadata.json").read_text())["run_id"]))
+    assert main(_argv(d)) == 2
+    assert "does not hash to its run_id" in capsys.readouterr().err
+    assert main([*_argv(d), "--overwrite"]) == 0
+    out = capsys.readouterr()
+    assert "failed verification" in out.err and "6 of 6 batches computed" in out.out
+    _assert_same(d, reference[1])
+
+
+def test_python_readers_refuse_a_damaged_part_of_the_right_size(reference, tmp_path):
+    from analysis.stats import run_stats
+
+    d = _copy(reference, tmp_path)
+    f = d / "jumps.parquet" / "part-00000.parquet"
+    data = bytearray(f.read_bytes())
+    data[len(data) // 3] ^= 0x01  # same size, one bit
+    f.write_bytes(bytes(data))
+    for read in (lambda: part_files(d, "jumps"), lambda: run_stats(d)):
+        with pytest.raises(ConfigError, match="sha256"):
+            read()
+
+
+def test_closed_stderr_keeps_json_on_stdout_clean(tmp_path):
+    cmd = f"{sys.executable} -m analysis.cli steady {ROOT / 'runs' / 'waterwheel.toml'} --json 2>&-"
+    proc = subprocess.run(cmd, shell=True, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and json.loads(proc.stdout)["n_modes"] == 2  # the stderr note went nowhere
+    cmd = f"{sys.executable} -m analysis.cli stats {tmp_path / 'none'} 2>&-"
+    proc = subprocess.run(cmd, shell=True, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+
+
+def test_examples_copy_never_writes_through_a_linked_folder(tmp_path, capsys):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "L").symlink_to(tmp_path / "elsewhere")
+    assert main(["examples", "paper_double_dot", "--copy", str(tmp_path / "L" / "x.toml")]) == 2
+    assert "symbolic link" in capsys.readouterr().err and not (tmp_path / "elsewhere" / "x.toml").exists()
+
+
+def test_a_config_nested_too_deeply_is_one_line(tmp_path, capsys):
+    (tmp_path / "deep.toml").write_text("a = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    assert main(["steady", str(tmp_path / "deep.toml")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too deeply" in err
+    assert main(["steady", PAPER, "--set", "bias.V=" + "[" * 100_000 + "]" * 100_000]) == 2
+    assert "too deeply" in capsys.readouterr().err

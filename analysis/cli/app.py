@@ -134,6 +134,8 @@ def _prepare_streams() -> str:
     """Why the command cannot print (stdout closed), or ''; paths that are not UTF-8 print as their bytes."""
     if sys.stdout is None:
         return "stdout is closed: nothing could be printed; redirect it (to a file or /dev/null) instead of closing it"
+    if sys.stderr is None:  # closed (2>&-): notes and errors are dropped, never printed into stdout
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
     for stream in (sys.stdout, sys.stderr):
         try:  # a path given in bytes that are not UTF-8 (surrogate escapes in argv) prints as those bytes
             stream.reconfigure(errors="surrogateescape" if stream is sys.stdout else "backslashreplace")
@@ -159,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     io = sys.modules.get("sim.io")
     first = len(io.OPENED) if io is not None else 0
-    old_term = None
+    old_term = old_int = None
     if threading.current_thread() is threading.main_thread():
         old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -183,6 +185,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return 0
     except KeyboardInterrupt as e:
+        if old_term is not None:  # main thread: a second Ctrl-C cannot cut the message short (restored below)
+            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return _interrupted(e, argv, first)
     except (GuardError, NumericalError) as e:
         return _error(str(e))
@@ -199,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if old_int is not None:
+            signal.signal(signal.SIGINT, old_int)
 
 
 if __name__ == "__main__":  # pragma: no cover

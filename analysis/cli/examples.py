@@ -63,9 +63,10 @@ def cmd_examples(args: argparse.Namespace) -> int:
     dest = Path(args.copy)
     if dest.is_dir() and not dest.is_symlink():
         dest = dest / ex.path.name
-    if dest.is_symlink():
-        raise ConfigError(f"examples: --copy {args.copy!r}: {str(dest)!r} is a symbolic link (refusing to write "
-                          "through it)")
+    for link in (dest, dest.parent):
+        if link.is_symlink():
+            raise ConfigError(f"examples: --copy {args.copy!r}: {str(link)!r} is a symbolic link (refusing to write "
+                              "through it)")
     if dest.exists():
         raise ConfigError(f"examples: --copy {args.copy!r}: {str(dest)!r} already exists (refusing to overwrite)")
     if not dest.parent.is_dir():

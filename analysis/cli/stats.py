@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import tempfile
 from pathlib import Path
@@ -57,7 +58,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     if not isinstance(source, dict) or not isinstance(source.get("identity"), dict) \
             or source["identity"].get("command") != "trajectories":
         raise ConfigError(f"{str(run)!r} is not a trajectory run directory (written by `ehp trajectories`)")
-    t_end = float(source["identity"]["run"]["t_end"])
+    check = check_run(run)  # first: its identity and every part are verified before anything in it is used
+    try:
+        t_end = float(source["identity"]["run"]["t_end"])
+        if not math.isfinite(t_end):
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(f"{str(run / 'metadata.json')!r}: identity.run.t_end is missing or not a number; the run "
+                          "directory was edited or damaged") from None
     if args.t_min is not None and not 0 <= args.t_min < t_end:
         raise ConfigError(f"--t-min must be >= 0 and below the run's t_end = {t_end:g}, got {args.t_min:g}")
     if args.first_passage is not None and not 1 <= args.first_passage <= FIRST_PASSAGE_MAX:
@@ -65,8 +73,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
                           "birth-death value is a dense LEVEL x LEVEL matrix exponential), got "
                           f"{args.first_passage}")
     if source["identity"].get("layout") == "modes":
-        return _cmd_modes(args, run, source)
-    check = check_run(run)
+        return _cmd_modes(args, run, source, check)
     if not check.complete and not args.partial:
         raise ConfigError(f"{str(run)!r} is not a complete run: {check.problem()}; resume it by running the same "
                           "`ehp trajectories` command again, or pass --partial to analyse the intact batches")
@@ -200,16 +207,14 @@ def _print_first_passage(f: dict) -> None:
         print(f"  mean time            -   ({f['note']}; exact {_f(f['exact_mean'])})")
 
 
-def _cmd_modes(args: argparse.Namespace, run: Path, source: dict) -> int:
-    """``ehp stats`` of a several-mode run (:mod:`analysis.stats_modes`)."""
+def _cmd_modes(args: argparse.Namespace, run: Path, source: dict, check) -> int:
+    """``ehp stats`` of a several-mode run (:mod:`analysis.stats_modes`); ``check`` is its :func:`sim.io.check_run`."""
     from analysis.stats_modes import stats_of_run_dir
     from sim.config import ConfigError
-    from sim.io import check_run
 
     if args.first_passage is not None:
         raise ConfigError("--first-passage is for one-mode runs; this run has several modes (no single population "
                           "ladder)")
-    check = check_run(run)
     if not check.complete:
         raise ConfigError(f"{str(run)!r} is not a complete run: {check.problem()}; resume it by running the same "
                           "`ehp trajectories` command again (--partial is for one-mode runs)")
