@@ -75,6 +75,14 @@ def clusters(omega: ArrayLike, delta: float) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
+def _check_memory(K: int) -> None:
+    """Refuse (one line, :class:`sim.guards.ResourceError`) K modes whose rate matrices exceed the memory budget."""
+    from .guards import check_memory
+
+    check_memory(f"mode.omega with {K} modes", 16 * 4 * K * K * 12,
+                 "use fewer modes (twelve 4 x K x K complex rate matrices are kept)")
+
+
 def cluster_frequency(omega: ArrayLike, S: tuple[int, ...]) -> float:
     """The common frequency ``w_S`` of a cluster: the midpoint ``(min + max)/2`` of its quanta.
 
@@ -161,14 +169,11 @@ def cluster_rates(
     clusters : tuple of tuples
         The clusters of :func:`clusters`.
     """
-    from .guards import check_memory
-
     omega = np.asarray(omega, dtype=float)
     K = model.K
     if omega.shape != (K,):
         raise ValueError(f"omega must have shape ({K},) like the couplings, got {omega.shape}")
-    check_memory(f"mode.omega with {K} modes", 16 * 4 * K * K * 12,
-                 "use fewer modes (twelve 4 x K x K complex rate matrices are kept)")
+    _check_memory(K)
     cl = clusters(omega, delta)
     em = np.zeros((4, K, K), dtype=complex)
     ab = np.zeros_like(em)
@@ -629,10 +634,12 @@ def mode_system(
         raise ValueError(f"omega must be finite and > 0, got {omega.tolist()}")
     if T_ph < 0 or not np.isfinite(T_ph):
         raise ValueError(f"T_ph must be finite and >= 0, got {T_ph!r}")
+    _check_memory(K)
     E = energy_scale(model, T_L, T_R, T_ph)
     g_max, own = float("nan"), None
     if delta is None:
-        own = _own_rates(model, omega, mu_L, mu_R, T_L, T_R)
+        with progress_bar(np.unique(omega).size, "rate matrices (default width)", "quantum", None, delay=2.0) as bar:
+            own = _own_rates(model, omega, mu_L, mu_R, T_L, T_R, bar)
         delta, g_max, _ = default_coherence_width(model, omega, gamma, T_ph, mu_L, mu_R, T_L, T_R, own=own)
     em, ab, lam, cl = cluster_rates(model, omega, delta, mu_L, mu_R, T_L, T_R, own=own)
     w = np.empty(K)
