@@ -147,6 +147,8 @@ def _steady_modes(args: argparse.Namespace, cfg) -> int:
     for k in ("n_modes", "stable", "near_threshold", "growth_rate", "margin", "N", "J", "J_ph", "Ie"):
         print(f"{k:18s}{num(out[k])}")
     print(f"{'clusters':18s}{out['clusters']}")
+    print(f"{'cluster_freqs':18s}[{', '.join(num(w) for w in out['cluster_frequencies'])}]")
+    print(f"{'coherence_width':18s}{num(out['coherence_width'])}")
     if args.lindblad:
         li = out["lindblad"]
         print(f"{'lindblad':18s}N={li['N']} cutoffs={li['cutoffs']} P_top={li['P_top']}")
