@@ -8,7 +8,8 @@ study shows it three ways:
 1. the stability margin ``2 min Re eig(Y)`` (``= kappa`` for one mode; < 0: runaway) over
    ``study.vary`` (default ``bias.V``) and the splitting ``Delta`` of the quanta
    (``Omega_k = Omega_bar + (k - (K-1)/2) Delta``, ``Omega_bar`` the mean of ``mode.omega``),
-   with the cross terms (``mode.coherence_width`` of the config) and without them
+   with the cross terms (``mode.coherence_width`` of the config, or its default: the bundled splittings
+   stay in one cluster, rates at its common frequency) and without them
    (``coherence_width = 0``: secular, every split mode its own cluster); the threshold
    ``V_c(Delta)`` of each by Brent's method (:func:`analysis.threshold.find_threshold`);
 2. each mode alone (:func:`sim.config.one_mode_config`): its ``kappa`` along ``vary``;
@@ -232,7 +233,7 @@ def plot_collective_runaway(table: pd.DataFrame, thr: pd.DataFrame, alone: pd.Da
         m = table["margin"].to_numpy(float)
         lo, hi = float(np.nanmin(m)), float(np.nanmax(m))
         norm = colors.TwoSlopeNorm(0.0, lo, hi) if lo < 0 < hi else colors.Normalize(lo, hi)
-        for a, (vname, title) in zip(axs[0], (("cross terms", "(a) with cross terms (geometric mean)"),
+        for a, (vname, title) in zip(axs[0], (("cross terms", "(a) with cross terms (common frequency)"),
                                               ("secular", "(b) secular: coherence_width = 0")), strict=True):
             piv = table[table["variant"] == vname].pivot_table(index="splitting", columns=key, values="margin")
             mesh = a.pcolormesh(piv.columns.to_numpy(float), piv.index.to_numpy(float), piv.to_numpy(float),

@@ -14,11 +14,13 @@ is quadratic, so ``C_mn = <a_m^+ a_n>`` obeys the closed linear equation::
     K = sum_c Lambda^c + diag(gamma),   G = sum_c tau_em^c + diag(gamma n).
 
 Coherences: the modes are grouped into clusters (sorted quanta whose neighbours differ by at
-most ``delta``; degenerate modes always share one). Between clusters the rate matrices are
-zero (secular approximation); within a cluster the geometric-mean rule
-``T_mn = [g(Omega_m) g(Omega_n)]_mn``, ``g(w) = tau(w)^(1/2)`` (matrix square root of the
-cluster's rate matrix), is used for each channel and direction, and
-``Lambda = T_abs - T_em``. A one-quantum cluster uses ``tau(Omega)`` itself. The Lamb shift
+most ``delta``; degenerate modes always share one; ``delta`` unset: :func:`default_coherence_width`).
+Between clusters the rate matrices are zero (secular approximation); within a cluster ``S`` every
+channel's rate matrices are taken at one common frequency ``w_S`` (:func:`cluster_frequency`, the
+unified GKLS rule), and so is the ph-bath occupation ``n_k = nB(w_S, T_ph)`` of its modes: each
+bath then obeys detailed balance as a matrix, and at zero bias with one temperature the Gibbs
+state ``C = nB(w_S) 1`` of every cluster is stationary with every flux zero. A one-quantum
+cluster uses ``tau(Omega)`` itself (``w_S = Omega``). The Lamb shift
 is neglected (as in the paper). Units: hbar = k_B = 1; energies, rates and temperatures in
 the energy unit, time in 1/energy.
 """
@@ -73,65 +75,69 @@ def clusters(omega: ArrayLike, delta: float) -> tuple[tuple[int, ...], ...]:
     return tuple(out)
 
 
-def _root_rows(em: NDArray[np.complex128], ab: NDArray[np.complex128], rows: NDArray[np.int_]
-               ) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
-    """Rows ``rows`` of ``em^(1/2)`` and ``ab^(1/2)`` per channel, shape (4, len(rows), K).
-
-    One batched ``eigh`` for all that need one, and only the requested rows formed
-    (``g[rows] = (U[rows] sqrt(lam)) U^+``). A zero matrix has the root 0. Where one direction is a
-    multiple of the other (equal electrode temperatures away from ``w = mu_c``: ``tau_em = nB Lambda``
-    and ``tau_abs = (1 + nB) Lambda``, the proportionality holding to 4 ulps of the entries), the
-    smaller's root is the larger's times ``sqrt(ratio)``: one ``eigh`` per channel instead of two.
-    """
-    K = em.shape[-1]
-    g = np.zeros((2, 4, rows.size, K), dtype=complex)  # direction (0 = em, 1 = ab), channel, row, column
-    todo: list[tuple[NDArray[np.complex128], int, int]] = []  # (matrix, direction, channel)
-    scaled: list[tuple[int, int, float]] = []  # (direction, channel, sqrt(ratio)): from the other direction's root
-    eps = np.finfo(float).eps
-    for c in range(4):
-        te, ta = float(np.trace(em[c]).real), float(np.trace(ab[c]).real)
-        (big, d_big), (small, d_small) = ((ab[c], 1), (em[c], 0)) if ta >= te else ((em[c], 0), (ab[c], 1))
-        scale = float(np.abs(big).max(initial=0.0))
-        if scale == 0.0:
-            continue
-        todo.append((big, d_big, c))
-        if float(np.abs(small).max(initial=0.0)) == 0.0:
-            continue
-        r = min(ta, te) / max(ta, te)
-        if r > 0 and float(np.abs(small - r * big).max()) <= 4 * eps * scale:
-            scaled.append((d_small, c, float(np.sqrt(r))))
-        else:
-            todo.append((small, d_small, c))
-    if todo:
-        lam, U = np.linalg.eigh(np.stack([m for m, _, _ in todo]))
-        part = (U[:, rows, :] * np.sqrt(np.clip(lam, 0.0, None))[:, None, :]) @ np.swapaxes(U, -1, -2).conj()
-        for (_, d, c), x in zip(todo, part, strict=True):
-            g[d, c] = x
-    for d, c, f in scaled:
-        g[d, c] = f * g[1 - d, c]
-    return g[0], g[1]
-
-
-_GEOMETRIC_WORK = 5e10
-"""Largest ``sum over clusters of (distinct quanta) x 4 K_c^3`` of the geometric-mean rule: about 40 s of
-``eigh`` on one core (7 ms for K = 200, measured); beyond it :func:`cluster_rates` refuses."""
-
-
-def _check_cluster_work(omega: NDArray[np.float64], cl: tuple[tuple[int, ...], ...], K: int) -> None:
-    """Refuse (one line, :class:`sim.guards.GuardError`) a cluster rule too large for memory or time."""
-    from .guards import GuardError, check_memory
+def _check_memory(K: int) -> None:
+    """Refuse (one line, :class:`sim.guards.ResourceError`) K modes whose rate matrices exceed the memory budget."""
+    from .guards import check_memory
 
     check_memory(f"mode.omega with {K} modes", 16 * 4 * K * K * 12,
                  "use fewer modes (twelve 4 x K x K complex rate matrices are kept)")
-    work = sum(np.unique(omega[np.array(S)]).size * 4 * len(S) ** 3 for S in cl if len(S) > 1)
-    if work > _GEOMETRIC_WORK:
-        big = max(cl, key=len)
-        nq = np.unique(omega[np.array(big)]).size
-        raise GuardError(
-            f"mode.omega: a cluster of {len(big)} modes with {nq} distinct quanta needs {4 * nq} Hermitian square "
-            f"roots of {len(big)} x {len(big)} rate matrices (about {work:.2g} operations), more than the budget of "
-            f"{_GEOMETRIC_WORK:.0e} (about a minute): set mode.coherence_width below the spacing of the quanta to "
-            "split the cluster (docs/modes.md), make near-degenerate quanta equal, or use fewer modes")
+
+
+def cluster_frequency(omega: ArrayLike, S: tuple[int, ...]) -> float:
+    """The common frequency ``w_S`` of a cluster: the midpoint ``(min + max)/2`` of its quanta.
+
+    Every rate matrix of the cluster (each channel and direction) and the ph-bath occupation of its
+    modes are taken at ``w_S`` (the unified GKLS rule, docs/modes.md). The midpoint minimises the largest
+    offset ``max_m |Omega_m - w_S| = spread/2`` that bounds the rule's error; ``w_S = Omega`` for a
+    degenerate or one-mode cluster.
+    """
+    q = np.asarray(omega, dtype=float)[np.asarray(S, dtype=int)]
+    lo, hi = float(q.min()), float(q.max())
+    return lo if lo == hi else 0.5 * (lo + hi)
+
+
+def energy_scale(model: RateMatrixModel, T_L: float, T_R: float | None, T_ph: float) -> float:
+    """``E``: the smallest positive of the temperatures ``T_L, T_R, T_ph`` and the conductor's smallest
+    resonance width ``min |Im z|`` (the poles ``z`` of ``H - i(Gamma_L + Gamma_R)/2``): the energy over which
+    the baths' rates and occupations vary with the frequency (NaN if none is positive)."""
+    T_R = T_L if T_R is None else T_R
+    xs = [float(x) for x in (T_L, T_R, T_ph, model.width) if np.isfinite(x) and x > 0]
+    return min(xs) if xs else float("nan")
+
+
+def _own_rates(model: RateMatrixModel, omega: NDArray[np.float64], mu_L: float, mu_R: float, T_L: float,
+               T_R: float | None, bar=None) -> dict[float, tuple[NDArray[np.int_], object]]:
+    """``{q: (modes, rates)}``: the rate matrices of the modes of each distinct quantum ``q`` at ``q`` itself."""
+    out = {}
+    for q in np.unique(omega):
+        idx = np.flatnonzero(omega == q)
+        out[float(q)] = (idx, model.rates(float(q), mu_L, mu_R, T_L, T_R, modes=idx))
+        if bar is not None:
+            bar.update(1)
+    return out
+
+
+def default_coherence_width(model: RateMatrixModel, omega: ArrayLike, gamma: ArrayLike, T_ph: float, mu_L: float,
+                            mu_R: float, T_L: float, T_R: float | None = None, own=None) -> tuple[float, float, float]:
+    r"""The default cluster width ``sqrt(Gamma_max E)`` and its two scales ``(width, Gamma_max, E)``.
+
+    ``Gamma_max = max_k [sum_c (tau_em^c_kk + tau_abs^c_kk)(Omega_k) + gamma_k (2 n_k + 1)]``: the largest
+    total jump rate of one mode at its own quantum (by Cauchy-Schwarz it bounds every entry of the damping
+    and source matrices, cross terms included, under any bias); ``E`` from :func:`energy_scale`.
+    Splitting two modes by ``Delta`` errs by about ``Gamma/Delta`` (secular: the dropped cross terms, first
+    order for a weakly pumped mode beside a strong one); keeping them in one cluster errs by about
+    ``Delta/E`` (the common frequency). ``Delta = sqrt(Gamma_max E)`` balances the two: both are then at most
+    ``sqrt(Gamma_max/E)``. Without a positive energy scale the width is ``Gamma_max``.
+    """
+    omega, gamma = np.asarray(omega, dtype=float), np.asarray(gamma, dtype=float)
+    own = _own_rates(model, omega, mu_L, mu_R, T_L, T_R) if own is None else own
+    n = bose(omega, T_ph)
+    total = gamma * (2 * n + 1)
+    for idx, r in own.values():
+        total[idx] = total[idx] + np.diagonal(r.emission + r.absorption, axis1=1, axis2=2).real.sum(axis=0)
+    g_max = float(np.max(total))
+    E = energy_scale(model, T_L, T_R, T_ph)
+    return (float(np.sqrt(g_max * E)) if np.isfinite(E) else g_max), g_max, E
 
 
 def cluster_rates(
@@ -143,13 +149,18 @@ def cluster_rates(
     T_L: float,
     T_R: float | None = None,
     progress: bool | None = None,
+    own=None,
 ) -> tuple[NDArray[np.complex128], NDArray[np.complex128], NDArray[np.complex128], tuple[tuple[int, ...], ...]]:
-    """Rate matrices of the modes with the cluster (secular plus geometric-mean) rule.
+    """Rate matrices of the modes with the cluster rule: secular between clusters, a common frequency within.
 
-    One :meth:`RateMatrixModel.rates` per distinct quantum of a cluster (the geometric mean needs the
-    cluster's rate matrices at each quantum and their square roots): a bar on stderr (``progress``,
-    None: when stderr is a terminal) shows it once it takes more than 2 s. A cluster too large for
-    the memory budget or for about a minute of square roots is refused (:class:`sim.guards.GuardError`).
+    A cluster of one quantum (one mode, or degenerate modes) has its rates at that quantum; a cluster of
+    several quanta has every channel's matrices (emission, absorption, damping) at its common frequency
+    :func:`cluster_frequency` -- one :meth:`RateMatrixModel.rates` call per cluster, no matrix roots. Each
+    channel then obeys detailed balance as a matrix at equal electrode temperatures, ``tau_em^c =
+    nB(w_S - mu_c) Lambda^c``, so at zero bias the Gibbs state at ``w_S`` is stationary and every flux
+    vanishes (docs/modes.md). A bar on stderr (``progress``, None: when stderr is a terminal) shows the
+    calls once they take more than 2 s. ``own``: rates at each distinct quantum, already computed
+    (:func:`_own_rates`), reused for clusters of one quantum.
 
     Returns
     -------
@@ -162,34 +173,25 @@ def cluster_rates(
     K = model.K
     if omega.shape != (K,):
         raise ValueError(f"omega must have shape ({K},) like the couplings, got {omega.shape}")
+    _check_memory(K)
     cl = clusters(omega, delta)
-    _check_cluster_work(omega, cl, K)
     em = np.zeros((4, K, K), dtype=complex)
     ab = np.zeros_like(em)
     lam = np.zeros_like(em)
-    n_calls = sum(np.unique(omega[np.array(S)]).size for S in cl)
-    with progress_bar(n_calls, "rate matrices", "quantum", progress, delay=2.0) as bar:
+    own = {} if own is None else own
+    n_calls = sum(1 for S in cl if not (np.unique(omega[np.array(S)]).size == 1 and float(omega[S[0]]) in own))
+    with progress_bar(n_calls, "rate matrices", "cluster", progress, delay=2.0) as bar:
         for S in cl:
             idx = np.array(S)
             block = np.ix_(range(4), idx, idx)
-            quanta = np.unique(omega[idx])
-            if quanta.size == 1:
-                r = model.rates(float(quanta[0]), mu_L, mu_R, T_L, T_R, modes=idx)
-                em[block], ab[block], lam[block] = r.emission, r.absorption, r.damping
+            w = cluster_frequency(omega, S)
+            hit = own.get(w)
+            if hit is not None and np.array_equal(hit[0], idx):
+                r = hit[1]
+            else:
+                r = model.rates(w, mu_L, mu_R, T_L, T_R, modes=idx)
                 bar.update(1)
-                continue
-            # T_mn = sum_j g(Omega_m)_mj g(Omega_n)_jn = (A A^+)_mn with row m of A from g(Omega_m) (g Hermitian:
-            # column n of g(Omega_n) is the conjugate of its row n): one row kept per mode, one product per channel
-            A_em = np.zeros((4, idx.size, idx.size), dtype=complex)
-            A_ab = np.zeros_like(A_em)
-            for q in quanta:
-                rows = np.flatnonzero(omega[idx] == q)
-                r = model.rates(float(q), mu_L, mu_R, T_L, T_R, modes=idx)
-                A_em[:, rows], A_ab[:, rows] = _root_rows(r.emission, r.absorption, rows)
-                bar.update(1)
-            em[block] = A_em @ np.swapaxes(A_em, -1, -2).conj()
-            ab[block] = A_ab @ np.swapaxes(A_ab, -1, -2).conj()
-            lam[block] = ab[block] - em[block]
+            em[block], ab[block], lam[block] = r.emission, r.absorption, r.damping
     return em, ab, lam, cl
 
 
@@ -219,7 +221,8 @@ class ModeSystem:
     ----------
     omega, gamma, n_th : ndarray, shape (K,)
         Quanta ``Omega_k``, ph-bath energy damping ``gamma_k >= 0`` and occupation
-        ``n_k = nB(Omega_k, T_ph)``.
+        ``n_k = nB(w_S, T_ph)`` at the frequency ``w_S`` of the mode's cluster (``Omega_k`` for a
+        one-quantum cluster).
     emission, absorption, damping : ndarray, shape (4, K, K)
         Cluster rate matrices ``T_em^c``, ``T_abs^c``, ``Lambda^c`` (channels in the order LL, RR, LR, RL).
     mu : ndarray, shape (4,)
@@ -228,6 +231,10 @@ class ModeSystem:
         Mode indices of each cluster.
     T_e : float
         Electron temperature used by ``mu_eff`` (Eq. 11).
+    coherence_width : float
+        The cluster width used (resolved default included; NaN: not recorded).
+    rate_scale, energy_scale : float
+        ``Gamma_max`` and ``E`` of :func:`default_coherence_width` (NaN where not computed).
     """
 
     omega: NDArray[np.float64]
@@ -239,6 +246,9 @@ class ModeSystem:
     mu: NDArray[np.float64]
     clusters: tuple[tuple[int, ...], ...]
     T_e: float
+    coherence_width: float = float("nan")
+    rate_scale: float = float("nan")
+    energy_scale: float = float("nan")
 
     def __post_init__(self) -> None:
         K = np.asarray(self.omega).shape[0]
@@ -262,6 +272,26 @@ class ModeSystem:
     @property
     def K(self) -> int:
         return self.omega.size
+
+    @property
+    def cluster_frequencies(self) -> tuple[float, ...]:
+        """``w_S`` of each cluster (:func:`cluster_frequency`): the frequency of its rates and ph-bath occupation."""
+        return tuple(cluster_frequency(self.omega, S) for S in self.clusters)
+
+    def wide_clusters(self, tol: float = 0.1) -> list[tuple[tuple[int, ...], float]]:
+        """Clusters whose spread ``max - min`` of the quanta exceeds ``tol E`` (``E`` = :attr:`energy_scale`):
+        the common frequency then moves equilibrium populations by more than about ``tol/2`` relative
+        (docs/modes.md). Returns ``(cluster, spread)`` pairs; none where ``E`` is not positive."""
+        E = self.energy_scale
+        if not (np.isfinite(E) and E > 0):
+            return []
+        out = []
+        for S in self.clusters:
+            q = self.omega[list(S)]
+            spread = float(q.max() - q.min())
+            if spread > tol * E:
+                out.append((S, spread))
+        return out
 
     @cached_property
     def damping_matrix(self) -> NDArray[np.complex128]:
@@ -525,7 +555,8 @@ class ModesSteadyState:
         (weights ``u_m`` of ``b^+ = sum_m u_m a_m^+`` as ``{re, im}``), totals ``N, J, J_ph, Ie``, ``modes``
         (config order: ``omega, gamma, n_th, N, T_eff, mu_eff``), ``channels`` (``mu``, jump rates
         ``emission_rate, absorption_rate``, ``J, Ie``), ``coherences`` (``{m, n, re, im}`` of
-        ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``.
+        ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``, ``cluster_frequencies`` (``w_S`` of each) and
+        ``coherence_width`` (the width used, the resolved default included).
         """
         from .model import clean
 
@@ -543,7 +574,8 @@ class ModesSteadyState:
             "margin": -self.growth_rate, "margin_roundoff": s.margin_roundoff,
             "unstable_mode": [{"re": x.real, "im": x.imag} for x in u], "N": self.N_total if self.stable else None,
             "J": self.J, "J_ph": self.J_ph, "Ie": self.Ie, "modes": modes, "channels": chans, "coherences": coh,
-            "clusters": [list(S) for S in s.clusters],
+            "clusters": [list(S) for S in s.clusters], "cluster_frequencies": list(s.cluster_frequencies),
+            "coherence_width": s.coherence_width,
         })
 
     def to_record(self) -> dict:
@@ -571,7 +603,7 @@ def mode_system(
     mu_R: float,
     T_L: float,
     T_R: float | None = None,
-    delta: float = 0.0,
+    delta: float | None = 0.0,
     T_e: float | None = None,
 ) -> ModeSystem:
     """Build the :class:`ModeSystem` of a conductor with couplings ``M^k`` (K, n, n).
@@ -583,11 +615,11 @@ def mode_system(
     omega, gamma
         Quanta ``Omega_k`` and ph-bath dampings ``gamma_k`` (shape (K,) or scalar).
     T_ph
-        ph-bath temperature: ``n_k = nB(Omega_k, T_ph)``.
+        ph-bath temperature: ``n_k = nB(w_S, T_ph)`` at the frequency of the mode's cluster.
     mu_L, mu_R, T_L, T_R
         Bias (``T_R`` defaults to ``T_L``).
     delta
-        Coherence width of the clusters (>= 0).
+        Coherence width of the clusters (>= 0); None: :func:`default_coherence_width`.
     T_e
         Electron temperature for ``mu_eff`` (default ``T_L``).
     """
@@ -602,9 +634,20 @@ def mode_system(
         raise ValueError(f"omega must be finite and > 0, got {omega.tolist()}")
     if T_ph < 0 or not np.isfinite(T_ph):
         raise ValueError(f"T_ph must be finite and >= 0, got {T_ph!r}")
-    em, ab, lam, cl = cluster_rates(model, omega, delta, mu_L, mu_R, T_L, T_R)
+    _check_memory(K)
+    E = energy_scale(model, T_L, T_R, T_ph)
+    g_max, own = float("nan"), None
+    if delta is None:
+        with progress_bar(np.unique(omega).size, "rate matrices (default width)", "quantum", None, delay=2.0) as bar:
+            own = _own_rates(model, omega, mu_L, mu_R, T_L, T_R, bar)
+        delta, g_max, _ = default_coherence_width(model, omega, gamma, T_ph, mu_L, mu_R, T_L, T_R, own=own)
+    em, ab, lam, cl = cluster_rates(model, omega, delta, mu_L, mu_R, T_L, T_R, own=own)
+    w = np.empty(K)
+    for S in cl:
+        w[list(S)] = cluster_frequency(omega, S)
     mu = np.array([mu_L - mu_L, mu_R - mu_R, mu_L - mu_R, mu_R - mu_L])
-    return ModeSystem(omega, gamma, bose(omega, T_ph), em, ab, lam, mu, cl, float(T_L if T_e is None else T_e))
+    return ModeSystem(omega, gamma, bose(w, T_ph), em, ab, lam, mu, cl, float(T_L if T_e is None else T_e),
+                      float(delta), g_max, E)
 
 
 def mode_system_from_config(config: Config) -> ModeSystem:
@@ -612,9 +655,9 @@ def mode_system_from_config(config: Config) -> ModeSystem:
 
     Quanta ``mode.omega`` (a number or a list of K), couplings from ``[conductor]``
     (:meth:`sim.config.ConductorConfig.build_modes`), ``gamma_k`` from ``phonon_bath.gamma``
-    (a number applies to every mode), ``n_k = nB(Omega_k, phonon_bath.T)``, the bias and
-    temperatures of ``[bias]``, and the cluster width ``mode.coherence_width`` (unset: all
-    modes in one cluster; see :class:`sim.config.ModesConfig`).
+    (a number applies to every mode), ``n_k = nB(w_S, phonon_bath.T)``, the bias and
+    temperatures of ``[bias]``, and the cluster width ``mode.coherence_width`` (unset:
+    :func:`default_coherence_width`; see :class:`sim.config.ModesConfig`).
 
     Raises
     ------
@@ -624,8 +667,7 @@ def mode_system_from_config(config: Config) -> ModeSystem:
     cond, M = config.conductor.build_modes()
     omegas = np.asarray(config.mode.omegas, dtype=float)
     K = omegas.size
-    width = getattr(config.mode, "delta", None)
-    delta = 0.0 if width is None else width
+    delta = config.mode.delta if config.mode.n_modes > 1 else 0.0
     b = config.bias
     return mode_system(cond, M, omegas, config.phonon_bath.gammas(K), config.phonon_bath.T, b.mu_L, b.mu_R,
                        b.T_L, b.T_R, delta=delta, T_e=b.T_e)

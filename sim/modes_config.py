@@ -45,25 +45,19 @@ def _one_mode_message(what: str) -> str:
 class ModesConfig:
     r"""``[mode]`` of several modes: ``omega`` a list of K >= 2 quanta (> 0, energy units).
 
-    ``coherence_width`` (energy, >= 0; default: unset = every mode in one cluster) groups the
-    modes into clusters: sorted quanta whose neighbours differ by at most the width share a
-    cluster and keep their cross terms (geometric-mean rule), exactly degenerate quanta always
-    do; between clusters the cross terms are dropped (secular approximation).
+    ``coherence_width`` (energy, >= 0; default: unset, resolved from the rates and the baths)
+    groups the modes into clusters: sorted quanta whose neighbours differ by at most the width
+    share a cluster and keep their cross terms, exactly degenerate quanta always do; between
+    clusters the cross terms are dropped (secular approximation). Within a cluster every rate
+    matrix and ph-bath occupation is taken at one common frequency (the midpoint of its quanta:
+    the unified GKLS rule), which keeps thermodynamic equilibrium exact at zero bias.
 
-    Why the default keeps every cross term: the secular approximation is qualitatively wrong
-    when a splitting is not large against the rates -- it misses the collective runaway of
-    near-degenerate modes altogether (``runs/waterwheel.toml``: a splitting of 0.04, four
-    times below the rates, moves the threshold by 40 %, while the secular verdict is "stable
-    at every bias") -- whereas the geometric-mean rule is positive semi-definite and
-    continuous for any splitting, so nothing jumps when a quantum crosses a width in a sweep,
-    and the default needs no energy scale. Its price: where a splitting is large against the
-    rates the cross terms rotate at the splitting and mostly drop out of ``C`` (totals and the
-    margin move by ``O((rate/splitting)^2)``), but a weakly pumped mode next to a strongly
-    pumped one can keep a shift of order ``rate/splitting`` of its small population, and the
-    geometric mean is only accurate for splittings small against ``T_e`` and the broadenings.
-    For well-separated modes set a width below their splittings (``0``: only exactly
-    degenerate modes share a cluster): they are then exactly independent one-mode models,
-    and cheaper.
+    The default width (:func:`sim.covariance.default_coherence_width`) is ``sqrt(Gamma_max E)``:
+    ``Gamma_max`` the largest total jump rate of one mode, ``E`` the smallest positive of the
+    temperatures and the conductor's resonance width. Splitting modes ``Delta`` apart errs by
+    about ``Gamma/Delta`` (the dropped cross terms), keeping them together by about ``Delta/E``
+    (the common frequency); that width balances the two. ``0``: only exactly degenerate modes
+    share a cluster (the modes are then exactly independent one-mode models). See docs/modes.md.
     """
 
     omegas: tuple[float, ...]
@@ -88,11 +82,9 @@ class ModesConfig:
         raise ConfigError(_one_mode_message(f"mode.omega = {list(self.omegas)!r} gives K = {self.n_modes} modes"))
 
     @property
-    def delta(self) -> float:
-        """The cluster width used by :func:`sim.covariance.clusters` (unset: the spread of the quanta)."""
-        if self.coherence_width is not None:
-            return self.coherence_width
-        return float(max(self.omegas) - min(self.omegas))
+    def delta(self) -> float | None:
+        """The cluster width given to :func:`sim.covariance.mode_system` (None: unset, the default resolved there)."""
+        return self.coherence_width
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"omega": list(self.omegas)}

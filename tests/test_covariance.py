@@ -85,18 +85,26 @@ def test_clusters():
 
 @pytest.mark.parametrize("omega", [(1.0, 1.0), (1.0, 1.03)])
 def test_uncoupled_mode_sits_at_thermal_population(omega):
-    """M^2 = 0: mode 2 at n_2 with no coherence; mode 1 and every total as without mode 2."""
+    """M^2 = 0: mode 2 at n_2 with no coherence; mode 1 and every total as without mode 2.
+
+    In one cluster of split quanta every rate and ph-bath occupation is taken at the cluster's common
+    frequency w_S (the unified GKLS rule): mode 1 is then exactly the one-mode model at the quantum w_S
+    (N and Ie equal), except that its energy per quantum is its own Omega_1 (J, J_ph times Omega_1/w_S)."""
     M = np.array([WW_M[0], np.zeros((2, 2))])
     s = _ww_system(1.2, omega, delta=0.1, M=M)
     assert s.clusters == ((0, 1),)
-    one = _ww_system(1.2, omega[:1], M=M[:1]).steady_state()
+    w = s.cluster_frequencies[0]
+    assert w == pytest.approx(np.mean(omega), rel=1e-15)
+    one = _ww_system(1.2, (w,), M=M[:1]).steady_state()
     r = s.steady_state()
     assert r.N[1] == pytest.approx(s.n_th[1], rel=1e-12)
     assert abs(r.C[0, 1]) <= 1e-15
     assert r.N[0] == pytest.approx(one.N[0], rel=1e-12)
-    for k in ("J", "Ie", "J_ph"):
-        assert getattr(r, k) == pytest.approx(getattr(one, k), rel=1e-12, abs=1e-16)
-    np.testing.assert_allclose(r.J_channel, one.J_channel, rtol=1e-12, atol=1e-16)
+    assert r.Ie == pytest.approx(one.Ie, rel=1e-12, abs=1e-16)
+    f = omega[0] / w
+    for k in ("J", "J_ph"):
+        assert getattr(r, k) == pytest.approx(f * getattr(one, k), rel=1e-12, abs=1e-16)
+    np.testing.assert_allclose(r.J_channel, f * one.J_channel, rtol=1e-12, atol=1e-16)
     assert s.growth_rate == pytest.approx(max(one.growth_rate, -WW["gamma"]), rel=1e-12)
 
 
@@ -133,7 +141,7 @@ def test_well_separated_modes_are_independent_one_mode_models():
 
 
 def test_lyapunov_residual_energy_balance_and_time_evolution():
-    s = _ww_system(1.4, (1.0, 1.03), delta=0.1)  # one cluster, geometric-mean cross terms
+    s = _ww_system(1.4, (1.0, 1.03), delta=0.1)  # one cluster, cross terms at the common frequency
     assert s.stable
     r = s.steady_state()
     Gc = s.source.conj()

@@ -88,54 +88,66 @@ def test_threshold_of_two_modes_matches_the_covariance_route(capsys):
 
 
 def test_uncoupled_mode_sits_at_thermal_population_and_changes_nothing(tmp_path, capsys):
+    """M^2 = 0 with quanta 1 and 1.02: the default width (0.07 here) keeps them in one cluster, so every rate and
+    the ph-bath occupations are taken at the common frequency w_S = 1.01 (the unified GKLS rule that keeps
+    equilibrium exact). Mode 2 then sits at nB(w_S, T_ph) (its T_eff = T_ph Omega_2/w_S), and mode 1 is exactly
+    the one-mode model at the quantum w_S (N, Ie, margin), its energy per quantum its own Omega_1 (J, J_ph, J_c
+    scaled by Omega_1/w_S)."""
     d = _ww_dict()
     d["conductor"]["M"][1] = [[0.0, 0.0], [0.0, 0.0]]
     d["phonon_bath"] = {"T": 0.3, "gamma": [0.002, 0.01]}
     d["mode"]["omega"] = [1.0, 1.02]
     cfg = _write(tmp_path, "m0.toml", d)
     pair, _ = _json(capsys, ["steady", cfg, "--set", "bias.V=1.2", "--json"])
+    assert pair["clusters"] == [[0, 1]] and pair["cluster_frequencies"] == [pytest.approx(1.01, rel=1e-15)]
+    assert pair["coherence_width"] > 0.02
+    w = pair["cluster_frequencies"][0]
     one = _one_mode(d, 0)
     one["phonon_bath"]["gamma"] = 0.002
+    one["mode"]["omega"] = w
     alone, _ = _json(capsys, ["steady", _write(tmp_path, "one.toml", one), "--set", "bias.V=1.2", "--json"])
-    n_th = 1 / np.expm1(1.02 / 0.3)
+    n_th = 1 / np.expm1(w / 0.3)
     assert pair["modes"][1]["N"] == pytest.approx(n_th, rel=1e-12)
-    assert pair["modes"][1]["T_eff"] == pytest.approx(0.3, rel=1e-10)  # thermal with the ph-bath
+    assert pair["modes"][1]["T_eff"] == pytest.approx(0.3 * 1.02 / w, rel=1e-10)  # thermal with the ph-bath at w_S
     assert abs(pair["coherences"][0]["re"]) < 1e-15 and abs(pair["coherences"][0]["im"]) < 1e-15
     assert pair["modes"][0]["N"] == pytest.approx(alone["N"], rel=1e-11)
     assert pair["N"] == pytest.approx(alone["N"] + n_th, rel=1e-11)
-    for k in ("J", "J_ph", "Ie"):
-        assert pair[k] == pytest.approx(alone[k], rel=1e-10, abs=1e-16)
+    f = 1.0 / w
+    for k, x in (("J", f), ("J_ph", f), ("Ie", 1.0)):
+        assert pair[k] == pytest.approx(x * alone[k], rel=1e-10, abs=1e-16)
     for c in ("LL", "RR", "LR", "RL"):
-        assert pair["channels"][c]["J"] == pytest.approx(alone["channels"][c]["J"], rel=1e-10, abs=1e-16)
+        assert pair["channels"][c]["J"] == pytest.approx(f * alone["channels"][c]["J"], rel=1e-10, abs=1e-16)
         assert pair["channels"][c]["Ie"] == pytest.approx(alone["channels"][c]["Ie"], rel=1e-10, abs=1e-16)
     assert pair["margin"] == pytest.approx(min(alone["kappa"], 0.01), rel=1e-10)
 
 
-@pytest.mark.parametrize(("width", "rtol"), [(0.0, 1e-12), (None, 1e-2)])
-def test_well_separated_modes_are_independent_one_mode_models(tmp_path, capsys, width, rtol):
-    """Quanta 1 and 1.4 (splitting 8x the largest rate |K_12| = 0.015): with coherence_width = 0 each mode is
-    exactly its one-mode model. With the cross terms kept (default) the totals and the margin differ by
-    O((|K_12|/splitting)^2) = 1.5e-3 (below 1e-2), and each N_k by at most 1e-2 of the total N: the cross source
-    |G_12| is 7x the weakly pumped mode's own G_22, so its small population moves by O(|K_12| |G_12|/splitting^2)."""
+@pytest.mark.parametrize("width", [0.0, None])
+def test_well_separated_modes_are_independent_one_mode_models(tmp_path, capsys, width):
+    """Quanta 1 and 1.4 (splitting 8x the largest rate |K_12| = 0.015): with coherence_width = 0, and with the
+    default width (sqrt(Gamma_max E) = 0.054 < 0.4), each mode is its own cluster and exactly its one-mode model.
+    (The old default kept every mode in one cluster; its geometric-mean rule moved N_k by up to 1e-2 of N.)
+    Forced into one cluster (coherence_width = 1) the rates are taken at w_S = 1.2, 4 E away from each quantum:
+    a stderr note says so."""
     d = _ww_dict()
     d["mode"]["omega"] = [1.0, 1.4]
     if width is not None:
         d["mode"]["coherence_width"] = width
-    pair, _ = _json(capsys, ["steady", _write(tmp_path, "sep.toml", d), "--set", "bias.V=1.2", "--json"])
-    assert pair["clusters"] == ([[0], [1]] if width == 0.0 else [[0, 1]])
+    pair, err = _json(capsys, ["steady", _write(tmp_path, "sep.toml", d), "--set", "bias.V=1.2", "--json"])
+    assert pair["clusters"] == [[0], [1]] and "common frequency" not in err
+    assert pair["coherence_width"] == 0.0 if width == 0.0 else 0.04 < pair["coherence_width"] < 0.1
     singles = [_json(capsys, ["steady", _write(tmp_path, f"s{k}.toml", _one_mode(d, k)), "--set", "bias.V=1.2",
                               "--json"])[0] for k in range(2)]
     for k in range(2):
-        assert pair["modes"][k]["N"] == pytest.approx(singles[k]["N"], rel=rtol if width == 0.0 else 0,
-                                                      abs=0 if width == 0.0 else rtol * pair["N"])
-        if width == 0.0:
-            for q in ("T_eff", "mu_eff"):
-                assert pair["modes"][k][q] == pytest.approx(singles[k][q], rel=rtol)
+        assert pair["modes"][k]["N"] == pytest.approx(singles[k]["N"], rel=1e-12)
+        for q in ("T_eff", "mu_eff"):
+            assert pair["modes"][k][q] == pytest.approx(singles[k][q], rel=1e-12)
     for q in ("N", "J", "Ie", "J_ph"):
-        assert pair[q] == pytest.approx(singles[0][q] + singles[1][q], rel=rtol)
-    assert pair["margin"] == pytest.approx(min(s["kappa"] for s in singles), rel=rtol)
-    gap = max(abs(pair["modes"][k]["N"] / singles[k]["N"] - 1) for k in range(2))
-    assert (gap < 1e-12) if width == 0.0 else (gap > 1e-4)  # the kept cross terms do act
+        assert pair[q] == pytest.approx(singles[0][q] + singles[1][q], rel=1e-12)
+    assert pair["margin"] == pytest.approx(min(s["kappa"] for s in singles), rel=1e-12)
+    wide, err = _json(capsys, ["steady", _write(tmp_path, "sep.toml", d), "--set", "bias.V=1.2", "--set",
+                               "mode.coherence_width=1", "--json"])
+    assert wide["clusters"] == [[0, 1]] and wide["cluster_frequencies"] == [pytest.approx(1.2, rel=1e-15)]
+    assert err.count("common frequency 1.2") == 1 and "spans 0.4" in err
 
 
 def test_evolve_rate_several_modes_from_vacuum_to_steady_state(tmp_path, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 import sim
@@ -75,10 +76,30 @@ def cmd_steady(args: argparse.Namespace) -> int:
 
 
 def lamb_shift_note(system) -> None:
-    """stderr note: clusters of several modes neglect the Lamb shift in the stability verdict."""
+    """stderr notes on clusters of several modes: the stability verdict neglects the Lamb shift, and (one
+    note) clusters whose spread is not small against ``E`` (:func:`cluster_spread_note`)."""
     if any(len(S) > 1 for S in system.clusters):
         print("note: clusters of several modes: the stability verdict and threshold neglect the Lamb shift, which "
               "can move the onset of collective runaway by a few percent (docs/modes.md)", file=sys.stderr)
+    cluster_spread_note(system)
+
+
+def cluster_spread_note(system, tol: float = 0.1) -> None:
+    """One stderr note when a cluster's spread of quanta exceeds ``tol E`` (:meth:`ModeSystem.wide_clusters`):
+    its rates and ph-bath occupation are taken at one common frequency, which then moves the populations
+    by more than about ``tol/2`` relative (docs/modes.md, "Error of the common frequency")."""
+    wide = system.wide_clusters(tol)
+    if not wide:
+        return
+    S, spread = max(wide, key=lambda x: x[1])
+    w = system.cluster_frequencies[system.clusters.index(S)]
+    rates = (f" and the rates Gamma_max = {system.rate_scale:.3g}" if math.isfinite(system.rate_scale) else "")
+    print(f"note: cluster {list(S)} spans {spread:.3g} in quanta, not small against E = {system.energy_scale:.3g} (the "
+          f"smallest of the temperatures and the conductor's resonance width){rates}: its rates and ph-bath "
+          f"occupation are taken at the common frequency {w:.6g}, which moves each population by up to about "
+          f"{spread / 2 / system.energy_scale:.2g} relative (spread/2E; docs/modes.md); a mode.coherence_width below "
+          f"the spacing of its quanta splits it" + (f" ({len(wide)} such clusters)" if len(wide) > 1 else ""),
+          file=sys.stderr)
 
 
 def _steady_modes(args: argparse.Namespace, cfg) -> int:
@@ -126,6 +147,8 @@ def _steady_modes(args: argparse.Namespace, cfg) -> int:
     for k in ("n_modes", "stable", "near_threshold", "growth_rate", "margin", "N", "J", "J_ph", "Ie"):
         print(f"{k:18s}{num(out[k])}")
     print(f"{'clusters':18s}{out['clusters']}")
+    print(f"{'cluster_freqs':18s}[{', '.join(num(w) for w in out['cluster_frequencies'])}]")
+    print(f"{'coherence_width':18s}{num(out['coherence_width'])}")
     if args.lindblad:
         li = out["lindblad"]
         print(f"{'lindblad':18s}N={li['N']} cutoffs={li['cutoffs']} P_top={li['P_top']}")
