@@ -94,7 +94,8 @@ def cluster_spread_note(system, tol: float = 0.1) -> None:
     S, spread = max(wide, key=lambda x: x[1])
     w = system.cluster_frequencies[system.clusters.index(S)]
     rates = (f" and the rates Gamma_max = {system.rate_scale:.3g}" if math.isfinite(system.rate_scale) else "")
-    print(f"note: cluster {list(S)} spans {spread:.3g} in quanta, not small against E = {system.energy_scale:.3g} (the "
+    shown = str(list(S)) if len(S) <= 8 else f"of {len(S)} modes [{S[0]}, {S[1]}, ..., {S[-1]}]"
+    print(f"note: cluster {shown} spans {spread:.3g} in quanta, not small against E = {system.energy_scale:.3g} (the "
           f"smallest of the temperatures and the conductor's resonance width){rates}: its rates and ph-bath "
           f"occupation are taken at the common frequency {w:.6g}, which moves each population by up to about "
           f"{spread / 2 / system.energy_scale:.2g} relative (spread/2E; docs/modes.md); a mode.coherence_width below "
