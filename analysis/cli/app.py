@@ -87,8 +87,19 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised in the main thread like SIGINT's ``KeyboardInterrupt``, so that every run directory records it."""
 
 
-def _on_sigterm(signum, frame) -> None:
-    raise Terminated("SIGTERM")
+_FIRED: list[int] = []  # the signal that interrupted this command (at most one is raised)
+
+
+def _on_signal(signum, frame) -> None:
+    """SIGINT raises ``KeyboardInterrupt`` and SIGTERM :class:`Terminated`, once: a second signal while the
+    first unwinds (marking the run ``interrupted``, printing what was saved) is ignored, so it cannot leave
+    the run ``running`` or the message unprinted."""
+    import signal
+
+    if _FIRED:
+        return
+    _FIRED.append(signum)
+    raise Terminated("SIGTERM") if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 #: Exit codes of an interrupted command (128 + the signal's number, as shells report it).
@@ -161,9 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     io = sys.modules.get("sim.io")
     first = len(io.OPENED) if io is not None else 0
-    old_term = old_int = None
+    old: dict[int, object] = {}
     if threading.current_thread() is threading.main_thread():
-        old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        _FIRED.clear()
+        old[signal.SIGTERM] = signal.signal(signal.SIGTERM, _on_signal)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not when SIGINT is ignored (nohup, &)
+            old[signal.SIGINT] = signal.signal(signal.SIGINT, _on_signal)
     try:
         versions = contextlib.nullcontext()
         if getattr(args, "allow_version_change", False):
@@ -185,9 +199,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return 0
     except KeyboardInterrupt as e:
-        if old_term is not None:  # main thread: a second Ctrl-C cannot cut the message short (restored below)
-            old_int = signal.signal(signal.SIGINT, signal.SIG_IGN)
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         return _interrupted(e, argv, first)
     except (GuardError, NumericalError) as e:
         return _error(str(e))
@@ -202,10 +213,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _error(str(e))
         raise
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-        if old_int is not None:
-            signal.signal(signal.SIGINT, old_int)
+        for signum, handler in old.items():
+            if _FIRED:  # the process is ending: a signal still on its way must not kill it past its message (an
+                handler = signal.SIG_IGN  # ignored signal stays ignored through the interpreter's shutdown)
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 if __name__ == "__main__":  # pragma: no cover
