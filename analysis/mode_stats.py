@@ -16,7 +16,6 @@ population ``level`` (the time to runaway) is read from the jump table (``n0`` f
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from numpy.typing import NDArray
 from scipy import optimize
 
 from sim.counting import first_passage_mean
-from sim.io import part_files, read_table
+from sim.io import part_files, read_table, run_metadata
 from sim.model import JumpModel
 
 from .estimators import group_sums, jackknife_error
@@ -62,7 +61,7 @@ def _grid_parts(run_dir: Path, progress: bool | None, desc: str = "stats: grid")
     """
     from sim.trajectories.stored import grid_chunks, t_grid_of
 
-    run = json.loads((run_dir / "metadata.json").read_text())["identity"]["run"]
+    run = run_metadata(run_dir)["identity"]["run"]
     total = int(run["ntraj"]) * t_grid_of(run_dir).size
     with progress_bar(total, desc, "sample", progress) as bar:
         for tr, t, N in grid_chunks(run_dir):
@@ -87,7 +86,7 @@ def mode_stats(run_dir: str | Path, t_min: float = 0.0, progress: bool | None = 
     jackknife errors (``groups`` contiguous groups of trajectories) use the group sums.
     """
     run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "metadata.json").read_text())
+    meta = run_metadata(run_dir)
     m = meta["identity"]["model"]
     ntraj = int(meta["identity"]["run"]["ntraj"])
     om, Te = float(m["omega"]), float(m["T_e"])
@@ -188,7 +187,7 @@ def _fit_growth(t: NDArray[np.float64], N: NDArray[np.float64], N0: float) -> tu
 def growth_stats(run_dir: str | Path, progress: bool | None = None, groups: int = 20) -> GrowthStats:
     """Fitted growth rate and first passage to the cap of an unstable run (see :class:`GrowthStats`)."""
     run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "metadata.json").read_text())
+    meta = run_metadata(run_dir)
     ident = meta["identity"]
     ntraj = int(ident["run"]["ntraj"])
     m = ident["model"]
@@ -255,7 +254,7 @@ def first_passage_times(run_dir: str | Path, level: int) -> NDArray[np.float64]:
     run_dir = Path(run_dir)
     from sim.trajectories.stored import initial_populations_of
 
-    ntraj = int(json.loads((run_dir / "metadata.json").read_text())["identity"]["run"]["ntraj"])
+    ntraj = int(run_metadata(run_dir)["identity"]["run"]["ntraj"])
     out = np.full(ntraj, np.nan)
     start = initial_populations_of(run_dir)
     if start.size != ntraj:
@@ -280,7 +279,7 @@ def exact_first_passage(run_dir: str | Path, level: int) -> tuple[float, float] 
     from sim.counting import first_passage_exact
     from sim.initial import InitialSpec
 
-    ident = json.loads((Path(run_dir) / "metadata.json").read_text())["identity"]
+    ident = run_metadata(Path(run_dir))["identity"]
     m = JumpModel.from_record(ident["model"])
     spec = InitialSpec.parse(ident["run"]["initial"])
     n = np.arange(level)
@@ -296,5 +295,5 @@ def exact_first_passage(run_dir: str | Path, level: int) -> tuple[float, float] 
 
 def exact_first_passage_mean(run_dir: str | Path, level: int, n0: int = 0) -> float:
     """Mean first-passage time from ``n0`` to ``level`` of the run's birth-death chain."""
-    m = JumpModel.from_record(json.loads((Path(run_dir) / "metadata.json").read_text())["identity"]["model"])
+    m = JumpModel.from_record(run_metadata(Path(run_dir))["identity"]["model"])
     return first_passage_mean(float(m.up_rate), float(m.down_rate), n0, level)

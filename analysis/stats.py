@@ -27,7 +27,6 @@ window's edges are removed by differencing the full and the half window
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +46,7 @@ from sim.counting import (
     waiting_time_probability,
 )
 from sim.guards import check_memory
-from sim.io import part_files
+from sim.io import part_files, run_metadata
 from sim.model import JumpModel
 from sim.progress import progress_bar, progress_enabled
 
@@ -154,7 +153,7 @@ def run_stats(run_dir: str | Path, t_min: float | None = None, progress: bool | 
     ``progress``: tqdm bars on stderr (``None``: when stderr is a terminal).
     """
     run_dir = Path(run_dir)
-    meta = json.loads((run_dir / "metadata.json").read_text())
+    meta = run_metadata(run_dir)
     ident = meta["identity"]
     run = ident["run"]
     ntraj, t_end, omega = int(run["ntraj"]), float(run["t_end"]), float(ident["model"]["omega"])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -16,7 +15,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from sim.counting import JUMP_LABELS, waiting_time_density  # noqa: E402
-from sim.io import part_files  # noqa: E402
+from sim.io import part_files, run_metadata  # noqa: E402
 
 from .estimators import jackknife_error  # noqa: E402
 from .stats import RunStats, chain_from_metadata, waiting_times  # noqa: E402
@@ -81,7 +80,7 @@ def plot_sample_trajectories(run_dir: Path, path: Path, n: int = 4) -> Path:
         g = _first_part_rows(run_dir, "initial", ids)
         n0_of = dict(zip(g["traj"], g["n0"], strict=True))
     t_end = float(t_grid_of(run_dir)[-1])
-    ntraj = int(json.loads((run_dir / "metadata.json").read_text())["identity"]["run"]["ntraj"])
+    ntraj = int(run_metadata(run_dir)["identity"]["run"]["ntraj"])
     jumps = _first_part_rows(run_dir, "jumps", ids)
     stops = _first_part_rows(run_dir, "stops", ids)
     stop_at = dict(zip(stops["traj"], zip(stops["t_stop"], stops["n"], strict=True), strict=True)) if len(stops) else {}
@@ -293,7 +292,7 @@ def fock_plot_table(stats: RunStats, fock: pd.DataFrame | None = None, groups: i
     if fock is not None and "bose_einstein" in fock and len(fock):
         x = float(fock["bose_einstein"].iloc[1] / fock["bose_einstein"].iloc[0]) if len(fock) > 1 else np.nan
     else:
-        meta = json.loads((run / "metadata.json").read_text())
+        meta = run_metadata(run)
         N = float(JumpModel.from_record(meta["identity"]["model"]).N_ss())
         x = N / (N + 1) if np.isfinite(N) else np.nan
     n = np.arange(rows)

@@ -89,12 +89,14 @@ from .runread import (
     part_files,
     part_files_on_disk,
     read_table,
+    run_metadata,
     trajectory_partial_view,
 )
 from .runsafe import RUN_KEY, RunTampered, check_table_name, check_utf8, run_id
 
 __all__ = [
     "RunDirectory", "RunCheck", "RunIncomplete", "RunLocked", "RunTampered", "check_run", "read_table", "part_files",
+    "run_metadata",
     "trajectory_partial_view", "versions_may_change",
     "package_versions", "git_commit", "jsonable", "write_json", "now_iso", "sha256_file",
     "PACKAGES", "LOCK_NAME", "MANIFEST_NAME",

@@ -36,7 +36,8 @@ from .runfiles import (
 from .runlock import LOCK_NAME, lock_owner, read_json_or_none
 from .runsafe import MAX_PARTS, RUN_KEY, RunTampered, check_table_name, check_utf8, entry_stat, run_id
 
-__all__ = ["RunCheck", "check_run", "part_files", "part_files_on_disk", "read_table", "trajectory_partial_view"]
+__all__ = ["RunCheck", "check_run", "part_files", "part_files_on_disk", "read_table", "run_metadata",
+           "trajectory_partial_view"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,20 @@ def _load_meta(p: Path) -> dict[str, Any] | None:
     if rid is not None and rid != run_id(meta["identity"]):
         raise RunTampered(f"{where}: its identity does not hash to its run_id ({str(rid)[:12]}...): the file was "
                           "edited after the run was written, so its parts cannot be trusted to belong to it")
+    return meta
+
+
+def run_metadata(path: Path | str) -> dict[str, Any]:
+    """The verified ``metadata.json`` of a run directory (regular file, field types, ``run_id``; :func:`_load_meta`).
+
+    Raises
+    ------
+    ConfigError
+        ``path`` holds no run; :class:`RunTampered` for a metadata.json that fails verification.
+    """
+    meta = _load_meta(Path(path))
+    if meta is None:
+        raise ConfigError(f"{str(path)!r} is not a run directory (no readable metadata.json)")
     return meta
 
 

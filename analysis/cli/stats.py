@@ -103,8 +103,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _analyse(args: argparse.Namespace, run: Path, data: Path, partial: dict | None, rd) -> int:
     """The analysis proper: ``data`` is ``run`` itself, or a verified view of its intact batches."""
     from analysis.stats import run_stats
+    from sim.io import run_metadata
 
-    source = json.loads((data / "metadata.json").read_text())
+    source = run_metadata(data)
     progress = False if args.no_progress else None
     st = run_stats(data, args.t_min, progress=progress)
     from analysis.mode_stats import first_passage_times, growth_stats, mode_stats

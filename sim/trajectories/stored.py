@@ -11,7 +11,6 @@ time (:func:`sim.trajectories.table.grid_from_jumps`). mcsolve runs, ssa runs wi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from ..io import part_files
+from ..io import part_files, run_metadata
 from .table import grid_from_jumps, grid_segments
 
 __all__ = ["has_grid_table", "t_grid_of", "grid_chunks", "grid_samples", "initial_populations_of", "CHUNK_CELLS"]
@@ -29,7 +28,7 @@ CHUNK_CELLS = 1_000_000
 
 
 def _meta(run_dir: Path) -> dict:
-    return json.loads((Path(run_dir) / "metadata.json").read_text())
+    return run_metadata(Path(run_dir))
 
 
 def has_grid_table(run_dir: str | Path) -> bool:
