@@ -384,7 +384,7 @@ class Config:
         v = d[section][name]
         if index is None:
             return v
-        if not isinstance(v, list) or not -len(v) <= index < len(v):
+        if not isinstance(v, list) or not 0 <= index < len(v):
             raise ConfigError(f"{key}: {section}.{name} = {v!r} has no element {index}")
         return v[index]
 
@@ -394,8 +394,9 @@ def _split_index(key: str, name: str) -> tuple[str, int | None]:
     if not name.endswith("]"):
         return name, None
     base, bracket, idx = name[:-1].partition("[")
-    if not bracket or not base or not idx.strip().lstrip("-").isdigit():
-        raise ConfigError(f"{key!r}: a list element is written section.key[i] with an integer i")
+    if not bracket or not base or not idx.strip().isdigit():
+        raise ConfigError(f"{key!r}: a list element is written section.key[i] with an integer i >= 0 (counted from "
+                          "0; negative indices are not accepted)")
     return base, int(idx)
 
 
@@ -416,7 +417,7 @@ def _set(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
         sec[name] = value
         return d
     current = sec.get(name)
-    if not isinstance(current, list) or not -len(current) <= index < len(current):
+    if not isinstance(current, list) or not 0 <= index < len(current):
         raise ConfigError(f"{key}: {section}.{name} = {current!r} has no element {index}")
     current[index] = value
     return d

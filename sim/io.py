@@ -450,7 +450,8 @@ class RunDirectory:
             for f in sorted(d.iterdir()):
                 m = _PART_RE.match(f.name)
                 if m and m.group(1) not in kept.get(table, {}):
-                    _note(f"{str(p)!r}: {table}.parquet/{f.name} was not recorded as finished; recomputing it")
+                    _note(f"{str(p)!r}: {table}.parquet/{f.name} was not recorded as finished; removed (recomputed "
+                          "if the run needs it)")
                     f.unlink()
                 elif _TMP_RE.match(f.name):
                     f.unlink()
@@ -478,10 +479,23 @@ class RunDirectory:
         return path
 
     def write_summary(self, summary: dict[str, Any]) -> Path:
-        """Write ``summary.json`` (atomically)."""
+        """Write ``summary.json`` (atomically) and record it (size, sha256, run) in the manifest."""
         path = self.path / "summary.json"
         write_json(path, summary)
+        self.record(path)
         return path
+
+    def verified_summary(self) -> dict[str, Any]:
+        """``summary.json`` of this run as the manifest recorded it (empty when absent, unrecorded or changed).
+
+        A resume reads an earlier run's summary only through this: a summary that was edited, replaced
+        or never recorded by this run counts as none.
+        """
+        entry = self.manifest["files"].get("summary.json")
+        if entry is None or _verify_entry(self.path, "summary.json", entry, True, _author(self.metadata)) is not None:
+            return {}
+        data = read_json_or_none(self.path / "summary.json")
+        return data if isinstance(data, dict) else {}
 
     def expect(self, table: str, n_parts: int) -> None:
         """Declare that ``table`` has ``n_parts`` parts when the run is complete (readers check it)."""
@@ -510,7 +524,8 @@ class RunDirectory:
             raise RunTampered(f"{str(path.parent)!r} is not a directory of this run (a link?): ehp never writes "
                               "through a link")
         ident = {"run_id": self.metadata["run_id"], "version": self.metadata["versions"].get("sim"),
-                 "batch": None if batch is None else [int(batch[0]), int(batch[1])]}
+                 "batch": None if batch is None else [int(batch[0]), int(batch[1])],
+                 "of": (self.metadata.get("parts_expected") or {}).get(table)}
         tab = pa.Table.from_pandas(df, preserve_index=False)
         cats = {c: json.dumps(jsonable(df[c].cat.categories.tolist())) for c in df.columns
                 if isinstance(df[c].dtype, pd.CategoricalDtype)}
@@ -605,7 +620,9 @@ class RunDirectory:
         """What this run has finished, in words (``3 of 8 parts``), for the message of an interrupted command."""
         expected = self.metadata.get("parts_expected") or {}
         done = sum(min(len(self.manifest["parts"].get(t, {})), n) for t, n in expected.items())
-        return f"{done} of {sum(expected.values())} parts" if expected else "no part yet"
+        outputs = len([n for n in self.manifest["files"] if n != "summary.json"])
+        parts = f"{done} of {sum(expected.values())} parts" if expected else "no part yet"
+        return parts + (f" and {outputs} output file{'s' if outputs != 1 else ''}" if outputs else "")
 
     def _reserve(self) -> None:
         """Hold a little disk space (``.ehp.reserve``) so that a full disk can still take the final status."""

@@ -116,7 +116,7 @@ def _read_manifest(p: Path, *, strict: bool = True) -> dict[str, Any] | None:
             if not isinstance(r, dict):
                 continue
             where = f"{str(p / MANIFEST_NAME)!r} line {no}"
-            ident = {k: r[k] for k in ("run_id", "version", "batch") if k in r}
+            ident = {k: r[k] for k in ("run_id", "version", "batch", "of") if k in r}
             if "output" in r:
                 name = check_output_name(r["output"], where)
                 out["files"][name] = {"bytes": int(r["bytes"]), "sha256": str(r["sha256"]), **ident}

@@ -42,17 +42,20 @@ __all__ = ["RunCheck", "check_run", "part_files", "part_files_on_disk", "read_ta
 
 @dataclass(frozen=True)
 class _Author:
-    """Who may have written a run's parts: its ``run_id`` (None: written before parts had identities) and versions."""
+    """Who may have written a run's parts: its ``run_id`` (None: written before parts had identities), the
+    versions, and the part count of each table (``parts_expected``: every part names the count it belongs to)."""
 
     run_id: str | None
     versions: frozenset[str]
+    expected: dict[str, int]
 
 
 def _author(meta: dict[str, Any]) -> _Author:
     vers = {str((meta.get("versions") or {}).get("sim"))}
     vers |= {str((v or {}).get("sim")) for v in meta.get("versions_history") or [] if isinstance(v, dict)}
     rid = meta.get("run_id")
-    return _Author(str(rid) if rid is not None else None, frozenset(vers))
+    expected = meta.get("parts_expected") if isinstance(meta.get("parts_expected"), dict) else {}
+    return _Author(str(rid) if rid is not None else None, frozenset(vers), dict(expected))
 
 
 def _load_meta(p: Path) -> dict[str, Any] | None:
@@ -135,6 +138,9 @@ def _check_identity(p: Path, name: str, entry: dict[str, Any], author: _Author |
     if rec.get("table") != table or rec.get("index") != index or rec.get("batch") != entry.get("batch"):
         raise RunTampered(f"{str(p / name)!r} is part {rec.get('index')!r} of table {rec.get('table')!r} (batch "
                           f"{rec.get('batch')}), not part {index} of {table!r} (batch {entry.get('batch')}): {fix}")
+    if "of" in rec and (rec.get("of") != author.expected.get(table) or entry.get("of") != rec.get("of")):
+        raise RunTampered(f"{str(p / name)!r} is one of {rec.get('of')} parts of table {table!r}, but metadata.json "
+                          f"expects {author.expected.get(table)}: parts or their count were removed or added; {fix}")
     if rec.get("version") not in author.versions or entry.get("version") != rec.get("version"):
         raise RunTampered(f"{str(p / name)!r} was written by ehp-sim {rec.get('version')!r}, which did not write this "
                           f"run ({', '.join(sorted(author.versions))}): {fix}")
@@ -253,6 +259,9 @@ def check_run(path: Path | str, *, checksums: bool = True) -> RunCheck:
     good: dict[str, list[int]] = {}
     missing: list[str] = []
     damaged: list[str] = []
+    if not isinstance(manifest, dict) and meta.get("run_id") is not None:  # ours always writes one
+        raise RunTampered(f"{str(p / MANIFEST_NAME)!r} is missing, though metadata.json names this run's run_id: "
+                          "without it no part can be verified; run the same command with --overwrite to recompute")
     if not isinstance(manifest, dict):  # no manifest: written by an older version, nothing can be verified
         for t in {*expected, *(d.name[:-8] for d in p.glob("*.parquet") if d.is_dir())}:
             good[t] = [int(m.group(1)) for f in part_files_on_disk(p, t) if (m := _PART_RE.match(f.name))]
@@ -435,8 +444,8 @@ def trajectory_partial_view(check: RunCheck, dest: Path | str) -> dict[str, Any]
             new = {"file": _part_name(t, k)}
             if rid is not None:  # the part now belongs to the view: its identity says so
                 rec = json.loads((tab.schema.metadata or {})[RUN_KEY])
-                new.update(run_id=rid, version=rec.get("version"), batch=[offset, count])
-                rec.update(run_id=rid, index=k, batch=[offset, count])
+                new.update(run_id=rid, version=rec.get("version"), batch=[offset, count], of=len(keep))
+                rec.update(run_id=rid, index=k, batch=[offset, count], of=len(keep))
                 tab = tab.replace_schema_metadata({**tab.schema.metadata, RUN_KEY: json.dumps(rec).encode()})
             out = dest / _part_name(t, k)
             out.parent.mkdir(exist_ok=True)

@@ -199,10 +199,11 @@ def test_torn_manifest_line_of_a_killed_writer(reference, tmp_path, capsys):
     """Killed while appending the last manifest line: that part counts as unfinished, the rest is kept."""
     d = _copy(reference, tmp_path)
     manifest = d / "manifest.jsonl"
-    text = manifest.read_text()
-    last = text.splitlines()[-1]
-    assert '"part-00005' in last or "part-00005" in last
-    manifest.write_text(text[: len(text) - len(last) // 2 - 1])
+    lines = manifest.read_text().splitlines(keepends=True)
+    lines = [x for x in lines if '"output":"summary.json"' not in x]  # killed before the summary was written
+    last = lines[-1]
+    assert "part-00005" in last
+    manifest.write_text("".join(lines[:-1]) + last[: len(last) // 2])
     assert main(["stats", str(d)]) == 2
     assert "part-00005" in capsys.readouterr().err
     assert main(_argv(d)) == 0
@@ -624,8 +625,9 @@ def test_every_part_records_its_run_and_batch(reference):
         rec = json.loads(pq.read_schema(reference[0] / row["file"]).metadata[RUN_KEY])
         start = row["index"] * BATCH
         assert rec == {"run_id": meta["run_id"], "table": row["table"], "index": row["index"],
-                       "batch": [start, BATCH], "version": meta["versions"]["sim"]}
-        assert (row["run_id"], row["batch"], row["version"]) == (rec["run_id"], rec["batch"], rec["version"])
+                       "batch": [start, BATCH], "version": meta["versions"]["sim"], "of": NTRAJ // BATCH}
+        assert (row["run_id"], row["batch"], row["version"], row["of"]) == (rec["run_id"], rec["batch"],
+                                                                            rec["version"], rec["of"])
 
 
 def test_resume_under_another_version_refuses_unless_allowed(tmp_path, monkeypatch, capsys, reference):
@@ -1080,3 +1082,67 @@ def test_a_config_nested_too_deeply_is_one_line(tmp_path, capsys):
     assert err.count("\n") == 1 and "too deeply" in err
     assert main(["steady", PAPER, "--set", "bias.V=" + "[" * 100_000 + "]" * 100_000]) == 2
     assert "too deeply" in capsys.readouterr().err
+
+
+# ---- trust 2: cases of a second hostile trial ----
+
+
+def _drop_manifest_and_count(d: Path, v: Path) -> None:
+    (d / "manifest.jsonl").unlink()
+    _edit_meta(d, lambda m: m.pop("parts_expected"))
+
+
+def _shrink_count(d: Path, v: Path) -> None:
+    _edit_meta(d, lambda m: m.update(parts_expected={t: 3 for t in TABLES}))
+    _write_manifest(d, [r for r in _manifest(d) if r.get("index", 0) < 3])
+    for t in TABLES:
+        for i in range(3, 6):
+            (d / f"{t}.parquet" / f"part-{i:05d}.parquet").unlink()
+
+
+@pytest.mark.parametrize(("tamper", "words"), [(_drop_manifest_and_count, "manifest.jsonl' is missing"),
+                                               (_shrink_count, "parts of table")], ids=["no manifest", "fewer parts"])
+def test_a_run_cannot_be_made_to_look_old_or_smaller(reference, tmp_path, capsys, tamper, words):
+    v, before = _victim(reference, tmp_path)
+    d = _copy(reference, tmp_path)
+    tamper(d, v)
+    for argv in (["stats", str(d)], ["stats", str(d), "--partial"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and words in err, err
+    with pytest.raises(ConfigError, match=words):
+        part_files(d, "jumps")
+    assert _snapshot(v) == before
+
+
+@pytest.mark.parametrize("summary", ['[1, 2]', '{"truncated": true, "error": true, "stopped_at": "x", "message": "m"}',
+                                     '{"truncated": true, "error": true}',
+                                     '{"truncated": false, "error": false}'])
+def test_evolve_resume_trusts_only_its_recorded_summary(tmp_path, capsys, summary):
+    """An edited summary.json is no record of a finished run: the evolution is computed again, correctly."""
+    d = tmp_path / "evo"
+    argv = ["evolve", PAPER, "--t-end", "5", "--n-points", "11", "--out", str(d)]
+    assert main(argv) == 0
+    ref = read_table(d, "evolution")
+    capsys.readouterr()
+    (d / "summary.json").write_text(summary)
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "already complete" not in out
+    pdt.assert_frame_equal(read_table(d, "evolution"), ref)
+
+
+def test_a_finished_several_mode_evolve_resumes_as_complete(tmp_path, capsys):
+    d = tmp_path / "ww"
+    argv = ["evolve", str(ROOT / "runs" / "waterwheel.toml"), "--method", "rate", "--t-end", "5", "--n-points", "6",
+            "--out", str(d)]
+    assert main(argv) == 0
+    assert main(argv) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert check_run(d).complete
+
+
+def test_a_negative_list_index_is_refused(capsys):
+    assert main(["steady", PAPER, "--set", "conductor.eps[-1]=0.7"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "negative indices are not accepted" in err

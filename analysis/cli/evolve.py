@@ -131,7 +131,6 @@ def _check_size(method: str, n_points: int, cutoff: int) -> None:
 
 
 def cmd_evolve(args: argparse.Namespace) -> int:
-    import json
 
     import numpy as np
 
@@ -188,14 +187,13 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
                            metadata={"command": "evolve", "config": cfg.to_dict(), "method": args.method})
     with rd:  # an exception marks the run failed and releases the lock
-        if rd.resumed and rd.has_part("evolution", 0):
+        old = rd.verified_summary() if rd.resumed and rd.has_part("evolution", 0) else {}
+        if old:  # finished before, its summary as recorded (an edited or missing one: computed again)
             table = rd.read_table("evolution")
-            try:
-                old = json.loads((rd.path / "summary.json").read_text())
-            except (OSError, ValueError):
-                old = {}
             rd.finish()
-            if old.get("truncated") and old.get("error"):
+            stopped = old.get("stopped_at")
+            if old.get("truncated") is True and old.get("error") is True and isinstance(old.get("message"), str) \
+                    and isinstance(stopped, int | float) and not isinstance(stopped, bool):
                 raise guards.GuardError(f"{old['message']} (the partial table up to t = {old['stopped_at']:.6g} is in "
                                         f"{rd.path / 'evolution.parquet'}; nothing recomputed)")
             print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
@@ -269,7 +267,7 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     channel ``J_LL .. Ie_RL`` (the fluxes at ``C(t)``, exact at every time).
     """
     from sim.config import ConfigError
-    from sim.io import RunDirectory, read_table
+    from sim.io import RunDirectory
 
     if args.method not in ("rate", "lindblad"):
         cfg.require_one_mode(f"evolve --method {args.method}")
@@ -288,8 +286,8 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
                            metadata={"command": "evolve", "config": cfg.to_dict(), "method": args.method})
     with rd:  # an exception marks the run failed; the lock is always released
-        if rd.resumed and rd.has_part("evolution", 0):
-            table = read_table(rd.path, "evolution")
+        if rd.resumed and rd.has_part("evolution", 0) and rd.verified_summary():
+            table = rd.read_table("evolution")
             rd.finish()
             print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
             return 0

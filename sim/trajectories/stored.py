@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
-from ..io import part_files, run_metadata
+from ..io import RunIncomplete, part_files, run_metadata
 from .table import grid_from_jumps, grid_segments
 
 __all__ = ["has_grid_table", "t_grid_of", "grid_chunks", "grid_samples", "initial_populations_of", "CHUNK_CELLS"]
@@ -48,7 +48,7 @@ def t_grid_of(run_dir: str | Path) -> NDArray[np.float64]:
 def _batches(run_dir: Path) -> Iterator[tuple[Path, Path, Path]]:
     files = [part_files(run_dir, t) for t in ("initial", "jumps", "stops")]
     if not len(files[0]) == len(files[1]) == len(files[2]):
-        raise ValueError(f"{str(run_dir)!r}: the initial, jumps and stops tables have different numbers of parts "
+        raise RunIncomplete(f"{str(run_dir)!r}: the initial, jumps and stops tables have different numbers of parts "
                          f"({', '.join(str(len(f)) for f in files)})")
     yield from zip(*files, strict=True)
 
