@@ -56,7 +56,7 @@ def _check_keys(section: str, d: dict[str, Any], allowed: set[str]) -> None:
 
 _KINDS = {
     "double_dot": {"eps", "hopping", "gamma_L", "gamma_R", "coupling"},
-    "matrix": {"H", "H_imag", "gamma_L", "gamma_R", "M", "M_imag", "file"},
+    "matrix": {"H", "H_imag", "gamma_L", "gamma_R", "M", "M_imag", "file", "file_sha256"},
     "flat": {"K_LL", "K_RR", "K_LR", "K_RL"},
 }
 
@@ -87,6 +87,9 @@ class ConductorConfig:
             p["gamma_L"] = _num("conductor.gamma_L", d.get("gamma_L", 0.5), ge=0, scale=True)
             p["gamma_R"] = _num("conductor.gamma_R", d.get("gamma_R", 0.5), ge=0, scale=True)
             p["coupling"] = _coupling_value(d.get("coupling", 0.5))
+        elif kind == "matrix" and "file_sha256" in d and "file" not in d:
+            raise ConfigError(f"conductor.file_sha256 = {d['file_sha256']!r} pins the contents of conductor.file, "
+                              "which is not given (the matrices are inline)")
         elif kind == "matrix" and "file" in d:
             p.update(_file_params(d))
         elif kind == "matrix":

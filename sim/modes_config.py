@@ -150,7 +150,7 @@ def _conductor_n_modes(c: ConductorConfig) -> int:
 
 def _file_params(d: dict[str, Any]) -> dict[str, Any]:
     """``conductor.file``: an ``.npz`` with H, gamma_L, gamma_R, M (validated on load)."""
-    inline = sorted(set(d) - {"file"})
+    inline = sorted(set(d) - {"file", "file_sha256"})
     if inline:
         raise ConfigError(f"conductor.file replaces H, gamma_L, gamma_R and M: give either file or the matrices, "
                           f"got both (file and {', '.join(inline)})")
@@ -158,7 +158,22 @@ def _file_params(d: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(f, str) or not f:
         raise ConfigError(f"conductor.file must be a path to an .npz file, got {f!r}")
     _npz_arrays(f)
-    return {"file": f}
+    sha = _file_sha256(f)
+    want = d.get("file_sha256")
+    if want is not None and want != sha:
+        raise ConfigError(f"conductor.file_sha256 = {str(want)[:16]!r}...: the model {f!r} has changed since (its "
+                          f"sha256 is now {sha[:16]}...); drop file_sha256 to use the file as it is now")
+    # the file's contents are part of the resolved config, so a run directory of the old file is another run
+    return {"file": f, "file_sha256": sha}
+
+
+def _file_sha256(path: str) -> str:
+    """sha256 of the model file (a regular file within the memory budget, as :func:`_npz_arrays` reads it)."""
+    import hashlib
+
+    from .files import read_bytes
+
+    return hashlib.sha256(read_bytes(path, "conductor.file", guards.MEMORY_BUDGET, exc=ConfigError)).hexdigest()
 
 
 _NPZ_CACHE: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}

@@ -1146,3 +1146,35 @@ def test_a_negative_list_index_is_refused(capsys):
     assert main(["steady", PAPER, "--set", "conductor.eps[-1]=0.7"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "negative indices are not accepted" in err
+
+
+def test_an_edited_model_file_is_another_run(tmp_path, capsys):
+    """conductor.file's sha256 is part of the resolved config: after the file changes, the same command is
+    refused as another run (or recomputed with --overwrite), never answered from the old model's results."""
+    import numpy as np
+
+    def model(m: float) -> None:
+        np.savez(tmp_path / "model.npz", H=np.diag([0.5, -0.5]), gamma_L=np.diag([0.5, 0.0]),
+                 gamma_R=np.diag([0.0, 0.5]), M=np.array([[[0.0, m], [m, 0.0]]]))
+
+    model(0.5)
+    (tmp_path / "m.toml").write_text('[conductor]\nkind = "matrix"\nfile = "model.npz"\n[mode]\nomega = 1.0\n'
+                                     "[bias]\nV = 0.5\nmu0 = 0.0\nT_e = 0.1\n[phonon_bath]\nT = 0.1\ngamma = 0.05\n")
+    argv = ["sweep", str(tmp_path / "m.toml"), "--grid", "bias.V=0:1:3", "--scheduler", "serial", "--no-progress",
+            "--out", str(tmp_path / "s")]
+    assert main(argv) == 0
+    before = read_table(tmp_path / "s", "sweep")
+    model(0.9)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "holds a different run" in err and "file_sha256" in err
+    assert main([*argv, "--overwrite"]) == 0
+    after = read_table(tmp_path / "s", "sweep")
+    assert not np.allclose(after["kappa"], before["kappa"])  # the new coupling, not the stored table
+    pinned = tmp_path / "pinned.toml"
+    capsys.readouterr()
+    assert main(["config", str(tmp_path / "m.toml")]) == 0  # the resolved config pins the file's contents
+    pinned.write_text(capsys.readouterr().out)
+    model(0.7)
+    assert main(["steady", str(pinned)]) == 2
+    assert "has changed since" in capsys.readouterr().err
