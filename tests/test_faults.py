@@ -1178,3 +1178,25 @@ def test_an_edited_model_file_is_another_run(tmp_path, capsys):
     model(0.7)
     assert main(["steady", str(pinned)]) == 2
     assert "has changed since" in capsys.readouterr().err
+
+
+def test_a_long_bias_table_is_identified_by_its_digest(tmp_path, capsys):
+    """More than 1000 rows: metadata.json holds the table's row count and sha256, and a resume still
+    recognises the same table (and refuses another one) exactly."""
+    import numpy as np
+
+    def table(amp: float) -> Path:
+        f = tmp_path / f"bias{amp}.csv"
+        t = np.linspace(0.0, 5.0, 1500)
+        f.write_text("t,mu_L,mu_R\n" + "".join(f"{float(x)!r},{float(0.2 + amp * np.sin(x))!r},-0.2\n" for x in t))
+        return f
+
+    out = tmp_path / "run"
+    argv = ["evolve", PAPER, "--t-end", "5", "--n-points", "11", "--out", str(out)]
+    assert main([*argv, "--bias-table", str(table(0.1))]) == 0
+    meta = json.loads((out / "metadata.json").read_text())
+    assert meta["identity"]["bias_table"]["n_rows"] == 1500 and (out / "metadata.json").stat().st_size < 20_000
+    assert main([*argv, "--bias-table", str(table(0.1))]) == 0
+    assert "already complete" in capsys.readouterr().out
+    assert main([*argv, "--bias-table", str(table(0.2))]) == 2
+    assert "holds a different run" in capsys.readouterr().err

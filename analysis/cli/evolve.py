@@ -130,6 +130,11 @@ def _check_size(method: str, n_points: int, cutoff: int) -> None:
                        hint="use fewer time points (the table is written once, not streamed)")
 
 
+#: A --bias-table of more rows is identified in metadata.json by its row count and sha256 (canonical JSON of
+#: the rows), not by the rows themselves (a 700k-row table made a 42 MB metadata.json).
+_TABLE_ROWS_INLINE = 1000
+
+
 def cmd_evolve(args: argparse.Namespace) -> int:
 
     import numpy as np
@@ -182,6 +187,10 @@ def cmd_evolve(args: argparse.Namespace) -> int:
     if spec.kind == "coherent" and ROUTES[args.method].fock_diagonal:
         raise ConfigError("a coherent initial state is not Fock-diagonal: use --method lindblad (or rate for N(t))")
     schedule, table_rows = _bias_schedule(args.bias_table)
+    if table_rows is not None and len(table_rows) > _TABLE_ROWS_INLINE:  # a long table: its digest, not its rows
+        from sim.runsafe import run_id
+
+        table_rows = {"n_rows": len(table_rows), "sha256": run_id(table_rows)}
     identity = {"command": "evolve", "config": cfg.to_dict(), "method": args.method, "t_end": t_end,
                 "n_points": n_points, "initial": initial, "cutoff": cutoff, "bias_table": table_rows}
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
