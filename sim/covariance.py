@@ -667,7 +667,7 @@ def mode_system_from_config(config: Config) -> ModeSystem:
     cond, M = config.conductor.build_modes()
     omegas = np.asarray(config.mode.omegas, dtype=float)
     K = omegas.size
-    delta = config.mode.delta if config.mode.n_modes > 1 else 0.0
+    delta = getattr(config.mode, "delta", None)  # None: the default width (one mode: one cluster either way)
     b = config.bias
     return mode_system(cond, M, omegas, config.phonon_bath.gammas(K), config.phonon_bath.T, b.mu_L, b.mu_R,
                        b.T_L, b.T_R, delta=delta, T_e=b.T_e)
