@@ -41,8 +41,8 @@ from numpy.typing import ArrayLike, NDArray
 
 from sim.config import Config, ConfigError
 from sim.parallel import Scheduler
-from sim.rate_equation import rate_model
 from sim.sweep import Grid, GridAxis, sweep
+from sim.system import System
 
 from .threshold import find_threshold
 
@@ -233,46 +233,30 @@ def confirm_runs(
     series, rates = [], []
     vals = np.asarray(values, dtype=float)
     bar = progress_bar(len(vals), "confirm runs", "run", progress)
-    if config.n_modes > 1:
-        if method != "rate":
-            config.require_one_mode(f"confirm runs with method = {method!r}")
-        out = [_confirm_modes(config, key, float(v), t, N0) for v in vals]
-        bar.update(len(vals))
-        bar.close()
-        return pd.concat([o[0] for o in out], ignore_index=True), pd.DataFrame([o[1] for o in out])
+    built = System(config)  # a bias key varies at solve time on the system built once
+    if method != "rate" and built.K != 1:
+        raise ConfigError(f"confirm runs with method = {method!r} take one mode (K = {built.K} here); several modes "
+                          "run on the covariance route: method = 'rate' (docs/modes.md)")
     for v in vals:
         bar.update(1)
-        m = rate_model(config.with_value(key, float(v)))
+        at, params = built.varied(key, float(v))
         if method == "rate":
-            tt, N = t, m.N_t(t, N0)
+            tt = t
+            N, Nk = at.mean_population(t, params, N0)
         else:
             from sim.population import evolve_population
 
-            res = evolve_population(m, t, f"fock:{round(N0)}")
+            res = evolve_population(at.jump_model(params), t, f"fock:{round(N0)}")
             tt, N = res.t, res.N
-        k = float(m.kappa)
+            Nk = np.asarray(N)[:, None]
+        k = float(at.margins(params)[0])
         kf = fitted_kappa(tt, N)
         dN = np.diff(N)
         relaxes = bool(len(dN) >= 2 and abs(dN[-1]) < abs(dN[0]))  # increments shrink: N levels off
-        series.append(pd.DataFrame({key: v, "t": tt, "N": N, "method": method}))
+        per_mode = {f"N_{i}": Nk[:, i] for i in range(Nk.shape[1])} if Nk.shape[1] > 1 else {}
+        series.append(pd.DataFrame({key: v, "t": tt, "N": N, **per_mode, "method": method}))
         rates.append({key: v, "kappa": k, "growth_rate": -k, "fitted_kappa": kf, "stable": k > 0,
                       "relaxes": relaxes, "method": method})
     bar.close()
     return pd.concat(series, ignore_index=True), pd.DataFrame(rates)
 
-
-def _confirm_modes(config: Config, key: str, v: float, t: NDArray[np.float64], N0: float) -> tuple[pd.DataFrame, dict]:
-    """One run of several modes: ``C(t)`` from the vacuum; ``kappa`` = margin ``2 min Re eig(Y)``."""
-    from sim.covariance import mode_system_from_config
-
-    if N0 != 0:
-        raise ConfigError(f"several modes start from the vacuum in confirm runs, got N0 = {N0:g} (run.initial)")
-    s = mode_system_from_config(config.with_value(key, v))
-    Nk = np.real(np.diagonal(s.covariance(t), axis1=-2, axis2=-1))
-    N = Nk.sum(axis=1)
-    k = -s.growth_rate
-    dN = np.diff(N)
-    series = pd.DataFrame({key: v, "t": t, "N": N, **{f"N_{i}": Nk[:, i] for i in range(s.K)}, "method": "rate"})
-    rates = {key: v, "kappa": k, "growth_rate": s.growth_rate, "fitted_kappa": fitted_kappa(t, N), "stable": s.stable,
-             "relaxes": bool(len(dN) >= 2 and abs(dN[-1]) < abs(dN[0])), "method": "rate"}
-    return series, rates

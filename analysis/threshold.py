@@ -28,6 +28,7 @@ from scipy import optimize
 from sim.config import Config, ConfigError
 from sim.guards import NumericalError
 from sim.rate_equation import rate_model
+from sim.system import System
 
 __all__ = ["Threshold", "kappa_at", "margin_at", "find_threshold"]
 
@@ -60,23 +61,21 @@ def kappa_at(config: Config, key: str, value: float) -> float:
     return float(rate_model(config.with_value(key, float(value))).kappa)
 
 
-def margin_at(config: Config, key: str, value: float) -> float:
+def margin_at(config: Config | System, key: str, value: float) -> float:
     """The stability margin with ``key`` set to ``value``: ``kappa`` (one mode) or ``2 min Re eig(Y)``."""
     return _kappa_and_roundoff(config, key, value)[0]
 
 
-def _kappa_and_roundoff(config: Config, key: str, value: float) -> tuple[float, float]:
-    cfg = config.with_value(key, float(value))
-    if cfg.n_modes == 1:
-        m = rate_model(cfg)
-        return float(m.kappa), float(m.kappa_roundoff)
-    from sim.covariance import mode_system_from_config
-
-    s = mode_system_from_config(cfg)
-    return s.margin, s.margin_roundoff
+def _kappa_and_roundoff(config: Config | System, key: str, value: float) -> tuple[float, float]:
+    """Margin and its round-off bound at ``key = value``: a bias key is a solve-time parameter of the
+    system built once (:mod:`sim.system`); any other key rebuilds the system from the config."""
+    s = config if isinstance(config, System) else System(config)
+    at, params = s.varied(key, value)
+    m, r = at.margins(params)
+    return float(m), float(r)
 
 
-def _slope(config: Config, key: str, root: float, lo: float, hi: float) -> float:
+def _slope(config: Config | System, key: str, root: float, lo: float, hi: float) -> float:
     """``d margin / d key`` at ``root`` by a difference that never leaves the bracket ``[lo, hi]``.
 
     Central with step ``h = 1e-5 max(1, |root|, hi - lo)`` where ``root +- h`` lie inside; one-sided
@@ -114,7 +113,8 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
             config.with_value(key, v)
         except ConfigError as e:
             raise ConfigError(f"--between bound {v:g}: {e}") from None
-    (ka, ra), (kb, rb) = _kappa_and_roundoff(config, key, a), _kappa_and_roundoff(config, key, b)
+    built = System(config)  # built once: a bias key varies at solve time
+    (ka, ra), (kb, rb) = _kappa_and_roundoff(built, key, a), _kappa_and_roundoff(built, key, b)
     near = False
     if abs(ka) <= ra:
         root, near = a, True
@@ -127,9 +127,9 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
             f"{name} does not change sign for {key} in [{a:g}, {b:g}]: {short}({a:g}) = {ka:.6g}, "
             f"{short}({b:g}) = {kb:.6g}")
     else:
-        root = optimize.brentq(lambda v: margin_at(config, key, v), a, b, xtol=xtol, rtol=4 * np.finfo(float).eps)
-    slope = _slope(config, key, root, min(a, b), max(a, b))
+        root = optimize.brentq(lambda v: margin_at(built, key, v), a, b, xtol=xtol, rtol=4 * np.finfo(float).eps)
+    slope = _slope(built, key, root, min(a, b), max(a, b))
     if not np.isfinite(slope):
         raise NumericalError(f"the slope d kappa / d {key} at the threshold {root:g} came out {slope}")
-    return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(config, key, root)[1], near,
+    return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(built, key, root)[1], near,
                      config.n_modes)

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .rate_equation import SteadyState, steady_state
     from .results import Result
     from .routes import ROUTES, evolve
+    from .system import System, system
 
 #: public name -> submodule that defines it
 _LAZY: dict[str, str] = {
@@ -38,12 +39,14 @@ _LAZY: dict[str, str] = {
     "RateModel": "model", "JumpModel": "model", "rate_model": "model",
     "SteadyState": "rate_equation", "steady_state": "rate_equation",
     "Result": "results", "ROUTES": "routes", "evolve": "routes",
+    "System": "system", "system": "system",
 }
 
 __all__ = [
     "CHANNELS", "CHARGE_SIGN", "ChannelRates", "Conductor", "Config", "ConfigError", "FlatConductor",
     "JumpModel", "LandauerResult", "ROUTES", "RateModel", "Result", "SteadyState", "channel_rates", "evolve",
-    "double_dot", "landauer", "load_config", "parse_config", "rate_model", "steady_state", "__version__",
+    "double_dot", "landauer", "load_config", "parse_config", "rate_model", "steady_state", "System", "system",
+    "__version__",
 ]
 
 

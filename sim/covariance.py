@@ -43,10 +43,11 @@ from .special import bose
 
 if TYPE_CHECKING:
     from .config import Config
+    from .model import JumpModel
 
 __all__ = [
     "CollapseOperator", "ModeSystem", "ModesSteadyState", "clusters", "cluster_rates", "mode_system",
-    "mode_system_from_config",
+    "mode_system_from_config", "mode_system_of", "config_mode_system",
 ]
 
 _SIGN = np.array([CHARGE_SIGN[c] for c in CHANNELS], dtype=float)
@@ -650,6 +651,24 @@ def mode_system(
                       float(delta), g_max, E)
 
 
+def mode_system_of(model: JumpModel) -> ModeSystem:
+    """The 1 x 1 :class:`ModeSystem` of a one-mode :class:`sim.model.JumpModel` at one bias point.
+
+    Its rate matrices are the channel rates at ``Omega`` (Eqs. 5, 7), ``n_th = n_ph``: the
+    covariance route of one mode is then the rate equation (``C = N``, margin ``kappa``). This
+    serves conductors without orbitals (flat kernels), which have one mode only.
+    """
+    if np.ndim(model.kappa) != 0:
+        raise ValueError(f"mode_system_of takes a model at one bias point, got rates of shape {np.shape(model.kappa)}")
+    r = model.rates
+    one = np.ones((1, 1))
+    em, ab, lam = (np.asarray(x, dtype=float).reshape(4)[:, None, None] * one for x in (r.emission, r.absorption,
+                                                                                      r.damping))
+    mu = np.asarray(r.mu, dtype=float).reshape(4)
+    return ModeSystem(np.array([model.omega]), np.array([model.gamma_ph]), np.array([float(model.n_ph)]), em, ab, lam,
+                      mu, ((0,),), float(model.T_e))
+
+
 def mode_system_from_config(config: Config) -> ModeSystem:
     """The :class:`ModeSystem` of a config (any number of modes ``K``, one included).
 
@@ -664,10 +683,24 @@ def mode_system_from_config(config: Config) -> ModeSystem:
     ConfigError
         For a flat conductor (no orbital couplings).
     """
-    cond, M = config.conductor.build_modes()
+    return config_mode_system(config)
+
+
+def config_mode_system(config: Config, model: RateMatrixModel | None = None, mu_L: float | None = None,
+                       mu_R: float | None = None) -> ModeSystem:
+    """:func:`mode_system_from_config` on a prepared :class:`RateMatrixModel` (built from the config's
+    conductor when None) at chemical potentials ``mu_L``, ``mu_R`` (the config's when None).
+
+    The one place where a config's quanta, ph-baths, temperatures and cluster width meet the rate
+    matrices; :class:`sim.system.System` calls it with the model it built once.
+    """
+    if model is None:
+        cond, M = config.conductor.build_modes()
+        model = RateMatrixModel(cond, M)
     omegas = np.asarray(config.mode.omegas, dtype=float)
     K = omegas.size
     delta = getattr(config.mode, "delta", None)  # None: the default width (one mode: one cluster either way)
     b = config.bias
-    return mode_system(cond, M, omegas, config.phonon_bath.gammas(K), config.phonon_bath.T, b.mu_L, b.mu_R,
+    return mode_system(model, None, omegas, config.phonon_bath.gammas(K), config.phonon_bath.T,
+                       b.mu_L if mu_L is None else mu_L, b.mu_R if mu_R is None else mu_R,
                        b.T_L, b.T_R, delta=delta, T_e=b.T_e)

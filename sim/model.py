@@ -379,6 +379,15 @@ class JumpModel:
         p = np.exp(logp - np.max(logp))
         return p / p.sum()
 
+    def take(self, i: int) -> JumpModel:
+        """The model at bias point ``i`` of a model batched over one axis (rates of shape ``(4, B)``)."""
+        r = self.rates
+        if np.ndim(r.emission) != 2:
+            raise ValueError(f"take needs rates batched over one axis, got shape {np.shape(r.emission)}")
+        w = np.asarray(r.w)
+        rates = ChannelRates(w[i] if w.ndim else w, r.mu[:, i], r.emission[:, i], r.absorption[:, i], r.damping[:, i])
+        return JumpModel(self.omega, rates, self.gamma_ph, self.T_ph, self.T_e)
+
     # ----------------------------------------------------------------- provenance
 
     def record(self) -> dict[str, Any]:

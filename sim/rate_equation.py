@@ -32,7 +32,7 @@ from .results import Result, TimeSeries, clean
 if TYPE_CHECKING:
     from .config import Config
 
-__all__ = ["JumpModel", "RateModel", "SteadyState", "rate_model", "steady_state", "effective_temperature",
+__all__ = ["JumpModel", "RateModel", "SteadyState", "rate_model", "steady_state", "steady_of", "effective_temperature",
            "effective_chemical_potential", "RateSolution", "evolve_rate"]
 
 @dataclass(frozen=True)
@@ -109,7 +109,11 @@ def effective_chemical_potential(N: ArrayLike, omega: float, T_e: float) -> NDAr
 
 def steady_state(config: Config) -> SteadyState:
     """Steady state and stability of the mode for one config (scalar bias)."""
-    m = rate_model(config)
+    return steady_of(rate_model(config))
+
+
+def steady_of(m: JumpModel) -> SteadyState:
+    """Steady state and stability of a one-mode :class:`JumpModel` at one bias point (Eq. 9 with the ph-bath)."""
     if not m.stable:
         nan = float("nan")
         return SteadyState(m, nan, nan, nan, nan, nan, nan, nan, np.full(4, nan), np.full(4, nan))

@@ -54,6 +54,7 @@ from . import guards
 from .config import Config, ConfigError
 from .io import RunDirectory, read_table
 from .parallel import Scheduler, available_workers, run_tasks
+from .system import flatten_record, solve_time_keys, system
 
 __all__ = [
     "GridAxis", "Grid", "Scheduler", "SteadyPoint", "SweepJob", "run_tasks", "evaluate_chunk", "default_chunk_size",
@@ -262,23 +263,6 @@ def apply_point(config: Config, keys: Sequence[str], values: Sequence[Any]) -> C
 
 # --------------------------------------------------------------------------- point functions
 
-def flatten_record(d: dict[str, Any]) -> dict[str, Any]:
-    """The ``ehp steady --json`` record as flat columns: ``channels.LR.J`` -> ``LR.J``; None -> NaN."""
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if k == "channels":
-            for c, rec in v.items():
-                for q, x in rec.items():
-                    out[f"{c}.{q}"] = np.nan if x is None else x
-        elif isinstance(v, dict):
-            for q, x in v.items():
-                out[f"{k}.{q}"] = np.nan if x is None else x
-        else:
-            out[k] = np.nan if v is None else v
-    scalars = {k: v for k, v in out.items() if "." not in k}
-    return {**scalars, **{k: v for k, v in out.items() if "." in k}}
-
-
 @dataclass(frozen=True)
 class SteadyPoint:
     r"""Point function: the rate-equation steady state (and optionally Eqs. 13-14).
@@ -305,21 +289,26 @@ class SteadyPoint:
 
     def __call__(self, config: Config) -> dict[str, Any]:
         from .landauer import landauer
-        from .rate_equation import steady_state
 
-        if config.n_modes > 1:
-            from .covariance import mode_system_from_config
-
-            if self.landauer:
-                config.require_one_mode(f"landauer {self.landauer}")
-            return mode_system_from_config(config).steady_state().to_record()
-        rec = flatten_record(steady_state(config).to_dict())
+        rec = system(config).steady_state().to_record()
         if self.landauer:
             la = landauer(config, self.landauer).to_dict()
             for k in ("J", "Ie", "J_err", "Ie_err", "valid"):
                 v = la[k]
                 rec[f"landauer.{k}"] = np.nan if v is None else v
         return rec
+
+    def batch(self, config: Config, keys: Sequence[str], points: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]] | None:
+        """The records of ``points`` on the system built once (parameters at solve time), or None.
+
+        None (evaluate point by point) unless every key is a bias parameter of
+        :data:`sim.system.SOLVE_TIME_KEYS` and no Landauer level is asked for. The records equal
+        ``self(apply_point(config, keys, p))`` (one mode: one vectorised rate call for the chunk).
+        """
+        if self.landauer or not solve_time_keys(keys) or not points:
+            return None
+        params = {k: np.array([p[i] for p in points], dtype=float) for i, k in enumerate(keys)}
+        return [st.to_record() for st in system(config).steady_states(params)]
 
     def describe(self) -> dict[str, Any]:
         """What the point function computes (part of a sweep's identity)."""
@@ -347,7 +336,10 @@ def evaluate_chunk(task: tuple[Config, tuple[str, ...], list[tuple[Any, ...]], C
     Module-level and picklable, so any scheduler can run it.
     """
     config, keys, points, fn = task
-    records = [fn(apply_point(config, keys, p)) for p in points]
+    batch = getattr(fn, "batch", None)
+    records = batch(config, keys, points) if batch is not None else None
+    if records is None:
+        records = [fn(apply_point(config, keys, p)) for p in points]
     cols: dict[str, Any] = {k: np.array([p[i] for p in points]) for i, k in enumerate(keys)}
     for name in dict.fromkeys(k for r in records for k in r):
         if name in cols:

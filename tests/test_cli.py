@@ -15,7 +15,7 @@ from analysis.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = str(ROOT / "runs" / "paper_double_dot.toml")
 KEYS = {"channels", "gamma_e", "emission_total", "kappa", "kappa_over_omega", "stable", "near_threshold", "growth_rate", "N",
-        "T_eff", "mu_eff", "J", "J_ph", "Ie", "eta", "n_ph"}
+        "T_eff", "mu_eff", "J", "J_ph", "Ie", "eta", "n_ph", "n_modes", "margin", "modes"}
 
 
 def _json(capsys, argv):

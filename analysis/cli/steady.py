@@ -24,10 +24,11 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
 
 def cmd_steady(args: argparse.Namespace) -> int:
     cfg = load(args)
-    if cfg.n_modes > 1:
-        return _steady_modes(args, cfg)
-    ss = sim.steady_state(cfg)
-    out = ss.to_dict()
+    st = sim.system(cfg).steady_state()
+    if st.one is None:
+        return _steady_modes(args, cfg, st)
+    ss = st.one
+    out = st.to_dict()
     if args.landauer:
         out["landauer"] = sim.landauer(cfg, args.landauer).to_dict()
     if args.lindblad:
@@ -103,16 +104,14 @@ def cluster_spread_note(system, tol: float = 0.1) -> None:
           file=sys.stderr)
 
 
-def _steady_modes(args: argparse.Namespace, cfg) -> int:
+def _steady_modes(args: argparse.Namespace, cfg, st) -> int:
     """Several modes: the covariance route (exact second moments, docs/modes.md)."""
     import numpy as np
 
-    from sim.covariance import mode_system_from_config
-
     if args.landauer:
         cfg.require_one_mode(f"steady --landauer {args.landauer}")
-    system = mode_system_from_config(cfg)
-    out = system.steady_state().to_dict()
+    system = st.several.system
+    out = st.to_dict()
     if args.lindblad:  # QuTiP-side check: the truncated tensor Fock space (zero-charge sector)
         from sim.config import ConfigError
         from sim.lindblad_modes import steady_lindblad_modes
