@@ -39,6 +39,7 @@ from .conductor import CHANNELS, CHARGE_SIGN, Conductor
 from .progress import progress_bar
 from .rate_equation import effective_chemical_potential, effective_temperature
 from .rate_matrices import RateMatrixModel
+from .results import Result
 from .special import bose
 
 if TYPE_CHECKING:
@@ -274,6 +275,14 @@ class ModeSystem:
     def K(self) -> int:
         return self.omega.size
 
+    def record(self) -> dict:
+        """JSON record (what identifies a several-mode run): quanta, ph-baths, clusters, ``mu_c``, ``T_e`` and
+        the emission and absorption rate matrices as real and imaginary parts (channels LL, RR, LR, RL)."""
+        return {"omega": self.omega.tolist(), "gamma": self.gamma.tolist(), "n_th": self.n_th.tolist(),
+                "clusters": [list(S) for S in self.clusters], "mu": np.asarray(self.mu).tolist(), "T_e": self.T_e,
+                "emission_re": self.emission.real.tolist(), "emission_im": self.emission.imag.tolist(),
+                "absorption_re": self.absorption.real.tolist(), "absorption_im": self.absorption.imag.tolist()}
+
     @property
     def cluster_frequencies(self) -> tuple[float, ...]:
         """``w_S`` of each cluster (:func:`cluster_frequency`): the frequency of its rates and ph-bath occupation."""
@@ -501,7 +510,7 @@ class ModeSystem:
 
 
 @dataclass(frozen=True, eq=False)
-class ModesSteadyState:
+class ModesSteadyState(Result):
     r"""Steady state of several modes, or the instability verdict.
 
     ``C`` solves ``Y C + C Y^+ = conj(G)`` with ``C_mn = <a_m^+ a_n>``; ``N_k = C_kk``;
@@ -542,10 +551,22 @@ class ModesSteadyState:
     def unstable_mode(self) -> NDArray[np.complex128]:
         return self.system.unstable_mode
 
+    route = "covariance"
+
     @property
     def N_total(self) -> float:
         """``sum_k N_k``."""
         return float(np.sum(self.N))
+
+    def model_record(self) -> dict:
+        """The :meth:`ModeSystem.record` of the system behind the result."""
+        return self.system.record()
+
+    def to_frame(self):
+        """One row: :meth:`to_record` (the sweep table's columns)."""
+        import pandas as pd
+
+        return pd.DataFrame([self.to_record()])
 
     def to_dict(self) -> dict:
         """The JSON record of ``ehp steady --json`` for several modes (non-finite numbers -> None).
