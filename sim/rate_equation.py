@@ -92,6 +92,35 @@ class SteadyState(Result):
         }
         return clean(d)
 
+    def columns(self) -> dict[str, NDArray]:
+        """The flat sweep columns of a result over ``B`` bias points (each of shape ``(B,)``; NaN for null).
+
+        The keys and order of :func:`sim.system.flatten_record` of :meth:`to_dict` (scalars, then
+        ``LL.mu`` .. ``RL.Ie``), computed for the whole batch at once.
+        """
+        m = self.model
+        r = m.rates
+        nan_inf = np.isfinite
+        shape = np.shape(m.kappa)
+
+        def col(x):
+            x = np.broadcast_to(np.asarray(x, dtype=float), shape)
+            return np.where(nan_inf(x), x, np.nan)
+
+        out: dict[str, NDArray] = {
+            "gamma_e": col(m.gamma_e), "emission_total": col(m.emission_total), "kappa": col(m.kappa),
+            "kappa_over_omega": col(m.kappa / m.omega), "stable": np.broadcast_to(np.asarray(m.stable), shape).copy(),
+            "near_threshold": np.broadcast_to(np.asarray(m.near_threshold), shape).copy(),
+            "growth_rate": col(-np.asarray(m.kappa)), "N": col(self.N), "T_eff": col(self.T_eff),
+            "mu_eff": col(self.mu_eff), "J": col(self.J), "J_ph": col(self.J_ph), "Ie": col(self.Ie),
+            "eta": col(self.eta), "n_ph": col(m.n_ph),
+        }
+        for i, c in enumerate(CHANNELS):
+            for q, x in (("mu", r.mu[i]), ("emission", r.emission[i]), ("absorption", r.absorption[i]),
+                         ("damping", r.damping[i]), ("J", self.J_channel[i]), ("Ie", self.Ie_channel[i])):
+                out[f"{c}.{q}"] = col(x)
+        return out
+
 
 def effective_temperature(N: ArrayLike, omega: float) -> NDArray[np.float64]:
     """Eq. 10: ``T_eff = Omega / ln(1 + 1/N)``."""
@@ -113,23 +142,31 @@ def steady_state(config: Config) -> SteadyState:
 
 
 def steady_of(m: JumpModel) -> SteadyState:
-    """Steady state and stability of a one-mode :class:`JumpModel` at one bias point (Eq. 9 with the ph-bath)."""
-    if not m.stable:
-        nan = float("nan")
-        return SteadyState(m, nan, nan, nan, nan, nan, nan, nan, np.full(4, nan), np.full(4, nan))
-    N = float(m.N_ss())
-    check_finite("the steady population N = (E + gamma_ph n_ph) / kappa", N,
-                 f"kappa = {float(m.kappa):.6g}, source = {float(m.source):.6g}")
-    f = m.fluxes(N)
-    # J_ph = Omega gamma_ph (N - n_ph) with N - n_ph = (E - Gamma_e n_ph)/kappa exactly in steady state:
-    # free of the cancellation of N - n_ph when gamma_ph dominates kappa (then N ~ n_ph)
-    J_ph = float(m.omega * m.gamma_ph * (m.emission_total - m.gamma_e * m.n_ph) / m.kappa)
-    Ie = float(f["Ie"])
-    eta = Ie / (J_ph / m.omega) if J_ph != 0 else float("nan")
-    return SteadyState(
-        m, N, float(effective_temperature(N, m.omega)), float(effective_chemical_potential(N, m.omega, m.T_e)),
-        float(f["J"]), J_ph, Ie, eta, f["J_channel"], f["Ie_channel"],
-    )
+    """Steady state and stability of a one-mode :class:`JumpModel` (Eq. 9 with the ph-bath).
+
+    A model at one bias point gives numbers; a model batched over bias points (rates of shape
+    ``(4, B)``) gives arrays of shape ``(B,)`` (``J_channel`` ``(4, B)``), NaN where not stable:
+    the same elementwise formulas (:meth:`SteadyState.columns` is then the sweep table).
+    """
+    k = np.asarray(m.kappa, dtype=float)
+    ok = np.asarray(m.stable)
+    N = np.asarray(m.N_ss(), dtype=float)
+    check_finite("the steady population N = (E + gamma_ph n_ph) / kappa", N[ok],
+                 f"kappa = {np.max(k):.6g}, source = {np.max(np.asarray(m.source)):.6g}")
+    with np.errstate(invalid="ignore"):
+        f = m.fluxes(N)
+        # J_ph = Omega gamma_ph (N - n_ph) with N - n_ph = (E - Gamma_e n_ph)/kappa exactly in steady state:
+        # free of the cancellation of N - n_ph when gamma_ph dominates kappa (then N ~ n_ph)
+        J_ph = np.where(ok, m.omega * m.gamma_ph * (m.emission_total - m.gamma_e * m.n_ph) / np.where(ok, k, 1.0), np.nan)
+        Ie = np.asarray(f["Ie"], dtype=float)
+        with np.errstate(divide="ignore"):
+            eta = np.where(J_ph != 0, Ie / (J_ph / m.omega), np.nan)
+    T_eff, mu_eff = effective_temperature(N, m.omega), effective_chemical_potential(N, m.omega, m.T_e)
+    if k.ndim == 0:
+        return SteadyState(m, float(N), float(T_eff), float(mu_eff), float(f["J"]), float(J_ph), float(Ie), float(eta),
+                           np.asarray(f["J_channel"], dtype=float), np.asarray(f["Ie_channel"], dtype=float))
+    return SteadyState(m, N, T_eff, mu_eff, np.asarray(f["J"], dtype=float), J_ph, Ie, eta,
+                       np.asarray(f["J_channel"], dtype=float), np.asarray(f["Ie_channel"], dtype=float))
 
 
 @dataclass(frozen=True)

@@ -298,17 +298,19 @@ class SteadyPoint:
                 rec[f"landauer.{k}"] = np.nan if v is None else v
         return rec
 
-    def batch(self, config: Config, keys: Sequence[str], points: Sequence[tuple[Any, ...]]) -> list[dict[str, Any]] | None:
-        """The records of ``points`` on the system built once (parameters at solve time), or None.
+    def batch(self, config: Config, keys: Sequence[str], points: Sequence[tuple[Any, ...]]
+              ) -> dict[str, Any] | list[dict[str, Any]] | None:
+        """The results of ``points`` on the system built once (parameters at solve time), or None.
 
         None (evaluate point by point) unless every key is a bias parameter of
-        :data:`sim.system.SOLVE_TIME_KEYS` and no Landauer level is asked for. The records equal
-        ``self(apply_point(config, keys, p))`` (one mode: one vectorised rate call for the chunk).
+        :data:`sim.system.SOLVE_TIME_KEYS` and no Landauer level is asked for. The columns (one
+        mode, the chunk in one vectorised call) or records equal ``self(apply_point(config, keys, p))``
+        point by point (:meth:`sim.system.System.steady_columns`).
         """
         if self.landauer or not solve_time_keys(keys) or not points:
             return None
         params = {k: np.array([p[i] for p in points], dtype=float) for i, k in enumerate(keys)}
-        return [st.to_record() for st in system(config).steady_states(params)]
+        return system(config).steady_columns(params)
 
     def describe(self) -> dict[str, Any]:
         """What the point function computes (part of a sweep's identity)."""
@@ -340,11 +342,15 @@ def evaluate_chunk(task: tuple[Config, tuple[str, ...], list[tuple[Any, ...]], C
     records = batch(config, keys, points) if batch is not None else None
     if records is None:
         records = [fn(apply_point(config, keys, p)) for p in points]
+    if isinstance(records, dict):  # columns of the whole chunk
+        results = records
+    else:
+        results = {name: _column([r.get(name) for r in records]) for name in dict.fromkeys(k for r in records for k in r)}
     cols: dict[str, Any] = {k: np.array([p[i] for p in points]) for i, k in enumerate(keys)}
-    for name in dict.fromkeys(k for r in records for k in r):
+    for name, col in results.items():
         if name in cols:
             raise ValueError(f"point function result {name!r} clashes with a parameter column")
-        cols[name] = _column([r.get(name) for r in records])
+        cols[name] = col
     return pd.DataFrame(cols)
 
 

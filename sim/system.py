@@ -255,20 +255,26 @@ class System:
         return Nk.sum(axis=1), Nk
 
     def steady_states(self, params: Mapping[str, ArrayLike]) -> list[SystemSteady]:
-        """The :class:`SystemSteady` of every bias point of ``params`` (C order of the broadcast batch).
-
-        K = 1 computes the channel rates of the whole batch in one vectorised call; several modes
-        build the cluster matrices point by point on the conductor built once.
-        """
+        """The :class:`SystemSteady` of every bias point of ``params`` (C order of the broadcast batch)."""
         mu_L, mu_R = self.bias(params)
         keys = ("bias.mu_L", "bias.mu_R")
+        return [self.steady_state(dict(zip(keys, (float(a), float(b)), strict=True)))
+                for a, b in zip(mu_L.ravel(), mu_R.ravel(), strict=True)]
+
+    def steady_columns(self, params: Mapping[str, ArrayLike]) -> dict[str, NDArray] | list[dict[str, Any]]:
+        """Sweep columns of every bias point of ``params`` (C order): :meth:`SystemSteady.to_record` per point.
+
+        K = 1: a dict of columns computed for the whole batch at once (one vectorised call for the
+        channel rates, :meth:`sim.rate_equation.SteadyState.columns`; the same numbers as point by
+        point). Several modes: the list of records, the cluster matrices built point by point on
+        the conductor built once.
+        """
         if self.K == 1:
             from .rate_equation import steady_of
 
-            m = self.jump_model({"bias.mu_L": mu_L.ravel(), "bias.mu_R": mu_R.ravel()})
-            return [SystemSteady(one=steady_of(m.take(i)), config=self.config) for i in range(mu_L.size)]
-        return [self.steady_state(dict(zip(keys, (float(a), float(b)), strict=True)))
-                for a, b in zip(mu_L.ravel(), mu_R.ravel(), strict=True)]
+            mu_L, mu_R = self.bias(params)
+            return steady_of(self.jump_model({"bias.mu_L": mu_L.ravel(), "bias.mu_R": mu_R.ravel()})).columns()
+        return [st.to_record() for st in self.steady_states(params)]
 
 
 def system(config: Config) -> System:
