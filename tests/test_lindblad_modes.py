@@ -11,8 +11,7 @@ from sim.conductor import CHANNELS, double_dot
 from sim.counting import birth_death, cumulant_rates, quantity_weights
 from sim.counting_modes import mode_counting
 from sim.covariance import mode_system
-from sim.lindblad import steady_lindblad
-from sim.lindblad_modes import (
+from sim.lindblad import (
     check_dimension,
     covariance_of,
     evolve_lindblad_modes,
@@ -20,6 +19,7 @@ from sim.lindblad_modes import (
     mode_cutoffs,
     normal_modes,
     sector_size,
+    steady_lindblad,
     steady_lindblad_modes,
 )
 from sim.model import rate_model
@@ -187,7 +187,7 @@ def test_liouvillian_sector_is_closed():
     """The zero-charge sector is invariant: evolving a sector state with the full Liouvillian leaves no weight outside."""
     s = _pair()
     cut = (3, 4)
-    from sim.lindblad_modes import collapse_operators_modes, hamiltonian_modes
+    from sim.lindblad import collapse_operators_modes, hamiltonian_modes
     L = qutip.liouvillian(hamiltonian_modes(s, cut), [x for _, x in collapse_operators_modes(s, cut)]).full()
     N = np.indices(cut).sum(axis=0).ravel()
     inside = (N[:, None] == N[None, :]).ravel(order="F")  # column stacking

@@ -270,7 +270,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, initial: str, start: float) -> int:
     """Several modes (``--method rate``): ``C(t)`` from the vacuum in closed form (docs/modes.md);
-    ``--method lindblad``: the truncated tensor Fock space (:func:`sim.lindblad_modes.evolve_lindblad_modes`).
+    ``--method lindblad``: the truncated tensor Fock space (:func:`sim.lindblad.evolve_lindblad` of the ModeSystem).
 
     Table columns: ``t``, ``N`` (total), ``N_0 .. N_{K-1}``, ``J``, ``J_ph``, ``Ie`` and per
     channel ``J_LL .. Ie_RL`` (the fluxes at ``C(t)``, exact at every time).
@@ -354,10 +354,10 @@ def _finish_modes(rd, system, table, N_last, summary: dict, wall: float, method_
 def _evolve_modes_lindblad(args: argparse.Namespace, rd, system, t, initial: str, start: float) -> int:
     """Several modes, ``--method lindblad``: columns ``t, N_0 .. N_{K-1}, N, P_top_0 ..`` (top-level weights)."""
     from sim.config import ConfigError
-    from sim.lindblad_modes import evolve_lindblad_modes
+    from sim.lindblad import evolve_lindblad
 
     try:
-        res = evolve_lindblad_modes(system, t, initial)
+        res = evolve_lindblad(system, t, initial, progress=False if args.no_progress else None)
     except ValueError as e:
         raise ConfigError(f"evolve --method lindblad with {system.K} modes: {e}") from None
     table = res.to_frame()
