@@ -81,9 +81,9 @@ __all__ = [
     "evolve_lindblad", "guarded_result", "hamiltonian", "initial_state", "label_rates", "mesolve_options",
     "run_guarded", "steady_lindblad",
     # several-mode building blocks (the tensor Fock space, its zero-charge sector, Gaussian states)
-    "MAX_LIOUVILLE", "MAX_SECTOR", "Sector", "check_dimension", "collapse_operators_modes", "covariance_of",
-    "gaussian_state", "hamiltonian_modes", "mode_cutoffs", "mode_operators", "normal_modes", "operator_properties",
-    "sector", "sector_size", "tail_estimate",
+    "GAUSSIAN_STARTS", "MAX_LIOUVILLE", "MAX_SECTOR", "Sector", "check_dimension", "collapse_operators_modes",
+    "covariance_of", "gaussian_state", "hamiltonian_modes", "mode_cutoffs", "mode_operators", "normal_modes",
+    "operator_properties", "sector", "sector_size", "tail_estimate",
     # names of the former several-mode module, kept for existing callers
     "ModesLindbladResult", "ModesLindbladSteady", "evolve_lindblad_modes", "steady_lindblad_modes",
 ]
@@ -918,6 +918,10 @@ def _steady_modes(system: ModeSystem, cutoffs: ArrayLike | None, tol: float, sol
                           P_top=P_top, options={**options, "cutoffs": list(cut)})
 
 
+GAUSSIAN_STARTS = ("vacuum", "steady", "thermal")
+"""``run.initial`` kinds a ModeSystem starts from (Gaussian states; besides a covariance or a density matrix)."""
+
+
 def _initial(system: ModeSystem, initial: str | InitialSpec | ArrayLike | qutip.Qobj
              ) -> tuple[NDArray[np.complex128] | None, Any]:
     """``(C0, state)``: the covariance of a Gaussian initial state (or None for a given Qobj).
@@ -937,7 +941,7 @@ def _initial(system: ModeSystem, initial: str | InitialSpec | ArrayLike | qutip.
             return system.steady_covariance(), "gaussian"
         if s.kind == "thermal":
             return float(s.value) * np.eye(system.K, dtype=complex), "gaussian"
-        raise ValueError(f"initial = {str(initial)!r}: the Lindblad route of a ModeSystem starts from a Gaussian state "
+        raise ValueError(f"initial = {str(s)!r}: the Lindblad route of a ModeSystem starts from a Gaussian state "
                          "(vacuum, steady, thermal:N, a (K, K) covariance) or a density matrix on the tensor space; "
                          "fock, coherent and distribution starts of one mode run on its JumpModel (sim.rate_model)")
     C0 = np.asarray(initial, dtype=complex)

@@ -287,9 +287,11 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     K = cfg.n_modes  # per time point: C(t) (16 K^2 bytes, twice) and the table (K + 15 columns)
     guards.check_count("--n-points", n_points, lo=2, bytes_each=32 * K * K + 8 * (K + 15),
                        hint="use fewer time points (the table is written once, not streamed)")
-    if initial != "vacuum":
+    if initial != "vacuum" and args.method != "lindblad":
         raise ConfigError(f"run.initial = {initial!r}: several modes (K = {cfg.n_modes}) start from the vacuum only "
-                          "(initial = 'vacuum')")
+                          "on --method rate (initial = 'vacuum'; --method lindblad also takes steady and thermal:N)")
+    if args.method == "lindblad":
+        _check_gaussian_start(initial, cfg.n_modes)
     identity = {"command": "evolve", "config": cfg.to_dict(), "method": args.method, "t_end": t_end,
                 "n_points": n_points, "initial": initial}
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
@@ -301,6 +303,22 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
             print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
             return 0
         return _evolve_modes_into(args, rd, cfg, t_end, n_points, initial, start)
+
+
+def _check_gaussian_start(initial: str, K: int) -> None:
+    """ConfigError unless ``initial`` is a Gaussian start of the several-mode Lindblad route
+    (:data:`sim.lindblad.GAUSSIAN_STARTS`)."""
+    from sim.config import ConfigError
+    from sim.initial import InitialSpec
+    from sim.lindblad import GAUSSIAN_STARTS
+
+    try:
+        kind = InitialSpec.parse(initial).kind
+    except ValueError as e:
+        raise ConfigError(f"run.initial = {initial!r}: {e}") from None
+    if kind not in GAUSSIAN_STARTS:
+        raise ConfigError(f"run.initial = {initial!r}: several modes (K = {K}) on --method lindblad start from a "
+                          f"Gaussian state ({', '.join(GAUSSIAN_STARTS)}); {kind} starts need one mode")
 
 
 def _evolve_modes_into(args: argparse.Namespace, rd, cfg, t_end: float, n_points: int, initial: str,
