@@ -77,7 +77,7 @@ from .progress import progress_bar
 from .results import Result, TimeSeries
 
 __all__ = [
-    "LABELS", "LINDBLAD_MAX_CUTOFF", "LindbladResult", "LindbladSteady", "System", "collapse_operators",
+    "LABELS", "LINDBLAD_MAX_CUTOFF", "LindbladResult", "LindbladSteady", "LindbladSystem", "collapse_operators",
     "evolve_lindblad", "guarded_result", "hamiltonian", "initial_state", "label_rates", "mesolve_options",
     "run_guarded", "steady_lindblad",
     # several-mode building blocks (the tensor Fock space, its zero-charge sector, Gaussian states)
@@ -88,7 +88,7 @@ __all__ = [
     "ModesLindbladResult", "ModesLindbladSteady", "evolve_lindblad_modes", "steady_lindblad_modes",
 ]
 
-System = RateModel | ModeSystem
+LindbladSystem = RateModel | ModeSystem
 """What the route takes: a one-mode :class:`sim.model.JumpModel` (the fast path) or a
 :class:`sim.covariance.ModeSystem` of ``K >= 1`` modes."""
 
@@ -152,7 +152,7 @@ def collapse_operators(model: RateModel, cutoff: int) -> list[tuple[str, str, qu
     return ops
 
 
-def hamiltonian(system: System, cutoff: int | ArrayLike) -> qutip.Qobj:
+def hamiltonian(system: LindbladSystem, cutoff: int | ArrayLike) -> qutip.Qobj:
     """``H = Omega a^dagger a`` on ``cutoff`` levels (energy units); for a ModeSystem
     ``sum_k Omega_k a_k^+ a_k`` on the tensor space (:func:`hamiltonian_modes`)."""
     if isinstance(system, ModeSystem):
@@ -310,7 +310,7 @@ def _top_projectors(cutoffs: tuple[int, ...]) -> list[qutip.Qobj]:
             for k in range(len(cutoffs))]
 
 
-# --------------------------------------------------------------------------- Gaussian states
+# --------------------------------------------------------------------------- several modes: Gaussian states
 
 def normal_modes(C: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.complex128]]:
     """``C = U diag(n) U^+``: occupations ``n_j >= 0`` and the unitary ``U``.
@@ -354,7 +354,7 @@ def gaussian_state(C: ArrayLike, cutoffs: ArrayLike) -> qutip.Qobj:
     return qutip.Qobj(0.5 * (rho + rho.conj().T), dims=a[0].dims)
 
 
-# --------------------------------------------------------------------------- the zero-charge sector
+# --------------------------------------------------------------------------- several modes: the zero-charge sector
 
 @dataclass(frozen=True, eq=False)
 class Sector:
@@ -1031,7 +1031,7 @@ def tail_estimate(N: ArrayLike, cutoffs: ArrayLike) -> NDArray[np.float64]:
 
 # --------------------------------------------------------------------------- the route: one entry each
 
-def steady_lindblad(system: System, cutoff: int | ArrayLike | None = None, *, cutoffs: ArrayLike | None = None,
+def steady_lindblad(system: LindbladSystem, cutoff: int | ArrayLike | None = None, *, cutoffs: ArrayLike | None = None,
                     tol: float = DEFAULT_TOL, method: str = "direct", solver: str = "auto",
                     max_size: int | None = None, include_phonon: bool = True) -> LindbladSteady:
     """Steady state of the Lindblad equation of any number of modes: ``N``, cutoffs, top-level probabilities.
@@ -1073,7 +1073,7 @@ def steady_lindblad(system: System, cutoff: int | ArrayLike | None = None, *, cu
 
 
 def evolve_lindblad(
-    system: System,
+    system: LindbladSystem,
     t: ArrayLike,
     initial: str | InitialSpec | ArrayLike | qutip.Qobj = "vacuum",
     cutoff: int | ArrayLike | None = None,
