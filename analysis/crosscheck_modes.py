@@ -120,7 +120,7 @@ def crosscheck_modes(config: Config, *, flux_scale: Callable[[Config], dict], nt
     largest off-resonance flux densities of one mode (``analysis.crosscheck._flux_density_scale``) for the
     Landauer tolerances."""
     from sim.covariance import mode_system_from_config
-    from sim.lindblad_modes import steady_lindblad_modes
+    from sim.lindblad import steady_lindblad_modes
 
     from .stats import progress_bar
 

@@ -29,7 +29,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from .conductor import CHANNELS
 from .covariance import CollapseOperator, ModeSystem
-from .lindblad_modes import MAX_SECTOR, _cutoffs, mode_cutoffs, operator_properties, sector
+from .lindblad import MAX_SECTOR, _cutoffs, mode_cutoffs, operator_properties, sector
 
 __all__ = ["ModesCounting", "mode_counting", "operator_weights"]
 
@@ -162,6 +162,6 @@ def mode_counting(system: ModeSystem, quantity: str | ArrayLike = "charge", orde
         if op.channel in CHANNELS:
             (em if op.direction == "emission" else ab)[CHANNELS.index(op.channel)] += r
     rho_q = sec.density_matrix(rho)
-    from .lindblad_modes import covariance_of
+    from .lindblad import covariance_of
 
     return ModesCounting(ops, rates, em, ab, nu, theta[1:], cut, covariance_of(rho_q, cut))

@@ -9,7 +9,9 @@ a :class:`sim.results.TimeSeries` (``t``, ``N``, the model, the config and the o
 - ``population``: the birth-death master equation for ``P_n(t)`` (exact propagators,
   Fock-diagonal initial states).
 - ``lindblad``: QuTiP's ``mesolve`` of the Lindblad equation with one labelled collapse
-  operator per (channel, direction); any initial state, coherent ones included.
+  operator per (channel, direction); any initial state, coherent ones included. Its function
+  :func:`sim.lindblad.evolve_lindblad` is the one Lindblad route for every K: it takes this
+  JumpModel (the one-mode fast path) or a :class:`sim.covariance.ModeSystem` of K modes.
 
 With a :class:`sim.timedep.BiasSchedule` the rates follow ``mu_L(t)``, ``mu_R(t)``
 adiabatically and the fluxes use the instantaneous rates.
@@ -45,10 +47,10 @@ def _population(model, t, spec, cutoff, progress=None):
     return evolve_population(model, t, spec, cutoff)
 
 
-def _lindblad(model, t, spec, cutoff, progress=None):
+def _lindblad(system, t, spec, cutoff, progress=None):
     from .lindblad import evolve_lindblad
 
-    return evolve_lindblad(model, t, spec, cutoff, progress=progress)
+    return evolve_lindblad(system, t, spec, cutoff, progress=progress)
 
 
 def _rate_timedep(config, schedule, t, spec, cutoff, model0):

@@ -123,7 +123,7 @@ def test_default_width_splits_well_separated_quanta(omega):
                                               ((1.0, 1.0, 1.02), 0.0)])
 def test_lindblad_route_is_gibbs(omega, width):
     """The truncated Fock-space Lindblad steady state (tail 1e-10) is the same Gibbs state."""
-    from sim.lindblad_modes import steady_lindblad_modes
+    from sim.lindblad import steady_lindblad_modes
 
     s = _system(omega, width, 0.2)
     li = steady_lindblad_modes(s)

@@ -3,6 +3,8 @@ exact counting statistics, against the covariance (Lyapunov) route and the one-m
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import qutip
@@ -11,8 +13,7 @@ from sim.conductor import CHANNELS, double_dot
 from sim.counting import birth_death, cumulant_rates, quantity_weights
 from sim.counting_modes import mode_counting
 from sim.covariance import mode_system
-from sim.lindblad import steady_lindblad
-from sim.lindblad_modes import (
+from sim.lindblad import (
     check_dimension,
     covariance_of,
     evolve_lindblad_modes,
@@ -20,6 +21,7 @@ from sim.lindblad_modes import (
     mode_cutoffs,
     normal_modes,
     sector_size,
+    steady_lindblad,
     steady_lindblad_modes,
 )
 from sim.model import rate_model
@@ -187,8 +189,107 @@ def test_liouvillian_sector_is_closed():
     """The zero-charge sector is invariant: evolving a sector state with the full Liouvillian leaves no weight outside."""
     s = _pair()
     cut = (3, 4)
-    from sim.lindblad_modes import collapse_operators_modes, hamiltonian_modes
+    from sim.lindblad import collapse_operators_modes, hamiltonian_modes
     L = qutip.liouvillian(hamiltonian_modes(s, cut), [x for _, x in collapse_operators_modes(s, cut)]).full()
     N = np.indices(cut).sum(axis=0).ravel()
     inside = (N[:, None] == N[None, :]).ravel(order="F")  # column stacking
     assert np.abs(L[np.ix_(~inside, inside)]).max() == 0.0
+
+
+# --------------------------------------------------------------------------- one route for every K
+
+# mesolve's global error at rtol = 1e-10 (the fast path's default), as in tests/test_lindblad.py: 1e-8 (1 + max N)
+SOLVER = 1e-8
+
+
+@pytest.mark.parametrize("initial", ["vacuum", "thermal:0.5", "steady"])
+def test_one_mode_fast_path_and_tensor_space_give_one_answer(initial):
+    """K = 1 on an orbital conductor (the double dot) has both a JumpModel and a ModeSystem: the one function
+    takes either (two internal paths) and gives the same steady N and N(t). The fast path (mesolve on the
+    reflecting chain) and the sector propagator differ by the integrator error plus what each cutoff cuts
+    (:func:`_truncation_bound`); at equal cutoffs mesolve on the tensor space differs by the integrator only."""
+    from sim.covariance import mode_system_from_config
+    from sim.lindblad import LindbladResult, LindbladSteady, evolve_lindblad
+
+    cfg = make_config()
+    model, system = rate_model(cfg), mode_system_from_config(cfg)
+    assert system.K == 1
+    fast, general = steady_lindblad(model), steady_lindblad(system)
+    assert isinstance(fast, LindbladSteady) and isinstance(general, LindbladSteady)
+    assert general.cutoffs == (fast.cutoff,) == fast.cutoffs  # the same tail rule
+    assert general.N[0] == pytest.approx(fast.N, rel=1e-10)
+    assert general.P_top[0] == pytest.approx(fast.tail_probability, rel=1e-6)
+    assert fast.provenance()["route"] == general.provenance()["route"] == "lindblad"
+    assert fast.provenance()["model"]["omega"] == pytest.approx(1.0)
+    for r in (fast, general):
+        f = r.to_frame()
+        assert list(f.columns) == ["mode", "N", "cutoff", "P_top"] and f["N"].iloc[0] == pytest.approx(fast.N, rel=1e-10)
+
+    t = np.linspace(0.0, 60.0, 13)
+    a, b = evolve_lindblad(model, t, initial), evolve_lindblad(system, t, initial)
+    assert isinstance(a, LindbladResult) and isinstance(b, LindbladResult)
+    assert a.N.shape == (13,) and b.N.shape == (13, 1)
+    tol = SOLVER * (1 + a.N.max())
+    assert np.abs(a.N - b.N[:, 0]).max() <= tol + _truncation_bound(a, 1e-10) + _truncation_bound(b, 1e-10)
+    c = evolve_lindblad(system, t, initial, cutoff=a.cutoff, solver="mesolve")
+    assert np.abs(a.N - c.N[:, 0]).max() <= tol
+    assert np.abs(a.P_top - c.P_top[:, 0]).max() <= 1e-11  # atol-level, as in tests/test_lindblad.py
+    # the tables: the one-mode columns of the fast path, the per-mode columns of the tensor space
+    assert list(dataclasses.replace(a, model=model).to_frame().columns)[:5] == ["t", "N", "J", "J_ph", "Ie"]
+    assert list(b.to_frame().columns) == ["t", "N_0", "N", "P_top_0"]
+
+
+def test_two_well_separated_modes_are_two_one_mode_runs():
+    """Quanta 1.0 and 1.4 (clusters of one mode each): the modes are independent, so the K = 2 tensor-space
+    state is the product of the two one-mode fast-path states: N_k, and N_k(t) from a thermal start, equal
+    the one-mode runs of each mode alone (:func:`sim.config.one_mode_config`)."""
+    from sim.config import load_config, one_mode_config
+    from sim.covariance import mode_system_from_config
+    from sim.lindblad import evolve_lindblad
+
+    from .test_modes_cli import WATERWHEEL
+
+    cfg = load_config(WATERWHEEL, ["mode.omega=[1.0, 1.4]", "bias.V=1.2"])
+    system = mode_system_from_config(cfg)
+    assert system.clusters == ((0,), (1,)) and system.stable
+    pair = steady_lindblad(system)
+    t = np.linspace(0.0, 150.0, 7)
+    run = evolve_lindblad(system, t, "thermal:0.3")
+    assert run.N.shape == (7, 2)  # the truncated, renormalised thermal start loses what its tails held
+    assert run.N[0] == pytest.approx([0.3, 0.3], rel=0, abs=_truncation_bound(run, 1e-10))
+    np.testing.assert_allclose(run.N_total, run.N.sum(axis=1), rtol=1e-14)
+    for k in range(2):
+        model = rate_model(one_mode_config(cfg, k))
+        one = steady_lindblad(model)
+        assert pair.N[k] == pytest.approx(one.N, rel=1e-8)  # each cut tail <= 1e-10
+        alone = evolve_lindblad(model, t, "thermal:0.3")
+        bound = SOLVER * (1 + alone.N.max()) + _truncation_bound(alone, 1e-10) + _truncation_bound(run, 1e-10)
+        assert np.abs(run.N[:, k] - alone.N).max() <= bound
+    with pytest.raises(ValueError, match="starts from a Gaussian state"):
+        evolve_lindblad(system, t, "coherent:0.5")
+    with pytest.raises(ValueError, match="applies to a ModeSystem"):
+        steady_lindblad(rate_model(one_mode_config(cfg, 0)), solver="qutip")
+
+
+def test_evolve_cli_lindblad_of_several_modes_takes_gaussian_starts(tmp_path, capsys):
+    """``ehp evolve --method lindblad`` for K = 2 from the steady (Gaussian) state: N_k(t) stays at the Lyapunov
+    C_kk (stationary up to the 1e-10 tails); a non-Gaussian start is refused with exit code 2."""
+    import pandas as pd
+
+    from analysis.cli import main
+    from sim.config import load_config
+    from sim.covariance import mode_system_from_config
+
+    from .test_modes_cli import WATERWHEEL, _error
+
+    out = tmp_path / "steady"
+    argv = ["evolve", str(WATERWHEEL), "--set", "bias.V=1.2", "--method", "lindblad", "--t-end", "30", "--n-points",
+            "3", "--no-progress"]
+    assert main(argv + ["--initial", "steady", "--out", str(out)]) == 0
+    capsys.readouterr()
+    table = pd.read_parquet(out / "evolution.parquet")
+    C = mode_system_from_config(load_config(WATERWHEEL, ["bias.V=1.2"])).steady_covariance()
+    for k in range(2):
+        np.testing.assert_allclose(table[f"N_{k}"], C[k, k].real, rtol=1e-6)
+    err = _error(capsys, argv + ["--initial", "fock:1", "--out", str(tmp_path / "fock")])
+    assert "start from a Gaussian state (vacuum, steady, thermal)" in err

@@ -169,7 +169,7 @@ def test_evolve_rate_several_modes_from_vacuum_to_steady_state(tmp_path, capsys)
 
 
 def test_lindblad_on_the_truncated_fock_space_agrees_with_the_covariance(tmp_path, capsys):
-    """QuTiP-side routes (sim.lindblad_modes) through the CLI: the steady populations and coherence, and
+    """QuTiP-side routes (sim.lindblad) through the CLI: the steady populations and coherence, and
     N_k(t) from the vacuum, agree with the Lyapunov / closed-form C; the truncation tail is below 1e-9."""
     d, _ = _json(capsys, ["steady", str(WATERWHEEL), "--set", "bias.V=1.2", "--lindblad", "--json"])
     li = d["lindblad"]

@@ -270,7 +270,7 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
 def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, initial: str, start: float) -> int:
     """Several modes (``--method rate``): ``C(t)`` from the vacuum in closed form (docs/modes.md);
-    ``--method lindblad``: the truncated tensor Fock space (:func:`sim.lindblad_modes.evolve_lindblad_modes`).
+    ``--method lindblad``: the truncated tensor Fock space (:func:`sim.lindblad.evolve_lindblad` of the ModeSystem).
 
     Table columns: ``t``, ``N`` (total), ``N_0 .. N_{K-1}``, ``J``, ``J_ph``, ``Ie`` and per
     channel ``J_LL .. Ie_RL`` (the fluxes at ``C(t)``, exact at every time).
@@ -287,9 +287,11 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     K = cfg.n_modes  # per time point: C(t) (16 K^2 bytes, twice) and the table (K + 15 columns)
     guards.check_count("--n-points", n_points, lo=2, bytes_each=32 * K * K + 8 * (K + 15),
                        hint="use fewer time points (the table is written once, not streamed)")
-    if initial != "vacuum":
+    if initial != "vacuum" and args.method != "lindblad":
         raise ConfigError(f"run.initial = {initial!r}: several modes (K = {cfg.n_modes}) start from the vacuum only "
-                          "(initial = 'vacuum')")
+                          "on --method rate (initial = 'vacuum'; --method lindblad also takes steady and thermal:N)")
+    if args.method == "lindblad":
+        _check_gaussian_start(initial, cfg.n_modes)
     identity = {"command": "evolve", "config": cfg.to_dict(), "method": args.method, "t_end": t_end,
                 "n_points": n_points, "initial": initial}
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
@@ -301,6 +303,22 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
             print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
             return 0
         return _evolve_modes_into(args, rd, cfg, t_end, n_points, initial, start)
+
+
+def _check_gaussian_start(initial: str, K: int) -> None:
+    """ConfigError unless ``initial`` is a Gaussian start of the several-mode Lindblad route
+    (:data:`sim.lindblad.GAUSSIAN_STARTS`)."""
+    from sim.config import ConfigError
+    from sim.initial import InitialSpec
+    from sim.lindblad import GAUSSIAN_STARTS
+
+    try:
+        kind = InitialSpec.parse(initial).kind
+    except ValueError as e:
+        raise ConfigError(f"run.initial = {initial!r}: {e}") from None
+    if kind not in GAUSSIAN_STARTS:
+        raise ConfigError(f"run.initial = {initial!r}: several modes (K = {K}) on --method lindblad start from a "
+                          f"Gaussian state ({', '.join(GAUSSIAN_STARTS)}); {kind} starts need one mode")
 
 
 def _evolve_modes_into(args: argparse.Namespace, rd, cfg, t_end: float, n_points: int, initial: str,
@@ -354,10 +372,10 @@ def _finish_modes(rd, system, table, N_last, summary: dict, wall: float, method_
 def _evolve_modes_lindblad(args: argparse.Namespace, rd, system, t, initial: str, start: float) -> int:
     """Several modes, ``--method lindblad``: columns ``t, N_0 .. N_{K-1}, N, P_top_0 ..`` (top-level weights)."""
     from sim.config import ConfigError
-    from sim.lindblad_modes import evolve_lindblad_modes
+    from sim.lindblad import evolve_lindblad
 
     try:
-        res = evolve_lindblad_modes(system, t, initial)
+        res = evolve_lindblad(system, t, initial, progress=False if args.no_progress else None)
     except ValueError as e:
         raise ConfigError(f"evolve --method lindblad with {system.K} modes: {e}") from None
     table = res.to_frame()

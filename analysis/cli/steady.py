@@ -114,10 +114,10 @@ def _steady_modes(args: argparse.Namespace, cfg, st) -> int:
     out = st.to_dict()
     if args.lindblad:  # QuTiP-side check: the truncated tensor Fock space (zero-charge sector)
         from sim.config import ConfigError
-        from sim.lindblad_modes import steady_lindblad_modes
+        from sim.lindblad import steady_lindblad
 
         try:
-            out["lindblad"] = steady_lindblad_modes(system).to_dict()
+            out["lindblad"] = steady_lindblad(system).to_dict()
         except ValueError as e:
             raise ConfigError(f"steady --lindblad with {system.K} modes: {e}") from None
     lamb_shift_note(system)

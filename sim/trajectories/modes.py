@@ -48,7 +48,7 @@ from numpy.typing import NDArray
 
 from ..covariance import ModeSystem
 from ..fock import DEFAULT_TOL
-from ..lindblad_modes import (
+from ..lindblad import (
     MAX_LIOUVILLE,
     check_dimension,
     collapse_operators_modes,
