@@ -91,7 +91,7 @@ SUPPORT: dict[str, Support] = {s.route: s for s in (
             "K = 1: the closed form of Eq. 8; K > 1: C(t) of the covariance equation"),
     Support("population", "ehp evolve --method population", "1", False, _FOCK_DIAGONAL, (), "1",
             "exact birth-death propagators"),
-    Support("lindblad", "ehp evolve --method lindblad", "any", True, _ANY_STATE, ("vacuum",), "1",
+    Support("lindblad", "ehp evolve --method lindblad", "any", True, _ANY_STATE, ("vacuum", "steady", "thermal"), "1",
             "K > 1: the zero-charge sector of the truncated tensor Fock space"),
     Support("landauer", "ehp steady --landauer", "1", False, (), (), "none", "Eqs. 13-14 of one mode"),
     Support("ssa", "ehp trajectories --engine ssa", "any", False, _FOCK_DIAGONAL, ("vacuum", "steady"), "none",
