@@ -39,7 +39,7 @@ from .conductor import CHANNELS, CHARGE_SIGN, Conductor
 from .progress import progress_bar
 from .rate_equation import effective_chemical_potential, effective_temperature
 from .rate_matrices import RateMatrixModel
-from .results import Result
+from .results import Result, TimeSeries
 from .special import bose
 
 if TYPE_CHECKING:
@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CollapseOperator", "ModeSystem", "ModesSteadyState", "clusters", "cluster_rates", "mode_system",
-    "mode_system_from_config", "mode_system_of", "config_mode_system",
+    "mode_system_from_config", "mode_system_of", "config_mode_system", "CovarianceEvolution",
 ]
 
 _SIGN = np.array([CHARGE_SIGN[c] for c in CHANNELS], dtype=float)
@@ -436,6 +436,12 @@ class ModeSystem:
                 out[i] = eYt @ C0 @ eYt.conj().T + E[:K, K:] @ Einv
         return 0.5 * (out + np.swapaxes(out, -1, -2).conj())
 
+    def evolve(self, t: ArrayLike, C0: ArrayLike | None = None) -> CovarianceEvolution:
+        """``C(t)`` on the grid ``t`` (1/energy, from ``t[0]``; :meth:`covariance`) as a time-domain result."""
+        t = np.asarray(t, dtype=float)
+        C = self.covariance(t - t[0], C0)
+        return CovarianceEvolution(t=t, N=np.real(np.diagonal(C, axis1=-2, axis2=-1)).sum(axis=-1), C=C, system=self)
+
     def steady_covariance(self) -> NDArray[np.complex128]:
         """Steady ``C`` from ``Y C + C Y^+ = conj(G)`` (``scipy.linalg.solve_continuous_lyapunov``); NaN if unstable."""
         if not self.stable:
@@ -613,6 +619,54 @@ class ModesSteadyState(Result):
             for q in ("J", "Ie"):
                 rec[f"{c}.{q}"] = np.nan if r[q] is None else r[q]
         return rec
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class CovarianceEvolution(TimeSeries):
+    r"""``C(t)`` of the covariance equation ``dC/dt = -(Y C + C Y^+) + conj(G)`` on a time grid (the rate
+    route of several modes; exact second moments, no truncation, both sides of the threshold).
+
+    Attributes
+    ----------
+    t : ndarray, shape (T,)
+        Times (1/energy).
+    N : ndarray, shape (T,)
+        Total population ``sum_k C_kk(t)``.
+    C : ndarray, shape (T, K, K)
+        ``C_mn(t) = <a_m^+ a_n>``.
+    system
+        The :class:`ModeSystem` (rates at the run's constant bias).
+    """
+
+    t: NDArray[np.float64]
+    N: NDArray[np.float64]
+    C: NDArray[np.complex128]
+    system: ModeSystem
+    route = "rate"
+
+    @property
+    def N_modes(self) -> NDArray[np.float64]:
+        """``N_k(t) = C_kk(t)``, shape (T, K)."""
+        return np.real(np.diagonal(self.C, axis1=-2, axis2=-1))
+
+    def model_record(self) -> dict:
+        return self.system.record()
+
+    def to_frame(self):
+        """Columns ``t``, ``N`` (total), ``N_0 .. N_{K-1}``, ``J``, ``J_ph``, ``Ie`` and per channel
+        ``J_LL .. J_RL``, ``Ie_LL .. Ie_RL`` (the fluxes at ``C(t)``, :meth:`ModeSystem.fluxes`)."""
+        import pandas as pd
+
+        Nk = self.N_modes
+        cols: dict[str, NDArray] = {"t": self.t, "N": self.N}
+        cols.update({f"N_{k}": Nk[:, k] for k in range(self.system.K)})
+        flux = [self.system.fluxes(c) for c in self.C]
+        for q in ("J", "J_ph", "Ie"):
+            cols[q] = np.array([float(f[q]) for f in flux])
+        for q, key in (("J", "J_channel"), ("Ie", "Ie_channel")):
+            for i, c in enumerate(CHANNELS):
+                cols[f"{q}_{c}"] = np.array([f[key][i] for f in flux])
+        return pd.DataFrame(cols)
 
 
 def mode_system(
