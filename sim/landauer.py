@@ -183,7 +183,7 @@ def _full_matrix_integrand(config: Config, md: _Modes):
     r"""K x K densities: ``P_c = Tr[tau_em^c D Gamma_ph D^+] - Tr[Lambda^c D S_ph D^+]`` (channel c <-> ph-bath) and
     ``X_c = Tr[tau_em^c D Gamma_e D^+] - Tr[Lambda^c D S_e D^+]`` (c <-> the other channels), with
     ``S_ph = Gamma_ph nB(w, T_ph)``, ``S_e = sum_c tau_em^c``; ``J = int w sum_c P_c``, ``Ie = int sum_c s_c (P_c + X_c)``
-    (``sum_c X_c = 0``). One :meth:`sim.rate_matrices.RateMatrixModel.rates` call per frequency."""
+    (``sum_c X_c = 0``). Rates from :meth:`sim.rate_matrices.RateMatrixModel.rates_grid`, vectorised over ``w``."""
     model = md.matrices
     b = config.bias
     T_ph = config.phonon_bath.T
@@ -194,11 +194,7 @@ def _full_matrix_integrand(config: Config, md: _Modes):
 
     def f(w):
         w = np.atleast_1d(np.asarray(w, dtype=float))
-        em = np.empty((w.size, 4, K, K), dtype=complex)
-        lam = np.empty_like(em)
-        for i, x in enumerate(w):
-            r = model.rates(float(x), b.mu_L, b.mu_R, b.T_L, b.T_R)
-            em[i], lam[i] = r.emission, r.damping
+        em, lam = model.rates_grid(w, b.mu_L, b.mu_R, b.T_L, b.T_R)  # (nw, 4, K, K)
         xb = x_bose(w, T_ph)  # w nB(w, T_ph)
         gam_e = lam.sum(axis=1)  # (nw, K, K)
         A = (((w * w)[:, None, None] - om**2) * eye + 1j * w[:, None, None] * (g * eye)
@@ -240,7 +236,7 @@ def landauer(config: Config, level: str = "lowest", progress: bool | None = None
     ``w = mu_c > 0`` (where the Bose factor of the channel is singular but the product is not); vectorised
     adaptive Gauss-Kronrod (``scipy.integrate.cubature`` on each piece, rtol 1e-10); errors are its
     estimates, summed. ``progress``: a bar over the pieces on stderr once they take more than 2 s
-    (None: when stderr is a terminal; the K x K route costs one rate-matrix call per frequency).
+    (None: when stderr is a terminal).
     """
     if level not in LEVELS:
         raise ValueError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
