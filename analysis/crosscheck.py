@@ -54,6 +54,7 @@ import pandas as pd
 
 from sim.config import Config
 from sim.landauer import landauer
+from sim.results import Result
 
 from .estimators import estimate_cumulant_rates, totals_per_trajectory
 from .verdicts import not_compared, not_compared_note
@@ -70,9 +71,12 @@ DEFAULT_MODES_NTRAJ = 40
 
 
 @dataclass(frozen=True)
-class CrossCheck:
-    """The report table: one row per (route, quantity). ``reference``: the route of the reference row
-    (``rate_equation`` for one mode, ``covariance`` for several); its values are the ``rate_equation`` column."""
+class CrossCheck(Result):
+    """The report table: one row per (route, quantity) (:meth:`to_frame`). ``reference``: the route of the
+    reference row (``rate_equation`` for one mode, ``covariance`` for several); its values are the
+    ``rate_equation`` column. ``config``, ``options`` (``ntraj``, ``t_end``, ``seed``): :meth:`provenance`."""
+
+    route = "crosscheck"
 
     table: pd.DataFrame
     stable: bool
@@ -82,6 +86,10 @@ class CrossCheck:
     n_modes: int = 1
     reference_label: str = "the rate equation"
     pinned_label: str = "X(n_ph), the rate fluxes at N = n_ph"
+
+    def to_frame(self) -> pd.DataFrame:
+        """The report table (``crosscheck.parquet``)."""
+        return self.table
 
     def to_dict(self) -> dict:
         recs = []
@@ -264,7 +272,8 @@ def _crosscheck(config: Config, ntraj, t_end, seed, bar, progress: bool) -> Cros
     ref = _reference(config)
     K = config.n_modes
     rows = []
-    what = {"reference": ref.route, "n_modes": K, "reference_label": ref.label,
+    what = {"config": config, "options": {"ntraj": ntraj, "t_end": t_end, "seed": seed},
+            "reference": ref.route, "n_modes": K, "reference_label": ref.label,
             "pinned_label": ("sum_k X_k(n_k), each mode's rate fluxes at N_k = n_k" if ref.system is not None else
                              "X(n_ph), the rate fluxes at N = n_ph")}
     width_name = "kappa" if ref.system is None else "2 min Re eig(Y)"
