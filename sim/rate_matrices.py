@@ -286,6 +286,67 @@ class RateMatrixModel:
         mu_c = np.array([mu[ELECTRODES[c][0]] - mu[ELECTRODES[c][1]] for c in CHANNELS])
         return RateMatrices(w, mu_c, em, em + lam, lam)
 
+    def rates_grid(self, w: ArrayLike, mu_L: float, mu_R: float, T_L: float,
+                   T_R: float | None = None) -> tuple[NDArray[np.complex128], NDArray[np.complex128]]:
+        """Emission and damping matrices of all modes on a grid of frequencies: two arrays of shape (nw, 4, K, K).
+
+        The same numbers as :meth:`rates` at each ``w``, vectorised over ``w`` for the exact method at equal
+        electrode temperatures (the factors that do not depend on ``w`` are formed once); a ``w`` with a
+        confluent pole pair or inside the interpolation window around ``w = mu_c``, a defective model and
+        unequal temperatures go through :meth:`rates` one frequency at a time.
+        """
+        w = np.atleast_1d(np.asarray(w, dtype=float))
+        T_R = T_L if T_R is None else T_R
+        nw, K = w.size, self.K
+        em = np.empty((nw, 4, K, K), dtype=complex)
+        lam = np.empty_like(em)
+        slow = np.ones(nw, dtype=bool)
+        if not self.defective and T_L == T_R and np.all(np.isfinite(w)):
+            mu = {"L": float(mu_L), "R": float(mu_R)}
+            slow[:] = False
+            for i, c in enumerate(CHANNELS):
+                a, b = ELECTRODES[c]
+                slow |= self._grid_exact(c, w, mu[a], mu[b], float(T_L), em[:, i], lam[:, i])
+        for j in np.flatnonzero(slow):
+            r = self.rates(float(w[j]), mu_L, mu_R, T_L, T_R)
+            em[j], lam[j] = r.emission, r.damping
+        return em, lam
+
+    def _grid_exact(self, c, w, mu_a, mu_b, T, em, lam) -> NDArray[np.bool_]:
+        """:meth:`_exact` at equal temperatures for an array ``w`` (fills ``em``, ``lam``); returns the mask of
+        frequencies it could not do (confluent poles, the window around ``w = mu_c``), to be redone one by one."""
+        a_el, b_el = ELECTRODES[c]
+        Gta, Gtb, Mt, z = self.Gt[a_el], self.Gt[b_el], self.Mt, self.z
+        K, n = Mt.shape[0], z.size
+        a = z
+        cc = w[:, None] + z[None, :]  # (nw, n): w + z_p
+        b, d = z.conj(), cc.conj()
+        alpha = 1.0 / (a[:, None] - b[None, :])
+        beta = 1.0 / (a[None, :, None] - d[:, None, :])  # (nw, k, q)
+        gamma = 1.0 / (cc[:, :, None] - b[None, None, :])  # (nw, p, l)
+        delta = 1.0 / (z[:, None] - z.conj()[None, :])  # c_p - d_q = z_p - z*_q: independent of w
+        diff = a[None, :, None] - cc[:, None, :]  # (nw, k, p)
+        mid = 0.5 * (a[None, :, None] + cc[:, None, :])
+        conf = np.abs(diff) < _CONFLUENT * np.abs(mid.imag)
+        x = w - (mu_a - mu_b)
+        dl = _DELTA * min(T, self.width)
+        bad = conf.any(axis=(1, 2)) | ((T > 0) & (np.abs(x) < dl))
+        inv = 1.0 / np.where(conf, 1.0, diff)
+        MtT = Mt.transpose(0, 2, 1)
+        S1 = ((MtT[None] * beta[:, None]) @ Gtb.T).reshape(w.size, K, n * n)
+        P1 = ((Gta * alpha) @ Mt).reshape(K, n * n)
+        U2 = (Gta @ (np.swapaxes(gamma, 1, 2)[:, None] * Mt[None])).reshape(w.size, K, n * n)
+        W2 = (MtT @ (Gtb * delta).T).reshape(K, n * n)
+        terms = [(1.0, mu_b + w[:, None], T), (-1.0, mu_a, T)]
+        Ia = sum(cf * fermi_pole_integral(a[None, :], m, T) for cf, m, T in terms)  # (nw, k)
+        Ic = sum(cf * fermi_pole_integral(cc, m, T) for cf, m, T in terms)  # (nw, p)
+        L = np.einsum("wmx,wx,nx->wmn", S1, (inv * Ia[:, :, None]).reshape(w.size, n * n), P1)
+        L -= np.einsum("mx,wx,wnx->wmn", W2, (inv * Ic[:, None, :]).reshape(w.size, n * n), U2)
+        lam[:] = (L + np.conj(np.swapaxes(L, 1, 2))) / (2 * np.pi)
+        factor = np.divide(x_bose(x, T), x, out=np.zeros_like(x), where=x != 0)
+        em[:] = factor[:, None, None] * lam
+        return bad
+
     def _exact(self, c, w, mu_a, mu_b, T_a, T_b, idx):
         F = self._factors(c, w, idx)
         lam = F.integral([(1.0, mu_b + w, T_b), (-1.0, mu_a, T_a)])

@@ -207,7 +207,6 @@ def test_sweep_and_map_columns_for_several_modes():
 # --------------------------------------------------------------------------- one-mode routes refuse
 
 @pytest.mark.parametrize("argv", [
-    ["steady", "{cfg}", "--landauer", "full"],
     ["evolve", "{cfg}", "--method", "population", "--t-end", "1", "--out", "{out}"],
 ])
 def test_one_mode_routes_refuse_several_modes(tmp_path, capsys, argv):
@@ -217,13 +216,39 @@ def test_one_mode_routes_refuse_several_modes(tmp_path, capsys, argv):
 
 
 def test_python_one_mode_api_refuses_several_modes():
-    from sim.landauer import landauer
     from sim.rate_equation import rate_model, steady_state
 
     cfg = load_config(WATERWHEEL)
-    for f in (rate_model, steady_state, landauer, lambda c: c.conductor.build()):
+    for f in (rate_model, steady_state, lambda c: c.conductor.build()):
         with pytest.raises(ConfigError, match="K = 2"):
             f(cfg)
+
+
+def test_steady_landauer_several_modes_same_keys_as_one_mode(tmp_path, capsys):
+    """`ehp steady --landauer` for K = 2: the one-mode keys; lowest order = the sum of each mode's one-mode
+    Landauer (configs by hand); at V = 2 the pair runs away, so full broadening is flagged invalid with null
+    fluxes (never a finite number passed off as valid) and lowest order reports the negative margin."""
+    from sim.landauer import landauer
+
+    d = _ww_dict()
+    d["bias"]["V"] = 1.3  # below V_c: stable
+    cfg = _write(tmp_path, "ww.toml", d)
+    one, _ = _json(capsys, ["steady", str(ROOT / "runs" / "paper_double_dot.toml"), "--landauer", "lowest", "--json"])
+    two, _ = _json(capsys, ["steady", cfg, "--landauer", "lowest", "--json"])
+    assert set(two["landauer"]) == set(one["landauer"]) == {"level", "J", "Ie", "J_err", "Ie_err", "kappa", "valid"}
+    assert two["landauer"]["valid"] is True and two["landauer"]["kappa"] == pytest.approx(two["margin"], rel=1e-12)
+    J = Ie = 0.0
+    for k in range(2):
+        low = landauer(load_config(_write(tmp_path, f"one{k}.toml", _one_mode(d, k))), "lowest")
+        J, Ie = J + low.J, Ie + low.Ie
+    assert two["landauer"]["J"] == pytest.approx(J, rel=1e-9) and two["landauer"]["Ie"] == pytest.approx(Ie, rel=1e-9)
+    assert main(["steady", cfg, "--landauer", "lowest"]) == 0
+    text = capsys.readouterr().out
+    assert sum(line.startswith("landauer ") for line in text.splitlines()) == 1 and "level=lowest" in text
+    bad, err = _json(capsys, ["steady", str(WATERWHEEL), "--landauer", "full", "--json"])
+    assert bad["stable"] is False and "unstable" in err
+    assert bad["landauer"]["valid"] is False and bad["landauer"]["J"] is None and bad["landauer"]["Ie"] is None
+    assert bad["landauer"]["kappa"] == pytest.approx(bad["margin"], rel=1e-12) and bad["landauer"]["kappa"] < 0
 
 
 # --------------------------------------------------------------------------- config

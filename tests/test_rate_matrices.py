@@ -240,3 +240,27 @@ def test_bad_input_raises(rng):
         rate_matrices(cond, _dd_couplings(), 1.0, 0.0, 0.0, -0.1)
     with pytest.raises(ValueError, match="finite"):
         rate_matrices(cond, _dd_couplings(), np.nan, 0.0, 0.0, 0.1)
+
+
+@pytest.mark.parametrize("bias", [(0.65, -0.65, 0.05), (0.5, -0.5, 0.0), (0.0, 0.0, 0.05)])
+def test_rates_grid_equals_rates_at_each_frequency(bias):
+    """The vectorised grid (factors independent of w formed once) gives :meth:`rates` at every w, including a w on
+    the interpolation window w = mu_LR and T = 0; unequal temperatures fall back to :meth:`rates` itself."""
+    from pathlib import Path
+
+    from sim.config import load_config
+
+    cfg = load_config(Path(__file__).resolve().parents[1] / "runs" / "waterwheel.toml")
+    m = RateMatrixModel(*cfg.conductor.build_modes())
+    mu_L, mu_R, T = bias
+    w = np.concatenate([np.linspace(0.0, 3.0, 61), [mu_L - mu_R, mu_L - mu_R + 1e-7]])
+    em, lam = m.rates_grid(w, mu_L, mu_R, T, T)
+    for i, x in enumerate(w):
+        r = m.rates(float(x), mu_L, mu_R, T, T)
+        scale = np.abs(r.damping).max() + np.abs(r.emission).max()
+        np.testing.assert_allclose(em[i], r.emission, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(lam[i], r.damping, rtol=0, atol=1e-12 * scale)
+    em2, lam2 = m.rates_grid(w[:5], mu_L, mu_R, T, 2 * T + 0.01)
+    r = m.rates(float(w[3]), mu_L, mu_R, T, 2 * T + 0.01)
+    np.testing.assert_array_equal(em2[3], r.emission)
+    np.testing.assert_array_equal(lam2[3], r.damping)

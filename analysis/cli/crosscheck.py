@@ -67,9 +67,8 @@ def cmd_crosscheck(args: argparse.Namespace) -> int:
         print(json.dumps(rep.to_dict(), indent=2, allow_nan=False))
         return 0
     print(format_table(rep))
-    several = "reference" in rep.table
     if rep.stable:
-        print(f"\nexpected differences from the {'covariance route' if several else 'rate equation'}:")
+        print(f"\nexpected differences from {rep.reference_label}:")
         for (route, level), exp in rep.table.groupby(["route", "level"], sort=False)["expected"].first().items():
             print(f"  {route:14s}{level:24s}{exp}")
     print(f"\n{rep.message}")
@@ -88,8 +87,7 @@ def format_table(rep) -> str:
     import pandas as pd
 
     table = rep.table
-    several = "reference" in table
-    ref_route = "covariance" if several else "rate_equation"
+    ref_route = rep.reference
     cols = ["route", "level", "quantity", "value", "stderr", "difference", "center", "deviation", "tolerance", "within"]
     t = table[[c for c in cols if c in table]].copy()
     if "within" in t:
@@ -99,9 +97,8 @@ def format_table(rep) -> str:
     text = t.to_string(index=False, float_format=lambda v: f"{v:.6g}", na_rep="-")
     if not rep.stable:
         return text
-    ref = "the covariance route" if several else "the rate equation"
-    center = (f"{ref}; landauer lowest: sum_k X_k(n_k)" if several else
-              f"{ref}; landauer lowest: X(n_ph), the rate fluxes at N = n_ph")
+    ref = rep.reference_label
+    center = f"{ref}; landauer lowest: {rep.pinned_label}"
     key = (f"within = |deviation| <= tolerance, deviation = value - center, center = {center}; "
            f"difference = value - {ref}; within -: the reference, n/a: not compared")
     return text + "\n" + "\n".join(textwrap.wrap(key, 120))

@@ -108,10 +108,10 @@ def _steady_modes(args: argparse.Namespace, cfg, st) -> int:
     """Several modes: the covariance route (exact second moments, docs/modes.md)."""
     import numpy as np
 
-    if args.landauer:
-        cfg.require_one_mode(f"steady --landauer {args.landauer}")
     system = st.several.system
     out = st.to_dict()
+    if args.landauer:  # K x K Landauer fluxes, the same keys as for one mode (kappa: the margin 2 min Re eig(Y))
+        out["landauer"] = sim.landauer(cfg, args.landauer).to_dict()
     if args.lindblad:  # QuTiP-side check: the truncated tensor Fock space (zero-charge sector)
         from sim.config import ConfigError
         from sim.lindblad import steady_lindblad
@@ -149,6 +149,10 @@ def _steady_modes(args: argparse.Namespace, cfg, st) -> int:
     print(f"{'clusters':18s}{out['clusters']}")
     print(f"{'cluster_freqs':18s}[{', '.join(num(w) for w in out['cluster_frequencies'])}]")
     print(f"{'coherence_width':18s}{num(out['coherence_width'])}")
+    if args.landauer:
+        la = out["landauer"]
+        print(f"{'landauer':18s}level={la['level']} J={num(la['J'])} (+-{num(la['J_err'])}) "
+              f"Ie={num(la['Ie'])} (+-{num(la['Ie_err'])}) valid={la['valid']}")
     if args.lindblad:
         li = out["lindblad"]
         print(f"{'lindblad':18s}N={li['N']} cutoffs={li['cutoffs']} P_top={li['P_top']}")
