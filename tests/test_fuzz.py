@@ -584,10 +584,10 @@ def test_broken_pipe_exits_quietly(files, monkeypatch, capsys):
 def test_memory_error_is_exit_2(files, monkeypatch, capsys):
     import sim
 
-    def boom(cfg):
+    def boom(self, params=None):
         raise MemoryError
 
-    monkeypatch.setattr(sim, "steady_state", boom)
+    monkeypatch.setattr(sim.system.System, "steady_state", boom)
     refused(capsys, ["steady", files["base"]], "out of memory")
 
 
@@ -609,10 +609,10 @@ def test_internal_bug_still_raises(files, monkeypatch):
     """The contract: an internal error is not dressed up as bad input (exit 1 with a traceback)."""
     import sim
 
-    def bug(cfg):
+    def bug(self, params=None):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(sim, "steady_state", bug)
+    monkeypatch.setattr(sim.system.System, "steady_state", bug)
     with pytest.raises(RuntimeError, match="bug"):
         main(["steady", files["base"]])
 
