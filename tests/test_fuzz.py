@@ -587,7 +587,7 @@ def test_memory_error_is_exit_2(files, monkeypatch, capsys):
     def boom(self, params=None):
         raise MemoryError
 
-    monkeypatch.setattr(sim.system.System, "steady_state", boom)
+    monkeypatch.setattr(sim.System, "steady_state", boom)
     refused(capsys, ["steady", files["base"]], "out of memory")
 
 
@@ -612,7 +612,7 @@ def test_internal_bug_still_raises(files, monkeypatch):
     def bug(self, params=None):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(sim.system.System, "steady_state", bug)
+    monkeypatch.setattr(sim.System, "steady_state", bug)
     with pytest.raises(RuntimeError, match="bug"):
         main(["steady", files["base"]])
 
