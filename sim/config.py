@@ -324,7 +324,8 @@ class RunConfig:
                 ok = False
         if not ok:
             raise ConfigError(
-                f"run.initial must be 'vacuum', 'steady', 'thermal:N' (N >= 0, finite), 'fock:n' (integer n >= 0) or "
+                f"run.initial must be 'vacuum', 'steady', 'thermal:N' (N >= 0, finite), 'thermal:T=<temperature>' "
+                f"(T >= 0, finite), 'fock:n' (integer n >= 0) or "
                 f"'coherent:alpha' (alpha finite, real or complex), got {self.initial!r}")
 
 

@@ -1,10 +1,13 @@
 r"""Initial states of the mode: one type and one parser (``run.initial``) for every route.
 
 ``vacuum``, ``steady`` (the Bose-Einstein state with ``N_ss``; stable mode only),
-``thermal:N`` (Bose-Einstein, mean N), ``fock:n`` and ``coherent:alpha`` (``alpha`` real
-or complex, ``coherent:1+0.5j``; Poissonian populations with mean ``|alpha|^2``), or an
-explicit diagonal distribution ``P_n``. The population and Lindblad routes, the
-trajectory engines and config validation all use :class:`InitialSpec`.
+``thermal:N`` or ``thermal:N=<N>`` (Bose-Einstein, mean N), ``thermal:T=<temperature>``
+(Bose-Einstein at temperature ``T``: mean ``N = nB(Omega, T) = 1/(e^{Omega/T} - 1)``, for
+several modes each at its own quantum ``Omega_k``), ``fock:n`` and ``coherent:alpha``
+(``alpha`` real or complex, ``coherent:1+0.5j``; Poissonian populations with mean
+``|alpha|^2``), or an explicit diagonal distribution ``P_n``. The population and Lindblad
+routes, the trajectory engines and config validation all use :class:`InitialSpec`.
+Temperatures in the config's energy unit (k_B = 1).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .fock import geometric, geometric_cutoff, geometric_tail
+from .special import bose
 
 if TYPE_CHECKING:
     from .model import JumpModel as RateModel
@@ -29,19 +33,32 @@ _KINDS = ("vacuum", "steady", "thermal", "fock", "coherent", "distribution")
 
 @dataclass(frozen=True)
 class InitialSpec:
-    """A parsed ``run.initial``: ``vacuum``, ``steady``, ``thermal:N``, ``fock:n``, ``coherent:alpha``.
+    """A parsed ``run.initial``: ``vacuum``, ``steady``, ``thermal:N``, ``thermal:T=<temperature>``,
+    ``fock:n``, ``coherent:alpha``.
 
     ``kind = "distribution"`` holds an explicit diagonal ``P_n`` (tuple of floats).
     ``coherent`` takes a complex ``alpha`` (``coherent:1.5``, ``coherent:1+0.5j``);
-    its populations are Poissonian with mean ``|alpha|^2``.
+    its populations are Poissonian with mean ``|alpha|^2``. A thermal state is given by its
+    mean ``value = N`` or by its temperature ``T`` (then ``value`` is None and the mean is
+    ``nB(Omega, T)`` at the quantum of the mode it is applied to: :meth:`mean`, :meth:`means`).
     """
 
     kind: str
     value: float | int | complex | tuple[float, ...] | None = None
+    T: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in _KINDS:
             raise ValueError(f"initial kind must be one of {', '.join(_KINDS)}, got {self.kind!r}")
+        if self.T is not None:
+            if self.kind != "thermal" or self.value is not None:
+                raise ValueError(f"a temperature T is given only for a thermal state by its temperature "
+                                 f"(thermal:T=<temperature>), got kind {self.kind!r} with value {self.value!r}")
+            ok = isinstance(self.T, int | float) and not isinstance(self.T, bool) and math.isfinite(self.T)
+            if not (ok and self.T >= 0):
+                raise ValueError(f"thermal:T=<temperature> needs a finite temperature T >= 0, got {self.T!r}")
+            object.__setattr__(self, "T", float(self.T))
+            return
         if self.kind == "thermal" and isinstance(self.value, int | float) and not isinstance(self.value, bool):
             object.__setattr__(self, "value", float(self.value))
         if self.kind == "coherent" and isinstance(self.value, int | float | complex) and not isinstance(self.value, bool):
@@ -69,8 +86,10 @@ class InitialSpec:
             return cls(s)
         kind, colon, raw = s.partition(":")
         try:
+            if colon and kind == "thermal" and raw.startswith("T="):
+                return cls("thermal", None, T=float(raw[2:]))
             if colon and kind == "thermal":
-                return cls("thermal", float(raw))
+                return cls("thermal", float(raw[2:] if raw.startswith("N=") else raw))
             if colon and kind == "fock":
                 return cls("fock", int(raw))
             if colon and kind == "coherent":
@@ -78,14 +97,30 @@ class InitialSpec:
         except ValueError:
             pass
         raise ValueError(
-            f"initial must be 'vacuum', 'steady', 'thermal:N', 'fock:n' or 'coherent:alpha', got {spec!r}")
+            f"initial must be 'vacuum', 'steady', 'thermal:N', 'thermal:T=<temperature>', 'fock:n' or "
+            f"'coherent:alpha', got {spec!r}")
+
+    @property
+    def text(self) -> str:
+        """The ``run.initial`` text of this state (``thermal:T=0.3``, ``fock:2``, ...)."""
+        if self.kind in ("vacuum", "steady"):
+            return self.kind
+        if self.kind == "thermal":
+            return f"thermal:T={self.T!r}" if self.T is not None else f"thermal:{self.value!r}"
+        if self.kind in ("fock", "coherent"):
+            return f"{self.kind}:{self.value!r}".replace("(", "").replace(")", "")
+        return "distribution"
 
     def mean(self, model: RateModel | None = None) -> float:
-        """Mean population ``N0`` of the initial state."""
+        """Mean population ``N0`` of the initial state (``thermal:T=`` and ``steady`` need the mode's ``model``)."""
         if self.kind == "vacuum":
             return 0.0
         if self.kind == "steady":
             return _steady_mean(model)
+        if self.kind == "thermal" and self.T is not None:
+            if model is None:
+                raise ValueError(f"initial = {self.text!r} needs the mode's quantum Omega (N = nB(Omega, T))")
+            return float(np.asarray(bose(model.omega, self.T), dtype=float))
         if self.kind == "thermal":
             return float(self.value)
         if self.kind == "fock":
@@ -94,6 +129,21 @@ class InitialSpec:
             return abs(self.value) ** 2
         p = np.asarray(self.value)
         return float(np.arange(p.size) @ p)
+
+    def means(self, omega: ArrayLike) -> NDArray[np.float64]:
+        """Mean population of each mode of quanta ``omega`` (shape (K,)) in this product state.
+
+        ``thermal:T=`` gives ``nB(Omega_k, T)`` per mode (each at its own quantum); ``thermal:N``,
+        ``fock:n`` and ``coherent:alpha`` the same ``N``, ``n`` or ``|alpha|^2`` in every mode;
+        ``vacuum`` zeros. ``steady`` and explicit distributions raise ``ValueError`` (they are not
+        fixed by the quanta: the steady state comes from the system's rates).
+        """
+        omega = np.atleast_1d(np.asarray(omega, dtype=float))
+        if self.kind == "thermal" and self.T is not None:
+            return np.asarray(bose(omega, self.T), dtype=float)
+        if self.kind in ("vacuum", "thermal", "fock", "coherent"):
+            return np.full(omega.shape, self.mean())
+        raise ValueError(f"initial = {self.text!r} has no per-mode mean fixed by the quanta alone")
 
     def tail(self, cutoff: int, model: RateModel | None = None) -> float:
         """``P(n >= cutoff - 1)`` of the untruncated initial distribution."""

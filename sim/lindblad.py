@@ -927,7 +927,8 @@ def _initial(system: ModeSystem, initial: str | InitialSpec | ArrayLike | qutip.
     """``(C0, state)``: the covariance of a Gaussian initial state (or None for a given Qobj).
 
     ``vacuum``; ``steady`` (the Lyapunov ``C``); ``thermal:N`` (every mode thermal with mean ``N``,
-    no coherences: ``C0 = N 1``); a (K, K) covariance; or a density matrix on the tensor space.
+    no coherences: ``C0 = N 1``) or ``thermal:T=<temperature>`` (``C0 = diag(nB(Omega_k, T))``, each mode
+    at its own quantum); a (K, K) covariance; or a density matrix on the tensor space.
     """
     if isinstance(initial, qutip.Qobj):
         return None, initial
@@ -939,8 +940,8 @@ def _initial(system: ModeSystem, initial: str | InitialSpec | ArrayLike | qutip.
             if not system.stable:
                 raise ValueError(f"initial 'steady' needs stable modes: {_unstable_message(system)}")
             return system.steady_covariance(), "gaussian"
-        if s.kind == "thermal":
-            return float(s.value) * np.eye(system.K, dtype=complex), "gaussian"
+        if s.kind == "thermal":  # thermal:N in every mode, or thermal:T= at each mode's own quantum
+            return np.diag(s.means(system.omega)).astype(complex), "gaussian"
         raise ValueError(f"initial = {str(s)!r}: the Lindblad route of a ModeSystem starts from a Gaussian state "
                          "(vacuum, steady, thermal:N, a (K, K) covariance) or a density matrix on the tensor space; "
                          "fock, coherent and distribution starts of one mode run on its JumpModel (sim.rate_model)")
