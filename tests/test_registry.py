@@ -79,3 +79,15 @@ def test_landauer_result_carries_its_provenance(level):
     cfg = _cfg()
     prov = landauer(cfg, level).provenance()
     assert prov["route"] == "landauer" and prov["options"] == {"level": level} and prov["config"] == cfg.to_dict()
+
+
+def test_docs_carry_the_support_table():
+    """docs/modes.md holds the registry's table verbatim (the docs cannot drift from what the routes do)."""
+    from pathlib import Path
+
+    from sim.registry import SUPPORT, route_refusal, support_table
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "modes.md").read_text()
+    assert support_table() in text
+    assert route_refusal("population", 2) is not None and route_refusal("population", 1) is None
+    assert set(SUPPORT) >= {"steady", "rate", "population", "lindblad", "landauer", "ssa", "mcsolve"}
