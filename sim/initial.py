@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -22,8 +22,17 @@ from numpy.typing import ArrayLike, NDArray
 from .fock import geometric, geometric_cutoff, geometric_tail
 from .special import bose
 
-if TYPE_CHECKING:
-    from .model import JumpModel as RateModel
+
+class RateModel(Protocol):
+    """What an initial state reads of a one-mode model (:class:`sim.model.JumpModel` has it):
+    the quantum ``omega``, the damping ``kappa``, the verdict ``stable`` and the steady mean ``N_ss()``.
+    A protocol, not an import: the config imports this module, so it must not import the model."""
+
+    omega: Any
+    kappa: Any
+    stable: Any
+
+    def N_ss(self) -> Any: ...
 
 __all__ = ["InitialSpec", "initial_distribution"]
 

@@ -18,7 +18,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
@@ -26,8 +26,13 @@ from . import guards
 from .config_base import ConfigError, _matrix, _num, _rate_matrix
 from .files import open_input
 
-if TYPE_CHECKING:
-    from .config import ConductorConfig
+
+class ConductorConfig(Protocol):
+    """What the mode parsers read of a conductor section (:class:`sim.config.ConductorConfig` has it);
+    a protocol, so that this module does not import the config that imports it."""
+
+    kind: str
+    params: dict[str, Any]
 
 __all__ = ["ModesConfig"]
 

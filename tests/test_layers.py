@@ -1,8 +1,9 @@
 """Layers: data flows one way (config -> conductor -> channels -> model -> routes -> results -> analysis -> cli).
 
-Every import that runs counts, function-level ones included (``if TYPE_CHECKING:`` blocks,
-which only annotations see, do not): the graph of modules in ``sim/`` and
-``analysis/`` has no cycle, and nothing in ``sim/`` imports ``analysis/``.
+Every import counts, function-level ones and type-only ones (``if TYPE_CHECKING:`` blocks)
+included: the graph of modules in ``sim/`` and ``analysis/`` has no cycle, and nothing in
+``sim/`` imports ``analysis/``.  A second graph without the type-only imports shows which
+edges run at import time.
 """
 
 from __future__ import annotations
@@ -37,24 +38,24 @@ def _resolve(current: str, is_pkg: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def _runtime_nodes(tree: ast.AST):
-    """Every node except those under ``if TYPE_CHECKING:`` (annotations only, never executed)."""
+def _runtime_nodes(tree: ast.AST, typing_too: bool):
+    """Every node; with ``typing_too=False`` not those under ``if TYPE_CHECKING:`` (annotations only)."""
     for node in ast.iter_child_nodes(tree):
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child)])
+        if not typing_too and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            yield from (n for child in node.orelse for n in [child, *_runtime_nodes(child, typing_too)])
             continue
         yield node
-        yield from _runtime_nodes(node)
+        yield from _runtime_nodes(node, typing_too)
 
 
 @functools.cache
-def _graph() -> dict[str, set[str]]:
+def _graph(typing_too: bool = True) -> dict[str, set[str]]:
     mods = _modules()
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for name, path in mods.items():
         is_pkg = path.name == "__init__.py"
         tree = ast.parse(path.read_text())
-        for node in _runtime_nodes(tree):
+        for node in _runtime_nodes(tree, typing_too):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
@@ -114,7 +115,15 @@ def test_graph_sees_known_edges():
 
 
 def test_no_import_cycle():
-    assert _cycles(_graph()) == []
+    """Type-only imports included: ``config -> initial -> model -> config`` was one such cycle."""
+    assert _cycles(_graph(typing_too=True)) == []
+
+
+def test_type_only_imports_are_seen():
+    """The two graphs differ exactly by the ``if TYPE_CHECKING:`` edges (so the first test sees them)."""
+    full, runtime = _graph(typing_too=True), _graph(typing_too=False)
+    assert all(runtime[m] <= full[m] for m in full)
+    assert "sim.config" in full["sim.model"] - runtime["sim.model"]  # model annotates with ConductorConfig
 
 
 @pytest.mark.parametrize("name", sorted(m for m in _modules() if m.startswith("sim")))
