@@ -180,9 +180,11 @@ def _trajectories(config: Config, model, ntraj: int, t_end: float, seed: int, pr
 def _mode_trajectories(system, ntraj: int, t_end: float, seed: int) -> dict[str, tuple[float, float, float]]:
     """Several modes: mcsolve from the Gaussian steady state; per-trajectory totals over ``[0, t_end]``, rates
     with errors, and the resolution (3 jumps' worth of the quantity over the run)."""
-    from sim.trajectories.modes import run_mode_trajectories
+    from sim.trajectories import run_trajectories
 
-    jumps, N, ops = run_mode_trajectories(system, "mcsolve", ntraj, t_end, 201, seed, initial="steady", tol=1e-8)
+    res = run_trajectories(system, engine="mcsolve", ntraj=ntraj, t_end=t_end, n_points=201, seed=seed,
+                           initial="steady", tol=1e-8, progress=False)
+    jumps, N, ops = res.jump_table(), res.populations(), res.operator_table()
     traj = jumps["traj"].to_numpy(np.intp)
     ph = (jumps["channel"].astype(str) == "ph").to_numpy()
     dE, dQ = jumps["dE"].to_numpy(float), jumps["dQ"].to_numpy(float)

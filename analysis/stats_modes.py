@@ -50,7 +50,7 @@ def _electron_energy(ops: pd.DataFrame) -> np.ndarray:
 
 def system_of_run(identity: dict) -> ModeSystem:
     """The :class:`ModeSystem` of a several-mode run, from its stored record (``identity["modes"]``,
-    :func:`sim.trajectories.modes.system_record`); the damping matrices (which the jump statistics do not
+    :meth:`sim.covariance.ModeSystem.record`); the damping matrices (which the jump statistics do not
     use) are rebuilt from the run's config where it still loads, else set to ``T_abs - T_em``."""
     r = identity["modes"]
     em = np.asarray(r["emission_re"]) + 1j * np.asarray(r["emission_im"])
@@ -121,7 +121,7 @@ def mode_run_stats(jumps: pd.DataFrame, ops: pd.DataFrame, N: np.ndarray, system
     Parameters
     ----------
     jumps, ops, N
-        The run's tables (:func:`sim.trajectories.modes.read_mode_run`); ``N`` shape (ntraj, K, n_points).
+        The run's tables (:func:`sim.trajectories.read_run`); ``N`` shape (ntraj, K, n_points).
     system
         The run's modes (:func:`system_of_run`).
     t_end, t_min
@@ -204,9 +204,10 @@ def mode_run_stats(jumps: pd.DataFrame, ops: pd.DataFrame, N: np.ndarray, system
 
 def stats_of_run_dir(data: Path, identity: dict, t_min: float | None) -> ModeRunStats:
     """:func:`mode_run_stats` of a run directory (tables verified by :func:`sim.io.read_table`)."""
-    from sim.trajectories.modes import read_mode_run
+    from sim.trajectories import read_run
 
-    jumps, N, ops = read_mode_run(data)
+    tables = read_run(data)
+    jumps, N, ops = tables.jumps, tables.N, tables.operators
     system = system_of_run(identity)
     run = identity["run"]
     t_end = float(run["t_end"])

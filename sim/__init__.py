@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .results import Result
     from .routes import ROUTES, evolve
     from .system import System, system
+    from .trajectories.stored import RunTables, read_run
 
 #: public name -> submodule that defines it
 _LAZY: dict[str, str] = {
@@ -40,13 +41,14 @@ _LAZY: dict[str, str] = {
     "SteadyState": "rate_equation", "steady_state": "rate_equation",
     "Result": "results", "ROUTES": "routes", "evolve": "routes",
     "System": "system", "system": "system",
+    "RunTables": "trajectories.stored", "read_run": "trajectories.stored",
 }
 
 __all__ = [
     "CHANNELS", "CHARGE_SIGN", "ChannelRates", "Conductor", "Config", "ConfigError", "FlatConductor",
     "JumpModel", "LandauerResult", "ROUTES", "RateModel", "Result", "SteadyState", "channel_rates", "evolve",
     "double_dot", "landauer", "load_config", "parse_config", "rate_model", "steady_state", "System", "system",
-    "__version__",
+    "RunTables", "read_run", "__version__",
 ]
 
 

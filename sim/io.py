@@ -655,3 +655,4 @@ class RunDirectory:
         if exc is not None and self._token is not None:
             self.fail(exc)
         self.close()
+

@@ -6,7 +6,8 @@ terms, which initial states, and a time-dependent bias; the command line refuses
 line, and docs/modes.md prints it. Imports nothing heavy (no numpy).
 
 The engines themselves register in :data:`sim.trajectories.runner.ENGINES` under these
-names; the time-domain routes register in :data:`sim.routes.ROUTES`.
+names (each engine reads its entry here: ``Engine.support``, ``Engine.refusal``); the
+time-domain routes register in :data:`sim.routes.ROUTES`.
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class Support:
 
 _FOCK_DIAGONAL = ("vacuum", "steady", "thermal", "fock", "distribution")
 _ANY_STATE = (*_FOCK_DIAGONAL, "coherent")
+#: Starts of a trajectory run (every K: product states; thermal by N or by temperature, T=).
+_TRAJ_DIAGONAL = ("vacuum", "steady", "thermal", "fock")
+_TRAJ_ANY = (*_TRAJ_DIAGONAL, "coherent")
 
 #: The registry of routes: what each supports for K modes (docs/modes.md prints it as a table).
 SUPPORT: dict[str, Support] = {s.route: s for s in (
@@ -95,10 +99,12 @@ SUPPORT: dict[str, Support] = {s.route: s for s in (
             "K > 1: the zero-charge sector of the truncated tensor Fock space"),
     Support("landauer", "ehp steady --landauer", "any", True, (), (), "none",
             "K = 1: Eqs. 13-14 of one mode; K > 1: the K x K propagator (full) or the sum over modes (lowest)"),
-    Support("ssa", "ehp trajectories --engine ssa", "any", False, _FOCK_DIAGONAL, ("vacuum", "steady"), "none",
-            "numba birth-death Gillespie; K > 1: one chain per mode with a mode label"),
-    Support("mcsolve", "ehp trajectories --engine mcsolve", "any", True, _ANY_STATE, ("vacuum", "steady"), "none",
-            "QuTiP quantum jumps with labelled collapse operators"),
+    Support("ssa", "ehp trajectories --engine ssa", "any", False, _TRAJ_DIAGONAL, _TRAJ_DIAGONAL, "none",
+            "K = 1: the numba birth-death Gillespie; K > 1: one chain per mode (same kernel) with mode and operator "
+            "labels"),
+    Support("mcsolve", "ehp trajectories --engine mcsolve", "any", True, _TRAJ_ANY, _TRAJ_ANY, "none",
+            "QuTiP quantum jumps: K = 1 on one Fock ladder, K > 1 on the tensor space with labelled collapse "
+            "operators"),
     Support("counting", "ehp crosscheck / sim.counting", "any", True, (), (), "none",
             "K = 1: the tilted birth-death generator"),
     Support("threshold", "ehp threshold", "any", True, (), (), "none",

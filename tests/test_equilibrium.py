@@ -137,11 +137,12 @@ def test_lindblad_route_is_gibbs(omega, width):
 def test_trajectories_have_no_net_charge_or_energy_flow(engine, omega, width):
     """Seeded quantum jumps from the Gibbs state: the net charge and energy per unit time vanish within 4
     standard errors (over trajectories) plus 3 jumps' worth over ntraj t_end; N_k stays at nB within 4 errors."""
-    from sim.trajectories.modes import run_mode_trajectories
+    from sim.trajectories import run_trajectories
 
     s = _system(omega, width, 0.5, gamma=0.05)  # T = 0.5: nB ~ 0.1-0.3, enough jumps
     ntraj, t_end = (24, 100.0) if engine == "mcsolve" else (400, 200.0)
-    jumps, N, ops = run_mode_trajectories(s, engine, ntraj, t_end, 41, 7, initial="steady", tol=1e-6)
+    res = run_trajectories(s, engine=engine, ntraj=ntraj, t_end=t_end, n_points=41, seed=7, initial="steady", tol=1e-6)
+    jumps, N, ops = res.jumps, res.populations(), res.operators
     traj = jumps["traj"].to_numpy(np.intp)
     ph = (jumps["channel"].astype(str) == "ph").to_numpy()
     assert len(jumps) > 200  # enough jumps for the test to mean something

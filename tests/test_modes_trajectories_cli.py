@@ -18,7 +18,7 @@ from sim.config import load_config, to_toml
 from sim.covariance import mode_system_from_config
 from sim.io import read_table
 from sim.landauer import landauer
-from sim.trajectories.modes import read_mode_run
+from sim.trajectories import read_run as read_mode_run
 from sim.trajectories.table import MODE_JUMP_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -150,7 +150,8 @@ def test_mcsolve_stats_per_label_rates_and_a_too_large_space(tmp_path, capsys):
     from analysis.stats_modes import mode_run_stats, system_of_run
 
     ident = json.loads((tmp_path / "r" / "metadata.json").read_text())["identity"]
-    jumps, N, ops = read_mode_run(tmp_path / "r")
+    r = read_mode_run(tmp_path / "r")
+    jumps, N, ops = r.jumps, r.N, r.operators
     import sim.counting_modes as cm
 
     orig = cm.mode_counting

@@ -15,18 +15,23 @@ from sim.model import rate_model
 from sim.parallel import Scheduler
 from sim.runsafe import RUN_KEY
 from sim.trajectories import run_trajectories
-from sim.trajectories.modes import (
-    has_cross_terms,
-    mode_run,
-    mode_summary,
-    mode_trajectories_frame,
-    operators_frame,
-    run_mode_trajectories,
-    write_mode_run,
-)
-from sim.trajectories.table import CHANNEL_DTYPE, DIRECTION_DTYPE, JUMP_COLUMNS, MODE_JUMP_COLUMNS
+from sim.trajectories.labelled import has_cross_terms, operators_frame
+from sim.trajectories.table import CHANNEL_DTYPE, DIRECTION_DTYPE, JUMP_COLUMNS, MODE_JUMP_COLUMNS, modes_grid_frame
 
 from .conftest import make_config
+
+
+def run_mode_trajectories(s, engine, ntraj, t_end, n_points, seed, initial="vacuum", **kw):
+    """The entry point moved to the one runner: ``(jumps, N, operators)`` of ``run_trajectories`` on a ModeSystem."""
+    r = run_trajectories(s, engine=engine, ntraj=ntraj, t_end=t_end, n_points=n_points, seed=seed, initial=initial,
+                         progress=False, **kw)
+    return r.jumps, r.populations(), r.operators
+
+
+def mode_run(s, out_dir, **kw):
+    """The entry point moved: a streamed ``run_trajectories``; ``(path, result, n_batches, n_resumed)``."""
+    r = run_trajectories(s, out_dir=out_dir, **kw)
+    return r.out_dir, r, r.n_batches, r.n_batches_resumed
 
 
 def _psd(rng, K, scale):
@@ -129,17 +134,18 @@ def test_ssa_refuses_cross_terms_and_tables_have_the_documented_columns(tmp_path
     merged = jumps.merge(ops, on="op", suffixes=("", "_op"))
     for col in ("channel", "direction", "dn", "dQ", "dE", "mode"):
         np.testing.assert_array_equal(merged[col].to_numpy(), merged[f"{col}_op"].to_numpy())
-    long = mode_trajectories_frame(N, 2.0)
+    long = modes_grid_frame(0, np.linspace(0.0, 2.0, N.shape[2]), N)
     assert len(long) == N.size and list(long.columns) == ["traj", "t", "mode", "N"]
     np.testing.assert_array_equal(long.set_index(["traj", "mode", "t"])["N"].to_numpy(), N.reshape(-1))
-    summ = mode_summary((jumps, N, ops), 2.0)
+    res = run_trajectories(s, engine="mcsolve", ntraj=3, t_end=2.0, n_points=3, seed=0, tol=1e-4, progress=False)
+    summ = res.summary()
     assert sum(c["count"] for c in summ["counts"]) == len(jumps) == sum(summ["counts_per_operator"])
     np.testing.assert_allclose(summ["N_final_mean"], N[:, :, -1].mean(axis=0), rtol=1e-12)
     # a run directory: the three tables read back as written
     from sim.io import check_run, read_table
 
     kw = dict(engine="mcsolve", ntraj=3, t_end=2.0, n_points=3, seed=0, initial="vacuum")
-    out = write_mode_run(s, (jumps, N, ops), tmp_path / "run", **kw)
+    out = run_trajectories(s, out_dir=tmp_path / "run", tol=1e-4, progress=False, **kw).out_dir
     assert check_run(out).complete
     pd.testing.assert_frame_equal(read_table(out, "jumps"), jumps, check_categorical=False)
     pd.testing.assert_frame_equal(read_table(out, "operators"), ops, check_categorical=False)
@@ -185,8 +191,8 @@ def test_batches_without_jumps_write_parts_of_the_same_schema(tmp_path):
     assert all(sch.equals(schemas[0], check_metadata=True) for sch in schemas)
     jumps = read_table(path, "jumps")
     assert jumps["channel"].dtype == CHANNEL_DTYPE and jumps["direction"].dtype == DIRECTION_DTYPE
-    pd.testing.assert_frame_equal(jumps, run_mode_trajectories(s, "ssa", 8, 1.0, 2, seed=3).jumps)
-    pd.testing.assert_frame_equal(jumps, res.jumps)
+    pd.testing.assert_frame_equal(jumps, run_mode_trajectories(s, "ssa", 8, 1.0, 2, seed=3)[0])
+    pd.testing.assert_frame_equal(jumps, res.jump_table())
     # a run without any jump: every part empty, the table still has the documented dtypes
     path, *_ = mode_run(s, tmp_path / "none", ntraj=2, t_end=1e-3, **kw)
     assert [pq.ParquetFile(f).metadata.num_rows for f in part_files(path, "jumps")] == [0, 0]
@@ -207,5 +213,5 @@ def test_mcsolve_run_same_tables_serial_and_processes(tmp_path):
     assert len(jumps) > 5 and jumps["traj"].nunique() > 1  # something to compare
     for name in ("jumps", "trajectories", "operators"):
         pd.testing.assert_frame_equal(read_table(runs["processes"][0], name), read_table(runs["serial"][0], name))
-    pd.testing.assert_frame_equal(runs["processes"][1].jumps, runs["serial"][1].jumps)
-    np.testing.assert_array_equal(runs["processes"][1].N, runs["serial"][1].N)
+    pd.testing.assert_frame_equal(runs["processes"][1].jump_table(), runs["serial"][1].jump_table())
+    np.testing.assert_array_equal(runs["processes"][1].populations(), runs["serial"][1].populations())

@@ -72,7 +72,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise ConfigError(f"--first-passage must be a population level >= 1 and <= {FIRST_PASSAGE_MAX} (its exact "
                           "birth-death value is a dense LEVEL x LEVEL matrix exponential), got "
                           f"{args.first_passage}")
-    if source["identity"].get("layout") == "modes":
+    if "modes" in source["identity"]:  # labelled collapse operators (a run of several modes)
         return _cmd_modes(args, run, source, check)
     if not check.complete and not args.partial:
         raise ConfigError(f"{str(run)!r} is not a complete run: {check.problem()}; resume it by running the same "

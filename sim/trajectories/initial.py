@@ -92,7 +92,8 @@ def parse_initial(spec: str | InitialSpec, model: RateModel) -> InitialState:
         return InitialState("geometric", mean=float(s.mean(model)))
     if s.kind == "coherent":
         return InitialState("coherent", alpha=complex(s.value))
-    raise ValueError("trajectories start from vacuum, steady, thermal:N, fock:n or coherent:alpha, "
+    raise ValueError("trajectories start from vacuum, steady, thermal:N, thermal:T=<temperature>, fock:n or "
+                     "coherent:alpha, "
                      f"not from an explicit distribution ({s.kind})")
 
 

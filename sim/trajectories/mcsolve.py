@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 
 from ..model import JumpModel as RateModel
 from ._rng import child_seed_sequences
-from .engine import Engine, RunSpec
+from .engine import BirthDeathPlan, Engine, RunSpec
 from .initial import initial_populations
 from .table import DIRECTIONS, JUMP_CHANNELS, Batch, label_of
 
@@ -41,23 +41,32 @@ _OPTIONS = {"progress_bar": False, "map": "serial", "store_states": False, "stor
 
 
 @dataclass(frozen=True)
-class MCPlan:
-    """QuTiP operators and label map for one run."""
+class MCPlan(BirthDeathPlan):
+    """QuTiP operators and label map for one run of one mode."""
 
-    spec: RunSpec
-    dim: int
-    cap: int
-    H: Any
-    c_ops: list
-    labels: NDArray[np.uint8]
-    number: Any
+    dim: int = 0
+    cap: int = 0
+    H: Any = None
+    c_ops: list = None  # type: ignore[assignment]
+    labels: NDArray[np.uint8] = None  # type: ignore[assignment]
+    number: Any = None
 
 
-def prepare(model: RateModel, spec: RunSpec) -> MCPlan:
-    """Operators on ``cutoff`` Fock states (default :meth:`RunSpec.resolved_cutoff`), labels; untimed."""
+def prepare(model, spec: RunSpec):
+    """Operators on ``cutoff`` Fock states (default :meth:`RunSpec.resolved_cutoff`), labels; untimed.
+
+    ``model``: a :class:`sim.model.JumpModel` (one mode, :class:`MCPlan`) or a
+    :class:`sim.covariance.ModeSystem` (K modes on the tensor space:
+    :func:`sim.trajectories.labelled.prepare_mcsolve`).
+    """
     import qutip
 
     from ..lindblad import collapse_operators, hamiltonian
+
+    if not isinstance(model, RateModel):
+        from .labelled import prepare_mcsolve
+
+        return prepare_mcsolve(model, spec)
 
     if np.ndim(model.kappa) != 0:
         raise ValueError(f"trajectories need a model at one bias point, got rates of shape {np.shape(model.kappa)}")
@@ -71,7 +80,8 @@ def prepare(model: RateModel, spec: RunSpec) -> MCPlan:
                              f"got ({channel!r}, {direction!r})")
         labels.append(label_of(channel, direction))
         c_ops.append(op)
-    return MCPlan(spec, dim, dim - 1, hamiltonian(model, dim), c_ops, np.array(labels, dtype=np.uint8), qutip.num(dim))
+    return MCPlan(spec, model, dim=dim, cap=dim - 1, H=hamiltonian(model, dim), c_ops=c_ops,
+                  labels=np.array(labels, dtype=np.uint8), number=qutip.num(dim))
 
 
 def _mcsolve(plan: MCPlan, psi0, seeds: list, expect: bool):
@@ -94,9 +104,16 @@ def _stopped(times: NDArray[np.float64], labels: NDArray[np.uint8], n0: int, cap
     return times[: j + 1], labels[: j + 1], (float(times[j]), int(n[j]))
 
 
-def simulate(plan: MCPlan, start: int, count: int) -> Batch:
-    """Trajectories ``start .. start+count-1`` (global indices) as a :class:`Batch`."""
+def simulate(plan, start: int, count: int):
+    """Trajectories ``start .. start+count-1`` (global indices) as a :class:`Batch` (one mode), or a
+    :class:`sim.trajectories.labelled.LabelledBatch` for a labelled plan
+    (:func:`sim.trajectories.labelled.simulate_mcsolve`)."""
     import qutip
+
+    if not isinstance(plan, MCPlan):
+        from .labelled import simulate_mcsolve
+
+        return simulate_mcsolve(plan, start, count)
 
     spec = plan.spec
     grid = spec.t_grid

@@ -28,180 +28,51 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from numpy.typing import NDArray
 
 from ..model import JumpModel as RateModel
-from ._rng import base_pool, child_state, entropy_words, next_exponential, next_uniform
-from .engine import Engine, RunSpec, bath_rates, expected_jumps
-from .initial import _draw_initial, _initial_args, initial_populations
+from ._rng import base_pool, entropy_words
+from .engine import BirthDeathPlan, Engine, RunSpec, bath_rates, expected_jumps
+from .initial import _initial_args, initial_populations
+from .kernel import _ssa_kernel
 from .table import Batch
 
 __all__ = ["SSA", "SSAPlan", "prepare", "simulate", "initial_populations"]
 
-@njit(cache=True, inline="always")
-def _grid_index(t, grid, inv_dt):  # pragma: no cover - compiled
-    """The first ``k`` with ``grid[k] >= t`` (``len(grid)`` if none): O(1) for a linspace grid."""
-    npts = grid.shape[0]
-    k = min(max(int(math.ceil(t * inv_dt)), 0), npts)
-    while k < npts and grid[k] < t:
-        k += 1
-    while k > 0 and grid[k - 1] >= t:
-        k -= 1
-    return k
-
-
-@njit(cache=True, nogil=True)
-def _ssa_kernel(pool0, hc0, key0, first, ntraj, kind, n_fixed, log_x, u_zero, grid, t_end, em, ab, cap, capacity,
-                record):  # pragma: no cover
-    """Trajectories ``first .. first + ntraj - 1``: jumps, N(t) sums, n0, stops (and N rows if ``record``).
-
-    The sums of ``n``, ``n^2`` and the count of running trajectories on the grid are built from
-    difference arrays (``O(jumps)`` per trajectory, not ``O(grid)``): a trajectory adds ``n0`` at
-    grid index 0, at the first grid point at or after a group of jumps the net change of ``n``
-    over the group (jumps between the same two grid points), and removes itself at the first
-    grid point at or after its stop. Integers, so the sums equal those of the rows.
-    Row ``i`` (trajectory ``first + i``) seeds its generator with child ``key0 + i`` of the
-    run's SeedSequence (``pool0, hc0``: :func:`._rng.base_pool`; ``key0 = first`` for one mode).
-    """
-    npts = grid.shape[0]
-    inv_dt = (npts - 1) / t_end
-    n_lab = em.shape[0]
-    U = 0.0
-    D = 0.0
-    cem = np.empty(n_lab)
-    cab = np.empty(n_lab)
-    last_em = 0
-    last_ab = 0
-    for c in range(n_lab):
-        U += em[c]
-        D += ab[c]
-        cem[c] = U
-        cab[c] = D
-        if em[c] > 0:
-            last_em = c
-        if ab[c] > 0:
-            last_ab = c
-    traj = np.empty(capacity, np.int32)
-    times = np.empty(capacity, np.float64)
-    labels = np.empty(capacity, np.uint8)
-    N = np.empty((ntraj if record else 0, npts), np.float64)
-    d1 = np.zeros(npts + 1, np.int64)
-    d2 = np.zeros(npts + 1, np.int64)
-    dc = np.zeros(npts + 1, np.int64)
-    n0s = np.empty(ntraj, np.int64)
-    stop_traj = np.empty(ntraj, np.int32)
-    stop_t = np.empty(ntraj, np.float64)
-    stop_n = np.empty(ntraj, np.int64)
-    n_stop = 0
-    m = 0
-    for i in range(ntraj):
-        s0, s1, s2, s3 = child_state(pool0, hc0, key0 + i)
-        n, s0, s1, s2, s3 = _draw_initial(s0, s1, s2, s3, kind, n_fixed, log_x, u_zero)
-        n0s[i] = n
-        d1[0] += n
-        d2[0] += n * n
-        dc[0] += 1
-        gi = np.int32(first + i)
-        t = 0.0
-        k = 0
-        kp = -1  # grid index of the jumps not yet added to d1, d2 (-1: none)
-        t_kp = 0.0  # grid[kp]: a later jump at t <= t_kp falls on the same grid index
-        n_fl = n  # population already added to d1, d2 (n0 at index 0)
-        stopped = n >= cap
-        while not stopped:
-            up = U * (n + 1)
-            R = up + D * n
-            if R <= 0.0:
-                break
-            e, s0, s1, s2, s3 = next_exponential(s0, s1, s2, s3)
-            t_new = t + e / R
-            if record:
-                while k < npts and grid[k] < t_new:
-                    N[i, k] = n
-                    k += 1
-            if t_new > t_end:
-                break
-            u, s0, s1, s2, s3 = next_uniform(s0, s1, s2, s3)
-            x = u * R
-            n_old = n
-            if x < up or n == 0:
-                x /= n + 1
-                c = 0
-                while c < last_em and x >= cem[c]:
-                    c += 1
-                lab = 2 * c
-                n += 1
-            else:
-                x = (x - up) / n
-                c = 0
-                while c < last_ab and x >= cab[c]:
-                    c += 1
-                lab = 2 * c + 1
-                n -= 1
-            if m == traj.shape[0]:
-                new = 2 * m + 1024
-                traj2 = np.empty(new, np.int32)
-                times2 = np.empty(new, np.float64)
-                labels2 = np.empty(new, np.uint8)
-                traj2[:m] = traj
-                times2[:m] = times
-                labels2[:m] = labels
-                traj, times, labels = traj2, times2, labels2
-            traj[m] = gi
-            times[m] = t_new
-            labels[m] = lab
-            m += 1
-            t = t_new
-            if kp < 0 or t > t_kp:  # a new grid interval: add the previous one's net change
-                if kp >= 0:
-                    d1[kp] += n_old - n_fl
-                    d2[kp] += n_old * n_old - n_fl * n_fl
-                    n_fl = n_old
-                kp = _grid_index(t, grid, inv_dt)
-                t_kp = grid[kp]
-            if n >= cap:
-                stopped = True
-        if kp >= 0:
-            d1[kp] += n - n_fl
-            d2[kp] += n * n - n_fl * n_fl
-        if stopped:
-            ks = _grid_index(t, grid, inv_dt)
-            d1[ks] -= n
-            d2[ks] -= n * n
-            dc[ks] -= 1
-            stop_traj[n_stop] = gi
-            stop_t[n_stop] = t
-            stop_n[n_stop] = n
-            n_stop += 1
-        if record:
-            N[i, k:] = np.nan if stopped else float(n)
-    acc = np.empty((3, npts), np.int64)
-    acc[0] = np.cumsum(d1[:npts])
-    acc[1] = np.cumsum(d2[:npts])
-    acc[2] = np.cumsum(dc[:npts])
-    return traj, times, labels, m, N, n0s, acc, stop_traj[:n_stop], stop_t[:n_stop], stop_n[:n_stop]
-
-
 @dataclass(frozen=True)
-class SSAPlan:
-    """Everything the ssa kernel needs for one run (rates in energy units)."""
+class SSAPlan(BirthDeathPlan):
+    """Everything the ssa kernel needs for one run of one mode (rates in energy units)."""
 
-    spec: RunSpec
-    em: NDArray[np.float64]
-    ab: NDArray[np.float64]
-    cap: int
-    jumps_per_traj: float
-    entropy: NDArray[np.uint32]
-    initial_args: tuple[int, int, float, float]
+    em: NDArray[np.float64] = None  # type: ignore[assignment]
+    ab: NDArray[np.float64] = None  # type: ignore[assignment]
+    cap: int = 0
+    per_traj: float = 0.0
+    entropy: NDArray[np.uint32] = None  # type: ignore[assignment]
+    initial_args: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)
+
+    grid_from_jumps = True
+
+    @property
+    def jumps_per_traj(self) -> float:
+        return self.per_traj
 
 
-def prepare(model: RateModel, spec: RunSpec) -> SSAPlan:
-    """Rates, population cap and a compiled kernel (JIT compilation happens here, untimed)."""
+def prepare(model, spec: RunSpec):
+    """Rates, population cap and a compiled kernel (JIT compilation happens here, untimed).
+
+    ``model``: a :class:`sim.model.JumpModel` (one mode: the birth-death fast path, :class:`SSAPlan`)
+    or a :class:`sim.covariance.ModeSystem` (K modes without cross terms, one chain per mode:
+    :func:`sim.trajectories.labelled.prepare_ssa`).
+    """
+    if not isinstance(model, RateModel):
+        from .labelled import prepare_ssa
+
+        return prepare_ssa(model, spec)
     args = _initial_args(spec.initial)
     em, ab = bath_rates(model)
     cap = spec.cap(model)
-    plan = SSAPlan(spec, em, ab, cap, expected_jumps(model, spec, cap), entropy_words(spec.seed), args)
+    plan = SSAPlan(spec, model, em=em, ab=ab, cap=cap, per_traj=expected_jumps(model, spec, cap),
+                   entropy=entropy_words(spec.seed), initial_args=args)
     _run(plan, 0, 1, tiny=True)  # compile (or load the cache) outside the timed region
     return plan
 
@@ -214,7 +85,7 @@ def _run(plan: SSAPlan, start: int, count: int, tiny: bool = False):
         grid, t_end = grid[:2] * 1e-12, 1e-12
     pool0, hc0 = base_pool(plan.entropy)
     hc0 = np.uint64(hc0)  # numba hands a uint64 scalar back as a Python int
-    capacity = int(1.1 * plan.jumps_per_traj * count + 5.0 * math.sqrt(plan.jumps_per_traj * count + 1.0)) + 256
+    capacity = int(1.1 * plan.per_traj * count + 5.0 * math.sqrt(plan.per_traj * count + 1.0)) + 256
     capacity = min(capacity, 2**27)
     kind, n_fixed, log_x, u_zero = plan.initial_args
     return _ssa_kernel(pool0, hc0, int(start), int(start), int(count), kind, n_fixed, log_x, u_zero, grid, t_end,
@@ -250,13 +121,20 @@ def threads_for(count: int) -> int:
     return max(1, min(idle_workers(), int(numba.config.NUMBA_NUM_THREADS), count // MIN_PER_THREAD))
 
 
-def simulate(plan: SSAPlan, start: int, count: int, threads: int | None = None) -> Batch:
+def simulate(plan, start: int, count: int, threads: int | None = None):
     """Trajectories ``start .. start+count-1`` (global indices) as a :class:`Batch`.
+
+    A labelled plan (several modes, :func:`sim.trajectories.labelled.simulate_ssa`) gives a
+    :class:`sim.trajectories.labelled.LabelledBatch`.
 
     ``threads`` (default :func:`threads_for`) splits the batch into that many consecutive
     chunks run at once (the kernel releases the GIL); trajectory ``i`` draws from its own
     stream whichever chunk runs it, so the batch is the same for any number of threads.
     """
+    if not isinstance(plan, SSAPlan):
+        from .labelled import simulate_ssa
+
+        return simulate_ssa(plan, start, count)
     threads = threads_for(count) if threads is None else max(1, min(int(threads), count))
     t0 = time.perf_counter()
     if threads == 1:
@@ -289,5 +167,5 @@ def _merge(plan: SSAPlan, start: int, count: int, parts: list[tuple], sim_s: flo
                  st, stt, stn, sim_s, n0=n0, N_acc=acc)
 
 
-SSA = Engine("ssa", prepare, simulate, diagonal_only=True, grid_from_jumps=True,
-             description="exact Gillespie simulation of the birth-death process (numba)")
+SSA = Engine("ssa", prepare, simulate, diagonal_only=True,
+             description="exact Gillespie simulation of the birth-death process (numba); one chain per mode")

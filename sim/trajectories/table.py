@@ -28,7 +28,8 @@ from ..model import BATHS, CHARGE, DIRECTIONS, DN, N_LABELS, label_index
 __all__ = [
     "JUMP_CHANNELS", "DIRECTIONS", "N_LABELS", "CHANNEL_DTYPE", "DIRECTION_DTYPE", "Batch", "label_of",
     "jumps_frame", "grid_frame", "stops_frame", "counts_frame", "empty_jumps", "JUMP_COLUMNS", "MODE_JUMP_COLUMNS",
-    "mode_jumps_frame", "initial_frame", "grid_from_jumps", "grid_table", "grid_segments", "INITIAL_COLUMNS",
+    "mode_jumps_frame", "modes_grid_frame", "initial_frame", "grid_from_jumps", "grid_table", "grid_segments",
+    "INITIAL_COLUMNS",
 ]
 
 #: Channels of the jump table: the four EHP channels, then the phonon bath (:data:`sim.model.BATHS`).
@@ -314,13 +315,18 @@ def grid_table(jumps: pd.DataFrame, initial: pd.DataFrame, stops: pd.DataFrame,
     return grid_frame(start, t_grid, N)
 
 
-def stops_frame(traj: NDArray[np.int32], t: NDArray[np.float64], n: NDArray[np.int64]) -> pd.DataFrame:
-    """Trajectories stopped at the population cap: ``traj`` (int32), ``t_stop`` (float64), ``n`` (int64)."""
-    return pd.DataFrame({
+def stops_frame(traj: NDArray[np.int32], t: NDArray[np.float64], n: NDArray[np.int64],
+                mode: NDArray[np.int16] | None = None) -> pd.DataFrame:
+    """Trajectories stopped at the population cap: ``traj`` (int32), ``t_stop`` (float64), ``n`` (int64),
+    and for a labelled run ``mode`` (int16, the mode that reached its cap)."""
+    d = {
         "traj": np.asarray(traj, dtype=np.int32),
         "t_stop": np.asarray(t, dtype=float),
         "n": np.asarray(n, dtype=np.int64),
-    })
+    }
+    if mode is not None:
+        d["mode"] = np.asarray(mode, dtype=np.int16)
+    return pd.DataFrame(d)
 
 
 def counts_frame(counts: NDArray[np.int64]) -> pd.DataFrame:
@@ -343,7 +349,7 @@ def mode_jumps_frame(traj: NDArray[np.int32], t: NDArray[np.float64], op: NDArra
                      operators: pd.DataFrame) -> pd.DataFrame:
     """The several-mode jump table: :data:`JUMP_COLUMNS`, then ``mode`` (int16) and ``op`` (int16).
 
-    ``op`` is the row of ``operators`` (the operator table of :mod:`.modes`: columns ``channel``,
+    ``op`` is the row of ``operators`` (the operator table of :mod:`.labelled`: columns ``channel``,
     ``direction``, ``dn``, ``dQ``, ``dE``, ``mode``) whose collapse operator made the jump; every other
     column is looked up there (vectorised). ``mode`` is the mode the jump acted on, or -1 for an
     operator spanning several modes; ``dE`` is the operator's quantum times ``dn``.
@@ -364,4 +370,19 @@ def mode_jumps_frame(traj: NDArray[np.int32], t: NDArray[np.float64], op: NDArra
         "dE": operators["dE"].to_numpy(dtype=np.float64)[idx],
         "mode": operators["mode"].to_numpy(dtype=np.int16)[idx],
         "op": op,
+    }, copy=False)
+
+
+def modes_grid_frame(start: int, t_grid: NDArray[np.float64], N: NDArray[np.float64]) -> pd.DataFrame:
+    """Long table of the populations of K modes: ``traj`` (int32), ``t``, ``mode`` (int16), ``N`` (float64).
+
+    One row per trajectory, mode and grid time, in that order (``N`` of shape (ntraj, K, n_points),
+    trajectories numbered from ``start``).
+    """
+    ntraj, K, npts = N.shape
+    return pd.DataFrame({
+        "traj": np.repeat(np.arange(start, start + ntraj, dtype=np.int32), K * npts),
+        "t": np.tile(np.asarray(t_grid, dtype=float), ntraj * K),
+        "mode": np.tile(np.repeat(np.arange(K, dtype=np.int16), npts), ntraj),
+        "N": np.ascontiguousarray(N, dtype=float).reshape(-1),
     }, copy=False)
