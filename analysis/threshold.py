@@ -4,7 +4,8 @@ The *stability margin* ``m(v)`` with the numeric config key set to ``v`` is
 
 - one mode: ``kappa = Gamma_e + gamma_ph`` (the mode's relaxation rate);
 - several modes: ``2 min Re eig(Y)`` of the covariance equation's drift matrix
-  ``Y = conj(K)/2 - i diag(Omega)`` (``-growth_rate``; it equals ``kappa`` for one mode).
+  ``Y = conj(K)/2 - i diag(Omega)`` (``-growth_rate``; it equals ``kappa`` for one mode), or
+  ``Y = conj(K/2 + i(diag(Omega) + L))`` with the Lamb shift (``mode.lamb_shift = true``).
 
 Both are rates (energy units), positive where stable. The threshold is found by Brent's
 bracketing root finder; the slope ``d m / d v`` there by a central difference. (Below,
@@ -45,15 +46,19 @@ class Threshold:
     kappa_roundoff: float = 0.0
     near_threshold_at_bound: bool = False
     n_modes: int = 1
+    lamb_shift: bool = False
 
     def to_dict(self) -> dict:
+        """The ``ehp threshold --json`` record; ``lamb_shift``: whether the margin includes the Lamb shift
+        (``mode.lamb_shift``; for one mode it moves only the quantum, never kappa)."""
         if self.n_modes == 1:
             return {"key": self.key, "threshold": self.threshold, "slope": self.slope,
                     "kappa_at_bounds": [self.kappa_low, self.kappa_high], "kappa_roundoff": self.kappa_roundoff,
-                    "near_threshold_at_bound": self.near_threshold_at_bound}
+                    "near_threshold_at_bound": self.near_threshold_at_bound, "lamb_shift": self.lamb_shift}
         return {"key": self.key, "threshold": self.threshold, "slope": self.slope, "margin": "2 min Re eig(Y)",
                 "margin_at_bounds": [self.kappa_low, self.kappa_high], "margin_roundoff": self.kappa_roundoff,
-                "near_threshold_at_bound": self.near_threshold_at_bound, "n_modes": self.n_modes}
+                "near_threshold_at_bound": self.near_threshold_at_bound, "n_modes": self.n_modes,
+                "lamb_shift": self.lamb_shift}
 
 
 def kappa_at(config: Config, key: str, value: float) -> float:
@@ -132,4 +137,4 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
     if not np.isfinite(slope):
         raise NumericalError(f"the slope d kappa / d {key} at the threshold {root:g} came out {slope}")
     return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(built, key, root)[1], near,
-                     config.n_modes)
+                     config.n_modes, bool(config.mode.lamb_shift))

@@ -34,6 +34,7 @@ from .modes_config import (
     _number_list,
     _one_mode_message,
     _resolve_files,
+    check_lamb_shift,
 )
 from .registry import ENGINE_NAMES
 
@@ -162,9 +163,11 @@ class ModeConfig:
 
     omega: float = 1.0
     coherence_width: float | None = None
+    lamb_shift: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "omega", _num("mode.omega", self.omega, gt=0, scale=True))
+        check_lamb_shift(self.lamb_shift)
         if self.coherence_width is not None:
             raise ConfigError(f"mode.coherence_width = {self.coherence_width!r} applies only to several modes (mode.omega "
                               f"a list of K >= 2 quanta: it groups their cross terms); with one mode (mode.omega = "
@@ -183,6 +186,8 @@ class ModeConfig:
         d: dict[str, Any] = {"omega": self.omega}
         if self.coherence_width is not None:
             d["coherence_width"] = self.coherence_width
+        if self.lamb_shift:  # false (the default) is left out: configs without the key resolve as before
+            d["lamb_shift"] = True
         return d
 
 
@@ -438,7 +443,7 @@ def parse_config(d: dict[str, Any]) -> Config:
         if k not in d:
             raise ConfigError(f"[{k}] section is required")
     mode = d["mode"]
-    _check_keys("mode", mode, {"omega", "coherence_width"})
+    _check_keys("mode", mode, {"omega", "coherence_width", "lamb_shift"})
     if "omega" not in mode:
         raise ConfigError("mode.omega is required (the mode quantum, > 0)")
     ph = d.get("phonon_bath", {})
@@ -545,7 +550,7 @@ def to_toml(d: dict[str, Any]) -> str:
 def _mode_section(mode: dict[str, Any]) -> ModeConfig | ModesConfig:
     om = mode["omega"]
     if isinstance(om, list):
-        return ModesConfig(tuple(om), mode.get("coherence_width"))
+        return ModesConfig(tuple(om), mode.get("coherence_width"), mode.get("lamb_shift", False))
     return ModeConfig(**mode)
 
 
@@ -585,6 +590,10 @@ def _check_mode_counts(cfg: Config) -> None:
     if K > 1 and cfg.run.cutoff is not None:
         raise ConfigError(f"run.cutoff = {cfg.run.cutoff} applies only to one mode: with K = {K} modes the routes "
                           "choose a cutoff per mode from the covariance (docs/modes.md), so it would do nothing; remove it")
+    if cfg.mode.lamb_shift and cfg.conductor.kind == "flat":
+        raise ConfigError("mode.lamb_shift = true needs orbital couplings (conductor.kind = 'matrix' or 'double_dot'): "
+                          "with conductor.kind = 'flat' the damping Lambda_c(w) grows linearly in w and the "
+                          "principal-value integral of the Lamb shift diverges logarithmically; set mode.lamb_shift = false")
     g = cfg.phonon_bath.gamma
     if isinstance(g, tuple) and (len(g) != K or K == 1):
         raise ConfigError(f"phonon_bath.gamma must be one number or a list of K = {K} (one per mode), got {list(g)!r}")
@@ -611,7 +620,7 @@ def one_mode_config(config: Config, k: int) -> Config:
         for q in ("M", "M_imag"):
             if q in c:
                 c[q] = c[q][k]
-    d["mode"] = {"omega": d["mode"]["omega"][k]}
+    d["mode"] = {"omega": d["mode"]["omega"][k], **{q: v for q, v in d["mode"].items() if q == "lamb_shift"}}
     g = d["phonon_bath"]["gamma"]
     d["phonon_bath"]["gamma"] = g[k] if isinstance(g, list) else g
     return parse_config(d)

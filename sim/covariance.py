@@ -20,9 +20,13 @@ channel's rate matrices are taken at one common frequency ``w_S`` (:func:`cluste
 unified GKLS rule), and so is the ph-bath occupation ``n_k = nB(w_S, T_ph)`` of its modes: each
 bath then obeys detailed balance as a matrix, and at zero bias with one temperature the Gibbs
 state ``C = nB(w_S) 1`` of every cluster is stationary with every flux zero. A one-quantum
-cluster uses ``tau(Omega)`` itself (``w_S = Omega``). The Lamb shift
-is neglected (as in the paper). Units: hbar = k_B = 1; energies, rates and temperatures in
-the energy unit, time in 1/energy.
+cluster uses ``tau(Omega)`` itself (``w_S = Omega``).
+
+Lamb shift: neglected by default (as in the paper). With ``mode.lamb_shift = true`` each cluster
+gets the Hermitian matrix ``L = PV int dw/2pi sum_c Lambda^c(w)/(w_S - w)``
+(:meth:`sim.rate_matrices.RateMatrixModel.lamb_shift`; zero between clusters), the Hamiltonian
+gains ``sum_mn L_mn a_m^+ a_n`` and the drift matrix becomes ``Y = conj(K/2 + i(diag(Omega) + L))``.
+Units: hbar = k_B = 1; energies, rates and temperatures in the energy unit, time in 1/energy.
 """
 
 from __future__ import annotations
@@ -48,7 +52,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CollapseOperator", "ModeSystem", "ModesSteadyState", "clusters", "cluster_rates", "mode_system",
-    "mode_system_from_config", "mode_system_of", "config_mode_system", "CovarianceEvolution",
+    "mode_system_from_config", "mode_system_of", "config_mode_system", "CovarianceEvolution", "cluster_lamb_shift",
+    "lamb_record",
 ]
 
 _SIGN = np.array([CHARGE_SIGN[c] for c in CHANNELS], dtype=float)
@@ -237,6 +242,9 @@ class ModeSystem:
         The cluster width used (resolved default included; NaN: not recorded).
     rate_scale, energy_scale : float
         ``Gamma_max`` and ``E`` of :func:`default_coherence_width` (NaN where not computed).
+    lamb : ndarray, shape (K, K), or None
+        The Lamb-shift matrix ``L`` (Hermitian, block-diagonal over the clusters; energy units), or None
+        where the Lamb shift is neglected (the default; ``Y`` is then exactly ``conj(K)/2 - i diag(Omega)``).
     """
 
     omega: NDArray[np.float64]
@@ -251,6 +259,7 @@ class ModeSystem:
     coherence_width: float = float("nan")
     rate_scale: float = float("nan")
     energy_scale: float = float("nan")
+    lamb: NDArray[np.complex128] | None = None
 
     def __post_init__(self) -> None:
         K = np.asarray(self.omega).shape[0]
@@ -270,18 +279,40 @@ class ModeSystem:
             if x.shape != (4, K, K):
                 raise ValueError(f"{name} must have shape (4, {K}, {K}), got {x.shape}")
             object.__setattr__(self, name, x)
+        if self.lamb is not None:
+            L = np.asarray(self.lamb, dtype=complex)
+            if L.shape != (K, K) or not np.all(np.isfinite(L)):
+                raise ValueError(f"lamb must be a finite ({K}, {K}) matrix, got shape {L.shape}")
+            if np.max(np.abs(L - L.conj().T), initial=0.0) > 1e-12 * max(1.0, float(np.max(np.abs(L), initial=0.0))):
+                raise ValueError("lamb must be Hermitian")
+            object.__setattr__(self, "lamb", 0.5 * (L + L.conj().T))
 
     @property
     def K(self) -> int:
         return self.omega.size
 
+    @property
+    def lamb_shift(self) -> bool:
+        """Whether the Lamb shift is included (:attr:`lamb` set)."""
+        return self.lamb is not None
+
+    @property
+    def frequency_matrix(self) -> NDArray[np.complex128]:
+        """``diag(Omega) + L`` (``L`` = 0 where the Lamb shift is neglected): the quadratic Hamiltonian
+        ``sum_mn [diag(Omega) + L]_mn a_m^+ a_n`` of the modes (energy units)."""
+        h = np.diag(self.omega).astype(complex)
+        return h if self.lamb is None else h + self.lamb
+
     def record(self) -> dict:
         """JSON record (what identifies a several-mode run): quanta, ph-baths, clusters, ``mu_c``, ``T_e`` and
         the emission and absorption rate matrices as real and imaginary parts (channels LL, RR, LR, RL)."""
-        return {"omega": self.omega.tolist(), "gamma": self.gamma.tolist(), "n_th": self.n_th.tolist(),
-                "clusters": [list(S) for S in self.clusters], "mu": np.asarray(self.mu).tolist(), "T_e": self.T_e,
-                "emission_re": self.emission.real.tolist(), "emission_im": self.emission.imag.tolist(),
-                "absorption_re": self.absorption.real.tolist(), "absorption_im": self.absorption.imag.tolist()}
+        d = {"omega": self.omega.tolist(), "gamma": self.gamma.tolist(), "n_th": self.n_th.tolist(),
+             "clusters": [list(S) for S in self.clusters], "mu": np.asarray(self.mu).tolist(), "T_e": self.T_e,
+             "emission_re": self.emission.real.tolist(), "emission_im": self.emission.imag.tolist(),
+             "absorption_re": self.absorption.real.tolist(), "absorption_im": self.absorption.imag.tolist()}
+        if self.lamb is not None:  # left out where neglected: the record of such a run is as before
+            d.update(lamb_re=self.lamb.real.tolist(), lamb_im=self.lamb.imag.tolist())
+        return d
 
     @property
     def cluster_frequencies(self) -> tuple[float, ...]:
@@ -315,8 +346,11 @@ class ModeSystem:
 
     @cached_property
     def Y(self) -> NDArray[np.complex128]:
-        """Drift matrix ``Y = conj(K)/2 - i diag(Omega)`` of ``dC/dt = -(Y C + C Y^+) + conj(G)``."""
-        return self.damping_matrix.conj() / 2 - 1j * np.diag(self.omega)
+        """Drift matrix ``Y = conj(K)/2 - i diag(Omega)`` of ``dC/dt = -(Y C + C Y^+) + conj(G)``; with the Lamb
+        shift ``Y = conj(K/2 + i(diag(Omega) + L))``."""
+        if self.lamb is None:
+            return self.damping_matrix.conj() / 2 - 1j * np.diag(self.omega)
+        return (self.damping_matrix / 2 + 1j * self.frequency_matrix).conj()
 
     @cached_property
     def _eig(self):
@@ -584,7 +618,8 @@ class ModesSteadyState(Result):
         (config order: ``omega, gamma, n_th, N, T_eff, mu_eff``), ``channels`` (``mu``, jump rates
         ``emission_rate, absorption_rate``, ``J, Ie``), ``coherences`` (``{m, n, re, im}`` of
         ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``, ``cluster_frequencies`` (``w_S`` of each) and
-        ``coherence_width`` (the width used, the resolved default included).
+        ``coherence_width`` (the width used, the resolved default included), ``lamb_shift`` (whether the
+        Lamb shift is included) and ``lamb_shift_matrix`` (``{re, im}`` of ``L``, K x K; null where neglected).
         """
         from .model import clean
 
@@ -603,7 +638,7 @@ class ModesSteadyState(Result):
             "unstable_mode": [{"re": x.real, "im": x.imag} for x in u], "N": self.N_total if self.stable else None,
             "J": self.J, "J_ph": self.J_ph, "Ie": self.Ie, "modes": modes, "channels": chans, "coherences": coh,
             "clusters": [list(S) for S in s.clusters], "cluster_frequencies": list(s.cluster_frequencies),
-            "coherence_width": s.coherence_width,
+            "coherence_width": s.coherence_width, **lamb_record(s.lamb),
         })
 
     def to_record(self) -> dict:
@@ -669,6 +704,34 @@ class CovarianceEvolution(TimeSeries):
         return pd.DataFrame(cols)
 
 
+def lamb_record(lamb: ArrayLike | None) -> dict:
+    """``{"lamb_shift": bool, "lamb_shift_matrix": {"re", "im"} or None}``: the Lamb-shift keys of the
+    ``ehp steady --json`` record (the same for every K)."""
+    if lamb is None:
+        return {"lamb_shift": False, "lamb_shift_matrix": None}
+    L = np.asarray(lamb, dtype=complex)
+    return {"lamb_shift": True, "lamb_shift_matrix": {"re": L.real.tolist(), "im": L.imag.tolist()}}
+
+
+def cluster_lamb_shift(model: RateMatrixModel, omega: ArrayLike, clusters_: tuple[tuple[int, ...], ...], mu_L: float,
+                       mu_R: float, T_L: float, T_R: float | None = None, progress: bool | None = None
+                       ) -> NDArray[np.complex128]:
+    r"""The Lamb-shift matrix of the modes: ``L_S = PV int dw/2pi sum_c Lambda^c_S(w)/(w_S - w)`` in each cluster
+    ``S`` at its common frequency ``w_S`` (:func:`cluster_frequency`), zero between clusters (secular).
+
+    Hermitian K x K (energy units); :meth:`sim.rate_matrices.RateMatrixModel.lamb_shift` per cluster (a bar on
+    stderr once the quadratures take more than 2 s).
+    """
+    omega = np.asarray(omega, dtype=float)
+    L = np.zeros((model.K, model.K), dtype=complex)
+    with progress_bar(len(clusters_), "Lamb shift", "cluster", progress, delay=2.0) as bar:
+        for S in clusters_:
+            idx = np.array(S)
+            L[np.ix_(idx, idx)] = model.lamb_shift(cluster_frequency(omega, S), mu_L, mu_R, T_L, T_R, modes=idx)
+            bar.update(1)
+    return L
+
+
 def mode_system(
     conductor: Conductor | RateMatrixModel,
     couplings: ArrayLike | None,
@@ -681,6 +744,7 @@ def mode_system(
     T_R: float | None = None,
     delta: float | None = 0.0,
     T_e: float | None = None,
+    lamb_shift: bool = False,
 ) -> ModeSystem:
     """Build the :class:`ModeSystem` of a conductor with couplings ``M^k`` (K, n, n).
 
@@ -698,6 +762,8 @@ def mode_system(
         Coherence width of the clusters (>= 0); None: :func:`default_coherence_width`.
     T_e
         Electron temperature for ``mu_eff`` (default ``T_L``).
+    lamb_shift
+        Include the Lamb shift (:func:`cluster_lamb_shift`; default False: neglected, ``lamb`` None).
     """
     model = conductor if isinstance(conductor, RateMatrixModel) else RateMatrixModel(conductor, couplings)
     K = model.K
@@ -722,8 +788,9 @@ def mode_system(
     for S in cl:
         w[list(S)] = cluster_frequency(omega, S)
     mu = np.array([mu_L - mu_L, mu_R - mu_R, mu_L - mu_R, mu_R - mu_L])
+    L = cluster_lamb_shift(model, omega, cl, mu_L, mu_R, T_L, T_R) if lamb_shift else None
     return ModeSystem(omega, gamma, bose(w, T_ph), em, ab, lam, mu, cl, float(T_L if T_e is None else T_e),
-                      float(delta), g_max, E)
+                      float(delta), g_max, E, L)
 
 
 def mode_system_of(model: JumpModel) -> ModeSystem:
@@ -750,8 +817,9 @@ def mode_system_from_config(config: Config) -> ModeSystem:
     Quanta ``mode.omega`` (a number or a list of K), couplings from ``[conductor]``
     (:meth:`sim.config.ConductorConfig.build_modes`), ``gamma_k`` from ``phonon_bath.gamma``
     (a number applies to every mode), ``n_k = nB(w_S, phonon_bath.T)``, the bias and
-    temperatures of ``[bias]``, and the cluster width ``mode.coherence_width`` (unset:
-    :func:`default_coherence_width`; see :class:`sim.config.ModesConfig`).
+    temperatures of ``[bias]``, the cluster width ``mode.coherence_width`` (unset:
+    :func:`default_coherence_width`; see :class:`sim.config.ModesConfig`) and ``mode.lamb_shift``
+    (:func:`cluster_lamb_shift` when true).
 
     Raises
     ------
@@ -778,4 +846,4 @@ def config_mode_system(config: Config, model: RateMatrixModel | None = None, mu_
     b = config.bias
     return mode_system(model, None, omegas, config.phonon_bath.gammas(K), config.phonon_bath.T,
                        b.mu_L if mu_L is None else mu_L, b.mu_R if mu_R is None else mu_R,
-                       b.T_L, b.T_R, delta=delta, T_e=b.T_e)
+                       b.T_L, b.T_R, delta=delta, T_e=b.T_e, lamb_shift=bool(config.mode.lamb_shift))

@@ -82,7 +82,8 @@ __all__ = [
     "run_guarded", "steady_lindblad",
     # several-mode building blocks (the tensor Fock space, its zero-charge sector, Gaussian states)
     "GAUSSIAN_STARTS", "MAX_LIOUVILLE", "MAX_SECTOR", "Sector", "check_dimension", "collapse_operators_modes",
-    "covariance_of", "gaussian_state", "hamiltonian_modes", "mode_cutoffs", "mode_operators", "normal_modes",
+    "covariance_of", "gaussian_state", "hamiltonian_modes", "lamb_hamiltonian", "mode_cutoffs", "mode_operators",
+    "normal_modes",
     "operator_properties", "sector", "sector_size", "tail_estimate",
     # names of the former several-mode module, kept for existing callers
     "ModesLindbladResult", "ModesLindbladSteady", "evolve_lindblad_modes", "steady_lindblad_modes",
@@ -252,9 +253,21 @@ def mode_operators(cutoffs: ArrayLike) -> list[qutip.Qobj]:
 
 
 def hamiltonian_modes(system: ModeSystem, cutoffs: ArrayLike) -> qutip.Qobj:
-    """``H = sum_k Omega_k a_k^+ a_k`` (energy units; the Lamb shift is neglected, as in the covariance route)."""
+    """``H = sum_k Omega_k a_k^+ a_k`` (energy units), plus the Lamb shift ``sum_mn L_mn a_m^+ a_n`` where the
+    system includes it (:attr:`sim.covariance.ModeSystem.lamb`, as the covariance route does)."""
     a = mode_operators(_cutoffs(cutoffs, system.K))
-    return sum((float(w) * x.dag() * x for w, x in zip(system.omega, a, strict=True)), 0 * a[0])
+    H = sum((float(w) * x.dag() * x for w, x in zip(system.omega, a, strict=True)), 0 * a[0])
+    return H if system.lamb is None else H + lamb_hamiltonian(system, a)
+
+
+def lamb_hamiltonian(system: ModeSystem, a: list) -> qutip.Qobj:
+    """``sum_mn L_mn a_m^+ a_n`` on the operators ``a`` (energy units; zero where the Lamb shift is neglected)."""
+    H = 0 * a[0]
+    if system.lamb is None:
+        return H
+    for m, n in zip(*np.nonzero(system.lamb), strict=True):
+        H = H + complex(system.lamb[m, n]) * a[m].dag() * a[n]
+    return H
 
 
 def collapse_operators_modes(system: ModeSystem, cutoffs: ArrayLike, include_phonon: bool = True

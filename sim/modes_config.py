@@ -34,7 +34,7 @@ class ConductorConfig(Protocol):
     kind: str
     params: dict[str, Any]
 
-__all__ = ["ModesConfig"]
+__all__ = ["ModesConfig", "check_lamb_shift"]
 
 _COVARIANCE_ROUTES = ("several modes run on the covariance route: ehp steady, ehp threshold, ehp sweep, "
                       "ehp run and ehp evolve --method rate (or --method lindblad, ehp steady --lindblad on the "
@@ -67,8 +67,10 @@ class ModesConfig:
 
     omegas: tuple[float, ...]
     coherence_width: float | None = None
+    lamb_shift: bool = False
 
     def __post_init__(self) -> None:
+        check_lamb_shift(self.lamb_shift)
         object.__setattr__(self, "omegas", _number_list("mode.omega", self.omegas, gt=0, scale=True))
         if len(self.omegas) < 2:
             raise ConfigError(f"mode.omega as a list needs K >= 2 quanta (give one mode as a number), "
@@ -95,7 +97,16 @@ class ModesConfig:
         d: dict[str, Any] = {"omega": list(self.omegas)}
         if self.coherence_width is not None:
             d["coherence_width"] = self.coherence_width
+        if self.lamb_shift:  # false (the default) is left out: configs without the key resolve as before
+            d["lamb_shift"] = True
         return d
+
+
+def check_lamb_shift(v: Any) -> None:
+    """``mode.lamb_shift`` must be a TOML boolean (one-line :class:`ConfigError` otherwise)."""
+    if not isinstance(v, bool):
+        raise ConfigError(f"mode.lamb_shift must be true or false (include the Lamb shift of the modes in their "
+                          f"frequencies and drift matrix, or neglect it), got {v!r}")
 
 
 def _number_list(key: str, v: Any, **rule: Any) -> tuple[float, ...]:

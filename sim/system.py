@@ -203,6 +203,24 @@ class System:
             return mode_system_of(self.jump_model(params))
         return config_mode_system(self.config, self._rate_matrices, float(mu_L), float(mu_R))
 
+    def lamb(self, params: Mapping[str, ArrayLike] | None = None) -> NDArray[np.complex128] | None:
+        """The Lamb-shift matrix ``L`` (K x K, Hermitian, energy units) at one bias point, or None where
+        ``mode.lamb_shift`` is false (the default).
+
+        For several modes it is the :attr:`sim.covariance.ModeSystem.lamb` of :meth:`modes` (it enters their
+        drift matrix). For one mode it only renormalises the quantum, ``Omega -> Omega + L``: the rate
+        equation's populations, fluxes and stability do not depend on it, and it is reported beside them.
+        """
+        if not self.config.mode.lamb_shift:
+            return None
+        if self.K > 1:
+            return self.modes(params).lamb
+        from .covariance import cluster_lamb_shift
+
+        mu_L, mu_R = self.bias(params)
+        b = self.config.bias
+        return cluster_lamb_shift(self._rate_matrices, self.omegas, ((0,),), float(mu_L), float(mu_R), b.T_L, b.T_R)
+
     # ----------------------------------------------------------------- results
 
     def steady_state(self, params: Mapping[str, ArrayLike] | None = None) -> SystemSteady:
@@ -214,7 +232,8 @@ class System:
         from .rate_equation import steady_of
 
         if self.K == 1:
-            return SystemSteady(one=steady_of(self.jump_model(params)), config=self.config, options=dict(params or {}))
+            return SystemSteady(one=steady_of(self.jump_model(params)), config=self.config, options=dict(params or {}),
+                                lamb=self.lamb(params))
         return SystemSteady(several=self.modes(params).steady_state(), config=self.config, options=dict(params or {}))
 
     def margins(self, params: Mapping[str, ArrayLike] | None = None) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
@@ -315,12 +334,15 @@ class SystemSteady(Result):
     :class:`sim.covariance.ModesSteadyState`) is set. :meth:`to_dict` is the JSON record of
     ``ehp steady --json``: the keys of that route (which stay as they were), plus for every K
     ``n_modes``, ``stable``, ``near_threshold``, ``growth_rate``, ``margin`` (``kappa`` for one
-    mode, ``2 min Re eig(Y)`` for several; energy units) and ``modes``, a list of K entries with
-    keys ``omega, gamma, n_th, N, T_eff, mu_eff`` (``N`` etc. null where unstable).
+    mode, ``2 min Re eig(Y)`` for several; energy units), ``modes``, a list of K entries with
+    keys ``omega, gamma, n_th, N, T_eff, mu_eff`` (``N`` etc. null where unstable), ``lamb_shift``
+    (whether ``mode.lamb_shift`` is on) and ``lamb_shift_matrix`` (``{re, im}`` of the K x K ``L``, null
+    where neglected). ``lamb``: that ``L`` for one mode (several modes keep it in their system).
     """
 
     one: SteadyState | None = None
     several: ModesSteadyState | None = None
+    lamb: NDArray[np.complex128] | None = None
     route = "steady"
 
     def __post_init__(self) -> None:
@@ -353,6 +375,7 @@ class SystemSteady(Result):
 
     def to_dict(self) -> dict[str, Any]:
         """The ``ehp steady --json`` record (see the class docstring; non-finite numbers -> None)."""
+        from .covariance import lamb_record
         from .model import clean
 
         if self.several is not None:
@@ -361,7 +384,7 @@ class SystemSteady(Result):
         m = ss.model  # type: ignore[union-attr]
         d = ss.to_dict()  # type: ignore[union-attr]
         d.update(n_modes=1, margin=d["kappa"], modes=clean(mode_entries(m.omega, m.gamma_ph, m.n_ph, ss.N, ss.T_eff,
-                                                                         ss.mu_eff)))
+                                                                         ss.mu_eff)), **lamb_record(self.lamb))
         return d
 
     def to_record(self) -> dict[str, Any]:

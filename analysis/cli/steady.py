@@ -77,11 +77,13 @@ def cmd_steady(args: argparse.Namespace) -> int:
 
 
 def lamb_shift_note(system) -> None:
-    """stderr notes on clusters of several modes: the stability verdict neglects the Lamb shift, and (one
-    note) clusters whose spread is not small against ``E`` (:func:`cluster_spread_note`)."""
-    if any(len(S) > 1 for S in system.clusters):
+    """stderr notes on clusters of several modes: the stability verdict neglects the Lamb shift (unless
+    ``mode.lamb_shift`` is true), and (one note) clusters whose spread is not small against ``E``
+    (:func:`cluster_spread_note`)."""
+    if system.lamb is None and any(len(S) > 1 for S in system.clusters):
         print("note: clusters of several modes: the stability verdict and threshold neglect the Lamb shift, which "
-              "can move the onset of collective runaway by a few percent (docs/modes.md)", file=sys.stderr)
+              "can move the onset of collective runaway by a few percent; set mode.lamb_shift = true to include it "
+              "(docs/modes.md)", file=sys.stderr)
     cluster_spread_note(system)
 
 

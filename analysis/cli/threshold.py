@@ -36,7 +36,17 @@ def cmd_threshold(args: argparse.Namespace) -> int:
         print(f"slope      d kappa / d {args.vary} = {th.slope:.6g}")
         print(f"kappa at   {args.between[0]:g}: {th.kappa_low:.6g},  {args.between[1]:g}: {th.kappa_high:.6g}")
         print(f"round-off  |kappa| <= {th.kappa_roundoff:.3g} counts as 0 (near threshold)")
+        print(f"Lamb shift {_lamb_line(th.lamb_shift, 1)}")
     return 0
+
+
+def _lamb_line(included: bool, K: int) -> str:
+    """Whether the threshold includes the Lamb shift (``mode.lamb_shift``), in words."""
+    if K == 1:
+        return ("included (mode.lamb_shift = true): it moves only the quantum, not kappa" if included else
+                "neglected (mode.lamb_shift = false): for one mode it moves only the quantum, not kappa")
+    return ("included (mode.lamb_shift = true): Y = conj(K/2 + i(diag(Omega) + L))" if included else
+            "neglected (mode.lamb_shift = false): Y = conj(K)/2 - i diag(Omega)")
 
 
 def _print_modes(args: argparse.Namespace, cfg, th) -> int:
@@ -56,4 +66,5 @@ def _print_modes(args: argparse.Namespace, cfg, th) -> int:
     print(f"slope      d margin / d {args.vary} = {th.slope:.6g}")
     print(f"margin at  {args.between[0]:g}: {th.kappa_low:.6g},  {args.between[1]:g}: {th.kappa_high:.6g}")
     print(f"round-off  |margin| <= {th.kappa_roundoff:.3g} counts as 0 (near threshold)")
+    print(f"Lamb shift {_lamb_line(th.lamb_shift, th.n_modes)}")
     return 0

@@ -445,14 +445,17 @@ class LabelledMCPlan(LabelledPlan):
 
 
 def _rotating_hamiltonian(system: ModeSystem, a: list):
-    """``sum_k (Omega_k - Omega_bar_c(k)) a_k^+ a_k``: H in the frame rotating at each cluster's mean quantum."""
+    """``sum_k (Omega_k - Omega_bar_c(k)) a_k^+ a_k``: H in the frame rotating at each cluster's mean quantum (plus
+    the Lamb shift ``sum_mn L_mn a_m^+ a_n`` where the system includes it; it conserves each cluster's number)."""
+    from ..lindblad import lamb_hamiltonian
+
     H = 0 * a[0]
     for S in system.clusters:
         wbar = float(np.mean(system.omega[list(S)]))
         for k in S:
             if system.omega[k] != wbar:
                 H = H + float(system.omega[k] - wbar) * a[k].dag() * a[k]
-    return H
+    return H if system.lamb is None else H + lamb_hamiltonian(system, a)
 
 
 def prepare_mcsolve(system: ModeSystem, spec: RunSpec) -> LabelledMCPlan:
