@@ -65,9 +65,10 @@ def system_of_run(identity: dict) -> ModeSystem:
             damping = s.damping
     except Exception:  # noqa: BLE001 - a moved conductor.file: the record alone suffices
         pass
+    lamb = np.asarray(r["lamb_re"]) + 1j * np.asarray(r["lamb_im"]) if "lamb_re" in r else None
     return ModeSystem(np.asarray(r["omega"], float), np.asarray(r["gamma"], float), np.asarray(r["n_th"], float),
                       em, ab, damping, np.asarray(r["mu"], float), tuple(tuple(S) for S in r["clusters"]),
-                      float(r["T_e"]))
+                      float(r["T_e"]), lamb=lamb)
 
 
 def default_t_min(system: ModeSystem, initial: str, t_end: float) -> float:

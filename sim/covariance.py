@@ -618,8 +618,8 @@ class ModesSteadyState(Result):
         (config order: ``omega, gamma, n_th, N, T_eff, mu_eff``), ``channels`` (``mu``, jump rates
         ``emission_rate, absorption_rate``, ``J, Ie``), ``coherences`` (``{m, n, re, im}`` of
         ``C_mn = <a_m^+ a_n>``, m < n), ``clusters``, ``cluster_frequencies`` (``w_S`` of each) and
-        ``coherence_width`` (the width used, the resolved default included), ``lamb_shift`` (whether the
-        Lamb shift is included) and ``lamb_shift_matrix`` (``{re, im}`` of ``L``, K x K; null where neglected).
+        ``coherence_width`` (the width used, the resolved default included); where the Lamb shift is included,
+        ``lamb_shift`` (true) and ``lamb_shift_matrix`` (``{re, im}`` of ``L``, K x K) -- both absent where neglected.
         """
         from .model import clean
 
@@ -705,10 +705,11 @@ class CovarianceEvolution(TimeSeries):
 
 
 def lamb_record(lamb: ArrayLike | None) -> dict:
-    """``{"lamb_shift": bool, "lamb_shift_matrix": {"re", "im"} or None}``: the Lamb-shift keys of the
-    ``ehp steady --json`` record (the same for every K)."""
+    """``{"lamb_shift": True, "lamb_shift_matrix": {"re", "im"}}``: the Lamb-shift keys of the ``ehp steady --json``
+    record where it is included (the same for every K); ``{}`` where it is neglected (the record is then as it
+    was before the option existed)."""
     if lamb is None:
-        return {"lamb_shift": False, "lamb_shift_matrix": None}
+        return {}
     L = np.asarray(lamb, dtype=complex)
     return {"lamb_shift": True, "lamb_shift_matrix": {"re": L.real.tolist(), "im": L.imag.tolist()}}
 

@@ -335,9 +335,9 @@ class SystemSteady(Result):
     ``ehp steady --json``: the keys of that route (which stay as they were), plus for every K
     ``n_modes``, ``stable``, ``near_threshold``, ``growth_rate``, ``margin`` (``kappa`` for one
     mode, ``2 min Re eig(Y)`` for several; energy units), ``modes``, a list of K entries with
-    keys ``omega, gamma, n_th, N, T_eff, mu_eff`` (``N`` etc. null where unstable), ``lamb_shift``
-    (whether ``mode.lamb_shift`` is on) and ``lamb_shift_matrix`` (``{re, im}`` of the K x K ``L``, null
-    where neglected). ``lamb``: that ``L`` for one mode (several modes keep it in their system).
+    keys ``omega, gamma, n_th, N, T_eff, mu_eff`` (``N`` etc. null where unstable) and, only where
+    ``mode.lamb_shift`` is true, ``lamb_shift`` (true) and ``lamb_shift_matrix`` (``{re, im}`` of the
+    K x K ``L``). ``lamb``: that ``L`` for one mode (several modes keep it in their system).
     """
 
     one: SteadyState | None = None
