@@ -29,7 +29,8 @@ def _waterwheel_model(M=WATERWHEEL_M) -> RateMatrixModel:
     return RateMatrixModel(cond, M)
 
 
-def _cauchy_lamb(model: RateMatrixModel, w_bar: float, mu_L: float, mu_R: float, T: float, A: float = 40.0):
+def _cauchy_lamb(model: RateMatrixModel, w_bar: float, mu_L: float, mu_R: float, T: float, A: float = 40.0,
+                 T_R: float | None = None):
     """Independent route: ``PV int_{w_bar-A}^{w_bar+A} F(w)/(w_bar - w)`` with QUADPACK's Cauchy weight
     (``quad(weight='cauchy')`` gives ``PV int f(w)/(w - c)``), plus the two tails by ordinary quadrature;
     every entry (real and imaginary part) separately, without folding or symmetrising."""
@@ -39,7 +40,7 @@ def _cauchy_lamb(model: RateMatrixModel, w_bar: float, mu_L: float, mu_R: float,
         for j in range(K):
             for part, unit in ((np.real, 1.0), (np.imag, 1j)):
                 def f(w, i=i, j=j, part=part):
-                    return float(part(model.total_damping(w, mu_L, mu_R, T)[i, j]))
+                    return float(part(model.total_damping(w, mu_L, mu_R, T, T_R)[i, j]))
 
                 pv, _ = integrate.quad(f, w_bar - A, w_bar + A, weight="cauchy", wvar=w_bar, limit=2000,
                                        epsabs=1e-13, epsrel=1e-11)
@@ -50,13 +51,15 @@ def _cauchy_lamb(model: RateMatrixModel, w_bar: float, mu_L: float, mu_R: float,
     return out
 
 
-@pytest.mark.parametrize("V", [0.0, 1.7])
-def test_lamb_shift_agrees_with_cauchy_principal_value(V):
-    """K = 2 (a complex, non-symmetric damping under bias) against the independent route. Both quadratures
-    are run to relative 1e-9 (LAMB_EPSREL) or better, so 1e-8 of the largest entry is the tolerance."""
+@pytest.mark.parametrize(("V", "T_L", "T_R"), [(1.7, 0.05, None), (2.5, 0.0, 0.2)])
+def test_lamb_shift_agrees_with_cauchy_principal_value(V, T_L, T_R):
+    """K = 2 (a complex, non-symmetric damping under bias; unequal electrode temperatures, one of them 0) against
+    the independent route, whose damping comes from :meth:`total_damping` one frequency at a time (the scalar
+    path of :meth:`rates`; the quadrature integrates the vectorised one). Both quadratures are
+    run to relative 1e-9 (LAMB_EPSREL) or better, so 1e-8 of the largest entry is the tolerance."""
     m = _waterwheel_model()
-    L = m.lamb_shift(1.0, V / 2, -V / 2, 0.05)
-    ref = _cauchy_lamb(m, 1.0, V / 2, -V / 2, 0.05)
+    L = m.lamb_shift(1.0, V / 2, -V / 2, T_L, T_R)
+    ref = _cauchy_lamb(m, 1.0, V / 2, -V / 2, T_L, T_R=T_R)
     scale = np.abs(ref).max()
     assert scale > 1e-3  # a shift of the size of the rates, not a trivial zero
     assert np.abs(L - ref).max() <= 10 * LAMB_EPSREL * scale
@@ -64,6 +67,18 @@ def test_lamb_shift_agrees_with_cauchy_principal_value(V):
     assert np.abs(ref - ref.conj().T).max() <= 10 * LAMB_EPSREL * scale
     if V > 0:  # under bias the off-diagonal entry is complex (the Berry-like part of the shift)
         assert abs(ref[0, 1].imag) > 0.1 * scale
+
+
+def test_total_damping_grid_is_the_summed_damping_of_rates():
+    """The vectorised damping the quadrature integrates equals :meth:`rates` summed over channels at every w, across
+    confluent-pole frequencies and unequal temperatures."""
+    m = _waterwheel_model()
+    w = np.concatenate([np.linspace(-40.0, 40.0, 41), [0.0, 1.0, 1.7, -1.7]])
+    for T_L, T_R in ((0.05, None), (0.0, 0.3)):
+        grid = m.total_damping_grid(w, 0.85, -0.85, T_L, T_R, modes=[1, 0])
+        for j, x in enumerate(w):
+            ref = m.rates(float(x), 0.85, -0.85, T_L, T_R, modes=[1, 0]).damping.sum(axis=0)
+            assert np.abs(grid[j] - ref).max() <= 1e-12 * max(np.abs(ref).max(), 1e-3)
 
 
 def test_one_mode_lamb_shift_is_the_diagonal_and_agrees_with_cauchy():
