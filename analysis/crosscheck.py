@@ -2,8 +2,9 @@ r"""Cross-check report for K >= 1 modes: N, J, J_ph and Ie from every level of t
 
 One report for every number of modes K (docs/theory.md, docs/approximations.md, docs/modes.md). The
 reference row is the exact mean of the jump picture: the rate equation (Eq. 8) for one mode, and its
-K-mode form, the covariance route (the Lyapunov steady state of ``C_mn = <a_m^+ a_n>``, Lamb shift
-neglected), for several. Each other route and the difference it should show from the reference:
+K-mode form, the covariance route (the Lyapunov steady state of ``C_mn = <a_m^+ a_n>``, with the Lamb
+shift where ``mode.lamb_shift`` is true, as in the Lindblad and mcsolve routes), for several. Each other
+route and the difference it should show from the reference:
 
 ============================  ===============================================================
 route                         expected difference from the reference

@@ -138,7 +138,8 @@ class CollectivePlan:
                     "N_final": {r: float(g["N"].iloc[-1]) for r, g in evolution.groupby("run")}},
             "at_run": verdict,
             "verdict": f"at {key} = {V_run:.4g}: {verdict['text']}",
-            "lamb_shift": "neglected (moves the onset of collective runaway by a few percent)",
+            "lamb_shift": ("included (mode.lamb_shift = true)" if config.mode.lamb_shift else
+                           "neglected (moves the onset of collective runaway by a few percent)"),
         }
         return table, summary, lambda tb, p: plot_collective_runaway(tb, thr, kappa_alone, evolution, key, Vc, V_run, p,
                                                                      verdict)
