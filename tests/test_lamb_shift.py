@@ -264,6 +264,10 @@ def test_cli_threshold_and_steady_record_the_lamb_shift(capsys):
     assert "neglect the Lamb shift" not in err
     code, out, err = _cli(capsys, "steady", "waterwheel", "--json", "--set", "bias.V=1.0")
     assert code == 0 and "lamb_shift" not in json.loads(out) and "neglect the Lamb shift" in err
+    code, out, _ = _cli(capsys, "steady", "paper_double_dot", "--set", "mode.lamb_shift=true")
+    assert code == 0 and "lamb_shift        L = [[-0.2" in out
+    code, out, _ = _cli(capsys, "steady", "paper_double_dot")
+    assert code == 0 and "lamb_shift" not in out
     code, _, err = _cli(capsys, "steady", "waterwheel", "--set", "mode.lamb_shift=2")
     assert code == 2 and "mode.lamb_shift must be true or false" in err and err.strip().count("\n") == 0
 

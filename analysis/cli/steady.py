@@ -66,6 +66,7 @@ def cmd_steady(args: argparse.Namespace) -> int:
               "T_eff",
               "mu_eff", "J", "J_ph", "Ie", "eta", "n_ph"):
         print(f"{k:18s}{num(out[k])}")
+    lamb_shift_line(out)
     if args.landauer:
         la = out["landauer"]
         print(f"{'landauer':18s}level={la['level']} J={num(la['J'])} (+-{num(la['J_err'])}) "
@@ -74,6 +75,17 @@ def cmd_steady(args: argparse.Namespace) -> int:
         li = out["lindblad"]
         print(f"{'lindblad':18s}N={num(li['N'])} cutoff={li['cutoff']} tail={num(li['tail_probability'])}")
     return 0
+
+
+def lamb_shift_line(out: dict) -> None:
+    """The text output's ``lamb_shift`` line where ``mode.lamb_shift`` is true: the matrix ``L`` (real, or
+    ``re+imj`` per entry), row by row (nothing where it is neglected: the output is as before)."""
+    if not out.get("lamb_shift"):
+        return
+    L = out["lamb_shift_matrix"]
+    rows = ["[" + ", ".join(num(r) if i == 0 else f"{num(r)}{'+' if i >= 0 else '-'}{num(abs(i))}j"
+                            for r, i in zip(re, im, strict=True)) + "]" for re, im in zip(L["re"], L["im"], strict=True)]
+    print(f"{'lamb_shift':18s}L = [{', '.join(rows)}] (included: mode.lamb_shift = true)")
 
 
 def lamb_shift_note(system) -> None:
@@ -151,6 +163,7 @@ def _steady_modes(args: argparse.Namespace, cfg, st) -> int:
     print(f"{'clusters':18s}{out['clusters']}")
     print(f"{'cluster_freqs':18s}[{', '.join(num(w) for w in out['cluster_frequencies'])}]")
     print(f"{'coherence_width':18s}{num(out['coherence_width'])}")
+    lamb_shift_line(out)
     if args.landauer:
         la = out["landauer"]
         print(f"{'landauer':18s}level={la['level']} J={num(la['J'])} (+-{num(la['J_err'])}) "
