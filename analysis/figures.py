@@ -64,6 +64,7 @@ import pandas as pd
 from sim.config import Config, ConfigError, parse_config
 from sim.io import RunDirectory
 from sim.parallel import Scheduler
+from sim.results import Result
 from sim.sweep import GridAxis, SteadyPoint, SweepJob, run_sweeps, study_values
 
 from . import modes_study, plots
@@ -80,8 +81,11 @@ Outcome = tuple[pd.DataFrame, dict[str, Any], Draw]
 
 
 @dataclass(frozen=True)
-class StudyResult:
-    """What :func:`run_study` wrote: the table, the figure and the summary."""
+class StudyResult(Result):
+    """What :func:`run_study` wrote: the table, the figure and the summary (a :class:`sim.results.Result`:
+    ``to_frame()`` is the figure's table, ``provenance()`` the study's config)."""
+
+    route = "study"
 
     name: str
     out: Path
@@ -90,6 +94,9 @@ class StudyResult:
     figure_path: Path
     summary: dict[str, Any]
     resumed: bool
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.table
 
 
 @dataclass(frozen=True)
@@ -582,4 +589,5 @@ def run_study(
         fig_path = sc.draw_recorded(rd, lambda p: draw(table, p), f"{name}.png")
         rd.write_summary({"study": name, "kind": kind, **summary})
         rd.finish(wall_s=time.perf_counter() - t0, scheduler=sched.describe())
-    return StudyResult(name, rd.path, table, table_path, fig_path, summary, rd.resumed)
+    return StudyResult(name, rd.path, table, table_path, fig_path, summary, rd.resumed, config=config,
+                       options={"name": name})

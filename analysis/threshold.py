@@ -22,6 +22,7 @@ non-finite kappa raises :class:`sim.guards.NumericalError`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import optimize
@@ -29,14 +30,24 @@ from scipy import optimize
 from sim.config import Config, ConfigError
 from sim.guards import NumericalError
 from sim.rate_equation import rate_model
+from sim.results import Result
 from sim.system import System
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Threshold", "kappa_at", "margin_at", "find_threshold"]
 
 
 @dataclass(frozen=True)
-class Threshold:
-    """``threshold``: value of ``key`` where kappa = 0; ``slope``: d kappa/d key there."""
+class Threshold(Result):
+    """``threshold``: value of ``key`` where kappa = 0; ``slope``: d kappa/d key there.
+
+    A :class:`sim.results.Result`: ``provenance()`` records the config and the bracket,
+    ``to_frame()`` is the one-row table of :meth:`to_dict` (``margin_at_bounds`` as two columns).
+    """
+
+    route = "threshold"
 
     key: str
     threshold: float
@@ -47,6 +58,18 @@ class Threshold:
     near_threshold_at_bound: bool = False
     n_modes: int = 1
     lamb_shift: bool = False
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row: the :meth:`to_dict` record, a pair ``[low, high]`` split into ``*_low`` and ``*_high``."""
+        import pandas as pd
+
+        row: dict = {}
+        for k, v in self.to_dict().items():
+            if isinstance(v, list):
+                row[f"{k}_low"], row[f"{k}_high"] = v
+            else:
+                row[k] = v
+        return pd.DataFrame([row])
 
     def to_dict(self) -> dict:
         """The ``ehp threshold --json`` record; ``lamb_shift``: whether the margin includes the Lamb shift
@@ -137,4 +160,5 @@ def find_threshold(config: Config, key: str, between: tuple[float, float], xtol:
     if not np.isfinite(slope):
         raise NumericalError(f"the slope d kappa / d {key} at the threshold {root:g} came out {slope}")
     return Threshold(key, float(root), float(slope), ka, kb, _kappa_and_roundoff(built, key, root)[1], near,
-                     config.n_modes, bool(config.mode.lamb_shift))
+                     config.n_modes, bool(config.mode.lamb_shift), config=config,
+                     options={"between": [a, b], "xtol": xtol})

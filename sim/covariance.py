@@ -314,6 +314,30 @@ class ModeSystem:
             d.update(lamb_re=self.lamb.real.tolist(), lamb_im=self.lamb.imag.tolist())
         return d
 
+    def mode_model(self, k: int) -> JumpModel:
+        r"""Mode ``k`` alone: the one-mode jump model of its diagonal rates (a birth-death chain).
+
+        Channel rates ``tau_em_c = T_em^c_kk``, ``tau_abs_c = T_abs^c_kk`` (``Lambda_c`` their
+        difference) at ``Omega_k``, the ph-bath ``gamma_k`` with temperature
+        ``T_ph = Omega_k / ln(1 + 1/n_k)`` (so that ``nB(Omega_k, T_ph) = n_k`` to round-off) and
+        ``T_e``. Without cross terms (every cluster one mode) the modes are independent and the
+        populations of mode ``k`` obey exactly this chain; with cross terms it is only the mode's
+        diagonal part, and routes refuse it (:func:`sim.population.evolve_population`).
+        """
+        from .channels import ChannelRates
+        from .model import JumpModel
+
+        k = int(k)
+        if not 0 <= k < self.K:
+            raise ValueError(f"mode index must be in 0 .. {self.K - 1}, got {k}")
+        em = self.emission[:, k, k].real.copy()
+        ab = self.absorption[:, k, k].real.copy()
+        w, n = float(self.omega[k]), float(self.n_th[k])
+        T_ph = 0.0 if n == 0.0 else w / float(np.log1p(1.0 / n))
+        rates = ChannelRates(w=np.float64(w), mu=np.asarray(self.mu, dtype=float), emission=em, absorption=ab,
+                             damping=ab - em)
+        return JumpModel(w, rates, float(self.gamma[k]), T_ph, float(self.T_e))
+
     @property
     def cluster_frequencies(self) -> tuple[float, ...]:
         """``w_S`` of each cluster (:func:`cluster_frequency`): the frequency of its rates and ph-bath occupation."""

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import scipy.linalg as sla
@@ -54,8 +54,13 @@ from .initial import InitialSpec, initial_distribution
 from .model import JumpModel as RateModel
 from .results import Result, TimeSeries
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from .covariance import ModeSystem
+
 __all__ = [
-    "DEFAULT_TOL", "MAX_CUTOFF", "InitialSpec", "PopulationResult", "PopulationSteady", "TruncationError",
+    "DEFAULT_TOL", "MAX_CUTOFF", "InitialSpec", "ModesPopulation", "PopulationResult", "PopulationSteady", "TruncationError",
     "birth_death_parts", "choose_cutoff", "evolve_population", "generator", "geometric_cutoff", "predicted_tail",
     "initial_distribution", "steady_population", "stop_message", "unstable_message",
 ]
@@ -359,7 +364,7 @@ def _crossing(G: NDArray[np.float64] | sp.csr_matrix, p_prev: NDArray[np.float64
 
 
 def evolve_population(
-    model: RateModel,
+    model: RateModel | ModeSystem,
     t: ArrayLike,
     initial: str | InitialSpec | ArrayLike = "vacuum",
     cutoff: int | None = None,
@@ -376,10 +381,14 @@ def evolve_population(
     :class:`sim.guards.GuardError` when ``||G||_1 (t_end - t_0) > 1e6``), so the only error
     besides round-off is the truncation, bounded by the guard (module docstring).
 
+    Several modes: ``model`` a :class:`sim.covariance.ModeSystem` without cross terms (every
+    cluster one mode) evolves each mode's chain (:meth:`~sim.covariance.ModeSystem.mode_model`)
+    from the same ``initial`` text and returns :class:`ModesPopulation` (:func:`_evolve_modes`).
+
     Parameters
     ----------
     model
-        Scalar :class:`RateModel` (rates in energy units).
+        Scalar :class:`RateModel` (rates in energy units), or a ModeSystem (above).
     t
         Non-decreasing time grid (1/energy).
     initial
@@ -397,6 +406,8 @@ def evolve_population(
         ``"return"`` the partial result; default (None): return for an unstable model
         (``kappa <= 0``, a runaway), raise for a stable one (a too-small cutoff).
     """
+    if hasattr(model, "clusters"):  # several modes (a ModeSystem): one chain per mode
+        return _evolve_modes(model, t, initial, cutoff, tol=tol, max_cutoff=max_cutoff, on_truncation=on_truncation)
     t = time_grid(t, strict=False)
     spec = InitialSpec.parse(initial)
     if cutoff is None:
@@ -436,6 +447,115 @@ def evolve_population(
     if stop is not None and (mode == "raise" or not rows):
         raise TruncationError(result.message, stop, result)
     return result
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModesPopulation(TimeSeries):
+    """Fock populations of K independent modes (no cross terms) on a time grid.
+
+    The joint distribution is the product of the per-mode ones (the modes do not exchange quanta
+    and start from a product state), so the marginals ``P[k]`` are the whole answer.
+
+    Attributes
+    ----------
+    t : (n_t,) array
+        Times (1/energy), up to the earliest stop of any mode.
+    N : (n_t,) array
+        Total ``N(t) = sum_k N_k(t)``.
+    N_modes : (n_t, K) array
+        ``N_k(t) = sum_n n P_k,n(t)``.
+    P : tuple of (n_t, cutoff_k) arrays
+        ``P_k,n(t)``, mode by mode.
+    cutoffs : tuple of int
+        Fock levels kept per mode.
+    tail_probability, top_probability : float
+        Largest predicted tail and largest top-level probability over the modes.
+    stopped_at : float or None
+        Earliest time a mode's top level reached the guard tolerance (None: finished).
+    message : str or None
+        The stop's reason (mode and growth rate); None when finished.
+    system : ModeSystem
+        The modes (the fluxes of :meth:`to_frame` are taken from it).
+    """
+
+    t: NDArray[np.float64]
+    N: NDArray[np.float64]
+    N_modes: NDArray[np.float64]
+    P: tuple[NDArray[np.float64], ...]
+    cutoffs: tuple[int, ...]
+    tail_probability: float
+    top_probability: float
+    stopped_at: float | None = None
+    message: str | None = None
+    system: ModeSystem | None = None
+    route = "population"
+
+    @property
+    def K(self) -> int:
+        return self.N_modes.shape[1]
+
+    def to_frame(self) -> pd.DataFrame:
+        """``t, N, N_0 .. N_{K-1}, J, J_ph, Ie, J_LL .. J_RL, Ie_LL .. Ie_RL`` (fluxes at ``C = diag N_k``,
+        exact without cross terms), the columns of the covariance route's table."""
+        import pandas as pd
+
+        from .conductor import CHANNELS
+
+        if self.system is None:
+            raise ValueError("ModesPopulation.to_frame needs the system (pass system=...)")
+        cols: dict[str, NDArray] = {"t": self.t, "N": self.N}
+        cols.update({f"N_{k}": self.N_modes[:, k] for k in range(self.K)})
+        flux = [self.system.fluxes(np.diag(n)) for n in self.N_modes]
+        for q in ("J", "J_ph", "Ie"):
+            cols[q] = np.array([float(f[q]) for f in flux])
+        for q, key in (("J", "J_channel"), ("Ie", "Ie_channel")):
+            for i, c in enumerate(CHANNELS):
+                cols[f"{q}_{c}"] = np.array([f[key][i] for f in flux])
+        return pd.DataFrame(cols)
+
+
+def _evolve_modes(system: ModeSystem, t: ArrayLike, initial: str | InitialSpec | ArrayLike, cutoff: int | None, *,
+                  tol: float, max_cutoff: int, on_truncation: OnTruncation) -> ModesPopulation:
+    """:func:`evolve_population` of K modes without cross terms: mode ``k``'s chain from ``initial``.
+
+    ``initial`` is read per mode (``steady``: each mode's own steady state; ``thermal:N``: mean N
+    each; ``thermal:T=``: ``nB(Omega_k, T)``; ``fock:n``: each in ``|n>``), so the start is the
+    product state of the several-mode trajectory engines. ``cutoff``: one for all modes or None
+    (each its own automatic cutoff). A stop of any mode ends every mode's table there; a stable
+    mode that hits its cutoff raises :class:`TruncationError` with the partial result.
+    """
+    several = [list(S) for S in system.clusters if len(S) > 1]
+    if several:
+        raise ValueError(f"the population route needs modes without cross terms (every cluster one mode); the clusters "
+                         f"{several} couple modes, so the populations do not close on themselves: use --method rate "
+                         "(covariance) or lindblad")
+    models = [system.mode_model(k) for k in range(system.K)]
+    if isinstance(initial, str | InitialSpec) and InitialSpec.parse(initial).kind == "steady":
+        bad = [k for k, m in enumerate(models) if not bool(m.stable)]
+        if bad:
+            raise ValueError(f"initial 'steady' needs stable modes; mode(s) {bad} run away (kappa = "
+                             f"{', '.join(f'{float(models[k].kappa):.6g}' for k in bad)})")
+    parts: list[PopulationResult] = []
+    error: TruncationError | None = None
+    for k in range(system.K):
+        try:
+            parts.append(evolve_population(models[k], t, initial, cutoff, tol=tol, max_cutoff=max_cutoff,
+                                           on_truncation=on_truncation))
+        except TruncationError as e:
+            parts.append(e.partial)  # type: ignore[arg-type]
+            error = error or e
+    n = min(p.t.size for p in parts)
+    stops = [(p.stopped_at, k, p.message) for k, p in enumerate(parts) if p.stopped_at is not None]
+    stop, k_stop, why = min(stops) if stops else (None, None, None)
+    Nk = np.stack([p.N[:n] for p in parts], axis=1) if n else np.empty((0, system.K))
+    res = ModesPopulation(t=parts[0].t[:n].copy(), N=Nk.sum(axis=1), N_modes=Nk, P=tuple(p.P[:n] for p in parts),
+                          cutoffs=tuple(p.cutoff for p in parts),
+                          tail_probability=max(p.tail_probability for p in parts),
+                          top_probability=max(p.top_probability for p in parts), stopped_at=stop,
+                          message=None if stop is None else f"mode {k_stop}: {why}", system=system)
+    if error is not None:
+        raise TruncationError(res.message or str(error), float(stop if stop is not None else error.t_stop), res)
+    return res
 
 
 # --------------------------------------------------------------------------- steady state

@@ -210,9 +210,12 @@ def test_sweep_and_map_columns_for_several_modes():
     ["evolve", "{cfg}", "--method", "population", "--t-end", "1", "--out", "{out}"],
 ])
 def test_one_mode_routes_refuse_several_modes(tmp_path, capsys, argv):
+    """The population route takes several modes only without cross terms: the waterwheel's degenerate pair is
+    one cluster, so it refuses (naming the cluster and the routes that take it) and writes nothing."""
     argv = [a.format(cfg=WATERWHEEL, out=tmp_path / "x") for a in argv]
     err = _error(capsys, argv)
-    assert "K = 2" in err and "covariance route" in err
+    assert "2 modes" in err and "cross terms" in err and "[[0, 1]]" in err and "--method rate" in err
+    assert not (tmp_path / "x").exists()
 
 
 def test_python_one_mode_api_refuses_several_modes():
@@ -378,3 +381,26 @@ def test_collective_runaway_study_small_grid(tmp_path):
     assert n["pair"] > 10 * max(n["mode 0 alone"], n["mode 1 alone"])
     assert res.figure_path.stat().st_size > 10_000
     assert set(res.table["variant"]) == {"cross terms", "secular"} and len(res.table) == 2 * 2 * 5
+
+
+def test_evolve_population_several_modes_without_cross_terms(tmp_path, capsys):
+    """Secular waterwheel with split quanta (1.0, 1.3; width 0): `--method population` writes the rate route's
+    columns, and both exact routes give the same N_k(t) and fluxes (the population truncation tail is 1e-10)."""
+    d = _ww_dict()
+    d["mode"]["omega"] = [1.0, 1.3]
+    d["mode"]["coherence_width"] = 0.0
+    d["bias"]["V"] = 0.8
+    cfg = _write(tmp_path, "sec.toml", d)
+    tables = {}
+    for method in ("population", "rate"):
+        capsys.readouterr()
+        assert main(["evolve", cfg, "--method", method, "--t-end", "300", "--out", str(tmp_path / method)]) == 0
+        out = capsys.readouterr().out
+        assert "N(t_end)" in out
+        tables[method] = pd.read_parquet(tmp_path / method / "evolution.parquet")
+    pop, rate = tables["population"], tables["rate"]
+    assert list(pop.columns) == list(rate.columns)
+    for col in ("N_0", "N_1", "N", "Ie", "J", "J_ph", "Ie_LR"):
+        np.testing.assert_allclose(pop[col], rate[col], rtol=1e-8, atol=1e-14, err_msg=col)
+    summary = json.loads((tmp_path / "population" / "summary.json").read_text())
+    assert summary["method"] == "population" and len(summary["cutoffs"]) == 2 and summary["truncated"] is False

@@ -188,3 +188,96 @@ def test_initial_specs():
         initial_distribution("steady", 10, model(2.0))
     with pytest.raises(ValueError, match="does not fit"):
         initial_distribution("fock:10", 10)
+
+
+# --------------------------------------------------------------------------- several modes (one chain per mode)
+
+def _modes(V: float, omega=(0.7, 1.3), width: float | None = 0.0, T: float = 0.05, gamma: float = 0.001):
+    """The 3-orbital model of tests/test_equilibrium.py: quanta 0.7 and 1.3 secular (width 0) by default;
+    V = 1 stable, V = 3 mode 0 runs away (growth rate 0.0216) while mode 1 stays stable."""
+    from sim.covariance import mode_system
+
+    from .test_equilibrium import COND, M
+
+    return mode_system(COND, M[:len(omega)], list(omega), gamma, T, V / 2, -V / 2, T, delta=width)
+
+
+@pytest.mark.parametrize("V", [0.0, 1.0])
+def test_modes_population_mean_is_the_covariance_diagonal(V):
+    """Without cross terms C(t) from the vacuum stays diagonal, and each mode's chain has <n_k>(t) = C_kk(t):
+    two exact routes (propagators of P, the closed-form covariance); the truncation bound above plus round-off."""
+    s = _modes(V)
+    t = np.linspace(0.0, 400.0, 41)
+    res = evolve_population(s, t, "vacuum")
+    C = s.covariance(t)
+    Ck = np.diagonal(C, axis1=1, axis2=2).real
+    assert np.abs(C - np.einsum("tk,kl->tkl", Ck, np.eye(2))).max() <= 1e-15  # diagonal: no cross terms
+    up = max(float(s.mode_model(k).up_rate) for k in range(2))
+    bound = up * max(res.cutoffs) * res.top_probability * t[-1] + 1e-12 * (1 + Ck.max())
+    assert np.abs(res.N_modes - Ck).max() <= bound
+    np.testing.assert_allclose(res.N, res.N_modes.sum(axis=1), rtol=1e-15)
+    for P in res.P:  # each marginal a probability distribution at every time
+        np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=0, atol=1e-13)
+        assert P.min() >= -1e-15
+
+
+def test_modes_population_of_one_mode_is_the_fast_path():
+    """K = 1 as a ModeSystem: the chain of mode_model(0) is the one-mode chain of the same system's JumpModel
+    (the channel route of the conductor and the rate-matrix route agree to round-off, 1e-13 relative)."""
+    import sim
+    from sim.config import load_config
+
+    cfg = load_config("waterwheel", ["mode.omega=1.0", "conductor.M=[[-0.1, 0.25], [0.25, 0.05]]", "bias.V=0.8"])
+    system = sim.system(cfg)
+    t = np.linspace(0.0, 300.0, 31)
+    one = evolve_population(system.jump_model(), t, "thermal:T=0.3")
+    many = evolve_population(system.modes(), t, "thermal:T=0.3")
+    assert many.cutoffs == (one.cutoff,)
+    np.testing.assert_allclose(many.P[0], one.P, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(many.N, one.N, rtol=1e-12)
+    import dataclasses
+
+    f1, fk = dataclasses.replace(one, model=system.jump_model()).to_frame(), many.to_frame()  # same fluxes
+    for col in ("J", "J_ph", "Ie", "Ie_LR"):
+        np.testing.assert_allclose(fk[col], f1[col], rtol=1e-10, atol=1e-16)
+
+
+def test_modes_population_at_equilibrium_is_gibbs_with_no_flux():
+    """V = 0, one temperature: from the steady (= Gibbs) start each marginal stays geometric at nB(Omega_k) and
+    every flux vanishes to round-off; from the vacuum the chains relax to the same Gibbs state."""
+    from sim.special import bose
+
+    T = 0.2
+    s = _modes(0.0, T=T, gamma=0.01)
+    t = np.linspace(0.0, 3000.0, 31)
+    nb = bose(s.omega, T)
+    res = evolve_population(s, t, "steady")
+    # the truncated Gibbs state: its mean misses sum_{n >= cutoff} n P_n <= 2 cutoff x tail (x = nB/(nB+1) < 1)
+    trunc = 2 * max(res.cutoffs) * res.tail_probability
+    np.testing.assert_allclose(res.N_modes, np.broadcast_to(nb, res.N_modes.shape), rtol=1e-13, atol=trunc)
+    frame = res.to_frame()
+    scale = max(np.abs(s.emission).max(), s.gamma.max()) * s.omega.max()
+    for col in ("J", "J_ph", "Ie", "Ie_LR", "Ie_RL", "J_LL"):
+        assert np.abs(frame[col]).max() <= 1e-10 * scale, col
+    relax = evolve_population(s, t, "vacuum")
+    np.testing.assert_allclose(relax.N_modes[-1], nb, rtol=1e-6)  # e^{-kappa t}: kappa t_end > 25
+
+
+def test_modes_population_runaway_stops_at_the_guard():
+    """V = 3: mode 0 runs away; the table ends where its top Fock level fills, for both modes, with the reason."""
+    s = _modes(3.0)
+    assert not s.stable and not s.mode_model(0).stable and s.mode_model(1).stable
+    t = np.linspace(0.0, 2000.0, 201)
+    res = evolve_population(s, t, "vacuum")
+    assert res.stopped_at is not None and res.stopped_at < t[-1]
+    assert res.message.startswith("mode 0:")
+    assert res.t.size == res.N_modes.shape[0] == res.P[1].shape[0] < t.size
+    assert np.all(np.diff(res.N_modes[:, 0]) > 0)  # the runaway mode only grows
+
+
+def test_modes_population_refusals():
+    """Cross terms (a cluster of two modes) and a steady start of a runaway system."""
+    with pytest.raises(ValueError, match=r"without cross terms .* \[\[0, 1\]\]"):
+        evolve_population(_modes(1.0, omega=(1.0, 1.0)), [0.0, 1.0], "vacuum")
+    with pytest.raises(ValueError, match=r"initial 'steady' needs stable modes; mode\(s\) \[0\]"):
+        evolve_population(_modes(3.0), [0.0, 1.0], "steady")

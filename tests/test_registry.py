@@ -89,5 +89,6 @@ def test_docs_carry_the_support_table():
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "modes.md").read_text()
     assert support_table() in text
-    assert route_refusal("population", 2) is not None and route_refusal("population", 1) is None
+    assert route_refusal("population", 2, cross_terms=True) is not None and route_refusal("population", 1) is None
+    assert route_refusal("population", 2) is None  # several modes without cross terms: one chain per mode
     assert set(SUPPORT) >= {"steady", "rate", "population", "lindblad", "landauer", "ssa", "mcsolve"}

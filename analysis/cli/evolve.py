@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction, with_config) -> None:
     q.add_argument("--t-end", type=float, help="final time in 1/energy (default: run.t_end)")
     q.add_argument("--n-points", type=int, help="points of the time grid (default: run.n_points)")
     q.add_argument("--method", choices=tuple(ROUTES), default=None,
-                   help="default: population (several modes: rate, the only route for them)")
+                   help="default: population for one mode, rate for several (population: modes without cross terms)")
     q.add_argument("--initial", help="initial state (default: run.initial)")
     q.add_argument("--cutoff", type=int, help="Fock levels kept (default: chosen from the predicted distribution)")
     q.add_argument("--bias-table", metavar="CSV",
@@ -278,7 +278,7 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     from sim.config import ConfigError
     from sim.io import RunDirectory
 
-    if args.method not in ("rate", "lindblad"):
+    if args.method not in ("rate", "lindblad", "population"):
         cfg.require_one_mode(f"evolve --method {args.method}")
     if args.bias_table is not None:
         cfg.require_one_mode("evolve --bias-table")
@@ -287,11 +287,29 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
     K = cfg.n_modes  # per time point: C(t) (16 K^2 bytes, twice) and the table (K + 15 columns)
     guards.check_count("--n-points", n_points, lo=2, bytes_each=32 * K * K + 8 * (K + 15),
                        hint="use fewer time points (the table is written once, not streamed)")
-    if initial != "vacuum" and args.method != "lindblad":
+    if initial != "vacuum" and args.method == "rate":
         raise ConfigError(f"run.initial = {initial!r}: several modes (K = {cfg.n_modes}) start from the vacuum only "
-                          "on --method rate (initial = 'vacuum'; --method lindblad also takes steady and thermal:N)")
+                          "on --method rate (initial = 'vacuum'; --method lindblad also takes steady and thermal:N, "
+                          "--method population every Fock-diagonal start)")
     if args.method == "lindblad":
         _check_gaussian_start(initial, cfg.n_modes)
+    if args.method == "population":
+        _check_population_start(initial, cfg.n_modes)
+    from sim.covariance import mode_system_from_config
+
+    from .steady import lamb_shift_note
+
+    system = mode_system_from_config(cfg)  # before the run directory: a refusal leaves nothing behind
+    if args.method == "population":
+        from sim.trajectories.labelled import cross_term_clusters
+
+        several = cross_term_clusters(system)
+        if several:
+            raise ConfigError(f"evolve --method population with {system.K} modes needs modes without cross terms "
+                              f"(every cluster one mode); the clusters {[list(S) for S in several]} couple modes, so "
+                              "the populations do not close on themselves: use --method rate (covariance) or lindblad "
+                              "(or mode.coherence_width = 0 for the secular approximation, if the quanta differ)")
+    lamb_shift_note(system)
     identity = {"command": "evolve", "config": cfg.to_dict(), "method": args.method, "t_end": t_end,
                 "n_points": n_points, "initial": initial}
     rd = RunDirectory.open(args.out, identity, overwrite=args.overwrite,
@@ -302,7 +320,7 @@ def _evolve_modes(args: argparse.Namespace, cfg, t_end: float, n_points: int, in
             rd.finish()
             print(f"{args.out}: this run is already complete ({len(table)} time points); nothing recomputed")
             return 0
-        return _evolve_modes_into(args, rd, cfg, t_end, n_points, initial, start)
+        return _evolve_modes_into(args, rd, system, t_end, n_points, initial, start)
 
 
 def _check_gaussian_start(initial: str, K: int) -> None:
@@ -321,22 +339,34 @@ def _check_gaussian_start(initial: str, K: int) -> None:
                           f"Gaussian state ({', '.join(GAUSSIAN_STARTS)}); {kind} starts need one mode")
 
 
-def _evolve_modes_into(args: argparse.Namespace, rd, cfg, t_end: float, n_points: int, initial: str,
+def _check_population_start(initial: str, K: int) -> None:
+    """ConfigError unless ``initial`` is a Fock-diagonal start the population route of K modes takes."""
+    from sim.config import ConfigError
+    from sim.initial import InitialSpec
+    from sim.registry import route_refusal
+
+    try:
+        kind = InitialSpec.parse(initial).kind
+    except ValueError as e:
+        raise ConfigError(f"run.initial = {initial!r}: {e}") from None
+    why = route_refusal("population", K, initial=kind)
+    if why:
+        raise ConfigError(f"run.initial = {initial!r}: {why} (a coherent start: --method lindblad)")
+
+
+def _evolve_modes_into(args: argparse.Namespace, rd, system, t_end: float, n_points: int, initial: str,
                        start: float) -> int:
-    """The several-mode evolution written into the open run directory ``rd``."""
+    """The several-mode evolution of ``system`` (a ModeSystem) written into the open run directory ``rd``."""
     import numpy as np
     import pandas as pd
 
     from sim.conductor import CHANNELS
-    from sim.covariance import mode_system_from_config
 
-    from .steady import lamb_shift_note
-
-    system = mode_system_from_config(cfg)
-    lamb_shift_note(system)
     t = np.linspace(0.0, t_end, n_points)
     if args.method == "lindblad":
         return _evolve_modes_lindblad(args, rd, system, t, initial, start)
+    if args.method == "population":
+        return _evolve_modes_population(args, rd, system, t, initial, start)
     C = system.covariance(t)
     Nk = np.real(np.diagonal(C, axis1=-2, axis2=-1))
     cols: dict[str, np.ndarray] = {"t": t, "N": Nk.sum(axis=1)}
@@ -385,3 +415,51 @@ def _evolve_modes_lindblad(args: argparse.Namespace, rd, system, t, initial: str
                "n_modes": system.K, "cutoffs": list(res.cutoffs), "P_top_max": float(res.P_top.max())}
     return _finish_modes(rd, system, table, res.N[-1], summary, wall,
                          f"lindblad ({system.K} modes, cutoffs {list(res.cutoffs)})")
+
+
+def _evolve_modes_population(args: argparse.Namespace, rd, system, t, initial: str, start: float) -> int:
+    """Several modes without cross terms, ``--method population``: each mode's birth-death chain, exact
+    propagators (:func:`sim.population.evolve_population` of the ModeSystem); the covariance route's columns.
+
+    A runaway stops the table where a mode's top Fock level fills (``truncated: true`` in the summary, no
+    ``N(t_end)`` printed), as for one mode.
+    """
+    from sim import guards
+    from sim.config import ConfigError
+    from sim.population import TruncationError, evolve_population
+
+    try:
+        res = evolve_population(system, t, initial)
+    except TruncationError as e:  # a stable mode reached its automatic cutoff: keep the partial table, exit 2
+        res = e.partial
+        table = res.to_frame()
+        rd.write_part("evolution", 0, table)
+        rd.write_summary({"method": "population", "n_modes": system.K, "truncated": True, "error": True,
+                          "stopped_at": res.stopped_at, "message": str(e), "n_points": int(len(table))})
+        rd.finish(wall_s=time.perf_counter() - start, truncated=True, stopped_at=res.stopped_at)
+        raise guards.GuardError(f"{e} (the partial table is kept in {rd.path / 'evolution.parquet'})") from None
+    except ValueError as e:
+        raise ConfigError(f"evolve --method population with {system.K} modes: {e}") from None
+    table = res.to_frame()
+    if table.empty:
+        raise guards.NumericalError(f"no time point before the cutoff guard stopped the run ({res.message})")
+    rd.write_part("evolution", 0, table)
+    wall = time.perf_counter() - start
+    summary = {"method": "population", "t_end": float(t[-1]), "n_points": int(len(table)), "initial": initial,
+               "n_modes": system.K, "cutoffs": list(res.cutoffs), "truncated": res.stopped_at is not None,
+               "stopped_at": res.stopped_at, "message": res.message}
+    line = f"population ({system.K} modes without cross terms, cutoffs {list(res.cutoffs)})"
+    if res.stopped_at is None:
+        return _finish_modes(rd, system, table, res.N_modes[-1], summary, wall, line)
+    summary = {**summary, "stable": system.stable, "growth_rate": system.growth_rate, "margin": -system.growth_rate,
+               "N_final": None, "N_last": float(table["N"].iloc[-1]), "t_last": float(table["t"].iloc[-1]),
+               "wall_s": wall}
+    rd.write_summary(summary)
+    rd.finish(wall_s=wall, truncated=True, stopped_at=res.stopped_at)
+    print(res.message, file=sys.stderr)
+    print(f"method     {line}")
+    print(f"margin     2 min Re eig(Y) = {-system.growth_rate:.6g}  ({'stable' if system.stable else 'unstable'})")
+    print(f"N(t_end)   -  (the run stopped at t = {res.stopped_at:.6g}; last grid point t = {summary['t_last']:.6g}: "
+          f"N = {summary['N_last']:.6g})")
+    print(f"table      {rd.path / 'evolution.parquet'}")
+    return 0
