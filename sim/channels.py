@@ -46,7 +46,7 @@ from scipy import integrate
 from .conductor import CHANNELS, ELECTRODES, Conductor, FlatConductor
 from .special import bose, digamma, fermi, trigamma, x_bose
 
-__all__ = ["ChannelRates", "channel_rates", "kernel", "rates_by_quadrature", "KernelModel"]
+__all__ = ["ChannelRates", "channel_rates", "kernel", "rates_by_quadrature", "KernelModel", "elastic_current"]
 
 _CONFLUENT = 1e-5  # |a - c| / |Im| below which a pole pair is treated as confluent
 _DELTA = 3e-5  # half-width of the interpolation window around w = mu_c, in min(T, width)
@@ -384,3 +384,52 @@ def rates_by_quadrature(conductor: Conductor, channel: str, w: float, mu_a: floa
 
     lam = _real_line_quad(g, poles, hw, 1e-13 * 2 * np.pi * scale) / (2 * np.pi)
     return {"emission": em, "absorption": em + lam, "damping": lam, "scale": scale}
+
+
+def elastic_current(conductor: Conductor, mu_L: float, mu_R: float, T_L: float, T_R: float | None = None) -> float:
+    r"""Elastic Landauer particle current L -> R (electrons per unit time, > 0 for ``mu_L > mu_R``).
+
+    ``I = int dE/2pi Tr[Gamma_L G Gamma_R G^dagger] (f_L - f_R)``: the current without the mode, which
+    the mode-assisted (inelastic) ``Ie`` of the channels comes on top of. With
+    ``H_eff = V diag(z) V^-1`` the transmission is ``sum_kl C_kl / ((E - z_k)(E - z_l*))``,
+    ``C_kl = (V^-1 Gamma_R V^-dagger)_kl (V^dagger Gamma_L V)_lk``; by partial fractions each term is two
+    Fermi pole integrals (:func:`fermi_pole_integral`), exact at any temperature. Defective or undamped
+    models are integrated by ``scipy.integrate.quad`` instead.
+    """
+    T_R = T_L if T_R is None else T_R
+    model = _model(conductor)
+    if model.defective:
+        return _elastic_quad(conductor, mu_L, mu_R, T_L, T_R)
+    z = model.z
+    V = np.linalg.eig(conductor.h_eff)[1]
+    Vi = np.linalg.inv(V)
+    A = Vi @ conductor.gamma_R @ Vi.conj().T
+    B = V.conj().T @ conductor.gamma_L @ V
+    C = A * B.T
+    den = z[:, None] - z.conj()[None, :]
+
+    def window(mu: float, T: float) -> complex:
+        Iz = fermi_pole_integral(z, mu, np.asarray(T, dtype=float))
+        return np.sum(C * (Iz[:, None] - Iz.conj()[None, :]) / den)
+
+    return float((window(mu_L, T_L) - window(mu_R, T_R)).real / (2 * np.pi))
+
+
+def _elastic_quad(conductor: Conductor, mu_L: float, mu_R: float, T_L: float, T_R: float) -> float:
+    def trans(e):
+        G = conductor.green(e)
+        return np.einsum("ij,...jk,kl,...li->...", conductor.gamma_L, G, conductor.gamma_R,
+                         np.conj(np.swapaxes(G, -1, -2))).real
+
+    Tm = max(T_L, T_R)
+    lo, hi = min(mu_L, mu_R) - 40 * Tm, max(mu_L, mu_R) + 40 * Tm
+    if hi <= lo:
+        return 0.0
+    z = np.linalg.eigvals(conductor.h_eff)
+    pts = sorted({p for p in [*z.real, mu_L, mu_R] if lo < p < hi})
+
+    def f(e):
+        return float(trans(np.asarray(e)) * (fermi(e - mu_L, T_L) - fermi(e - mu_R, T_R)))
+
+    val, _ = integrate.quad(f, lo, hi, points=pts or None, limit=1000, epsabs=0.0, epsrel=1e-12)
+    return val / (2 * np.pi)

@@ -36,6 +36,7 @@ from .modes_config import (
     _resolve_files,
     check_lamb_shift,
 )
+from .potential_config import PotentialConfig
 from .registry import ENGINE_NAMES
 
 __all__ = [
@@ -155,19 +156,29 @@ class ConductorConfig:
 
 @dataclass(frozen=True)
 class ModeConfig:
-    """``[mode]``: the mode quantum ``omega`` (> 0, energy units).
+    """``[mode]``: the mode quantum ``omega`` (> 0, energy units) and its ladder ``[mode.potential]``.
 
-    ``coherence_width`` matters only for several modes (:class:`ModesConfig`): given with one
-    mode it would do nothing, so it is refused (the field stays ``None``).
+    ``potential`` (:class:`sim.potential_config.PotentialConfig`, given as a table) defaults to the
+    harmonic ladder, the mode of every route; the other kinds (truncated, morse, grid, file) add
+    absorbing levels for ``ehp rupture`` (docs/ladder.md). ``coherence_width`` matters only for
+    several modes (:class:`ModesConfig`): given with one mode it would do nothing, so it is refused
+    (the field stays ``None``).
     """
 
     omega: float = 1.0
     coherence_width: float | None = None
     lamb_shift: bool = False
+    potential: PotentialConfig = field(default_factory=PotentialConfig)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "omega", _num("mode.omega", self.omega, gt=0, scale=True))
         check_lamb_shift(self.lamb_shift)
+        if not isinstance(self.potential, PotentialConfig):
+            object.__setattr__(self, "potential", PotentialConfig.from_dict(self.potential))
+        self.potential.check(self.omega)
+        if self.lamb_shift and self.potential.kind != "harmonic":
+            raise ConfigError(f"mode.lamb_shift = true applies to a harmonic mode (it shifts the quantum Omega); "
+                              f"mode.potential.kind = {self.potential.kind!r} has its own levels: remove one or the other")
         if self.coherence_width is not None:
             raise ConfigError(f"mode.coherence_width = {self.coherence_width!r} applies only to several modes (mode.omega "
                               f"a list of K >= 2 quanta: it groups their cross terms); with one mode (mode.omega = "
@@ -188,6 +199,8 @@ class ModeConfig:
             d["coherence_width"] = self.coherence_width
         if self.lamb_shift:  # false (the default) is left out: configs without the key resolve as before
             d["lamb_shift"] = True
+        if self.potential.kind != "harmonic":  # the default stays out: today's configs resolve as before
+            d["potential"] = self.potential.to_dict()
         return d
 
 
@@ -386,8 +399,12 @@ class Config:
         section, _, name = key.partition(".")
         if section == "bias" and name in ("V", "mu0", "mu_L", "mu_R", "T_e", "T_L", "T_R"):
             return getattr(self.bias, name)
-        name, index = _split_index(key, name)
         d = self.to_dict()
+        if section in d and "." in name:  # a sub-table key, mode.potential.D
+            sub, _, name = name.partition(".")
+            tab = d[section].get(sub)
+            d = {section: tab if isinstance(tab, dict) else {}}
+        name, index = _split_index(key, name)
         if section not in d or name not in d[section]:
             raise ConfigError(f"{key} is not a known key of this config")
         v = d[section][name]
@@ -421,6 +438,14 @@ def _set(d: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     elif section == "bias" and name in ("mu_L", "mu_R") and "V" in sec:
         V, mu0 = sec.pop("V"), sec.pop("mu0", 0.0)
         sec["mu_L"], sec["mu_R"] = mu0 + V / 2, mu0 - V / 2
+    if "." in name:  # a sub-table key, mode.potential.D
+        sub, _, rest = name.partition(".")
+        if not rest or "." in rest or "[" in sub:
+            raise ConfigError(f"{key!r} must be section.key or section.table.key")
+        tab = sec.setdefault(sub, {})
+        if not isinstance(tab, dict):
+            raise ConfigError(f"{key}: {section}.{sub} = {tab!r} is not a table")
+        sec, name = tab, rest
     name, index = _split_index(key, name)
     if index is None:
         sec[name] = value
@@ -443,7 +468,7 @@ def parse_config(d: dict[str, Any]) -> Config:
         if k not in d:
             raise ConfigError(f"[{k}] section is required")
     mode = d["mode"]
-    _check_keys("mode", mode, {"omega", "coherence_width", "lamb_shift"})
+    _check_keys("mode", mode, {"omega", "coherence_width", "lamb_shift", "potential"})
     if "omega" not in mode:
         raise ConfigError("mode.omega is required (the mode quantum, > 0)")
     ph = d.get("phonon_bath", {})
@@ -550,6 +575,9 @@ def to_toml(d: dict[str, Any]) -> str:
 def _mode_section(mode: dict[str, Any]) -> ModeConfig | ModesConfig:
     om = mode["omega"]
     if isinstance(om, list):
+        if "potential" in mode:
+            raise ConfigError(f"mode.potential = {mode['potential']!r} applies to one mode (mode.omega a number); "
+                              f"mode.omega = {om!r} gives several: remove one or the other")
         return ModesConfig(tuple(om), mode.get("coherence_width"), mode.get("lamb_shift", False))
     return ModeConfig(**mode)
 

@@ -195,11 +195,11 @@ def _file_sha256(path: str) -> str:
 _NPZ_CACHE: dict[tuple[str, int, int], dict[str, np.ndarray]] = {}
 
 
-def _read_npz(f: BinaryIO, path: str) -> dict[str, np.ndarray]:
+def _read_npz(f: BinaryIO, path: str, what: str = "conductor.file") -> dict[str, np.ndarray]:
     """The arrays of an open ``.npz`` (a zip archive of ``.npy`` members, no pickles), checked
     against the memory budget before they are decompressed."""
     def bad(why: str) -> ConfigError:
-        return ConfigError(f"conductor.file {path!r} cannot be read as an .npz file (numpy.savez): {why}")
+        return ConfigError(f"{what} {path!r} cannot be read as an .npz file (numpy.savez): {why}")
 
     head = f.read(4)
     if not head:
@@ -212,7 +212,7 @@ def _read_npz(f: BinaryIO, path: str) -> dict[str, np.ndarray]:
             members = zf.infolist()
             size = sum(m.file_size for m in members)
             # astype(complex), the Hermitian parts and the check temporaries: about 8 copies of the float data
-            guards.check_memory(f"conductor.file {Path(path).name}: {len(members)} arrays of "
+            guards.check_memory(f"{what} {Path(path).name}: {len(members)} arrays of "
                                 f"{guards.format_bytes(size)}", 8.0 * size, "use a smaller model")
             for m in members:  # each .npy header's shape must fit its member (numpy allocates the shape first)
                 if not m.filename.endswith(".npy"):
@@ -305,11 +305,18 @@ def _npz_arrays(path: str) -> dict[str, np.ndarray]:
 
 
 def _resolve_files(d: dict[str, Any], base: Path) -> dict[str, Any]:
-    """``conductor.file`` relative to the config file's directory -> an absolute path."""
+    """``conductor.file`` and ``mode.potential.file`` relative to the config file's directory -> absolute paths."""
     cond = d.get("conductor")
     if isinstance(cond, dict) and isinstance(cond.get("file"), str) and cond["file"]:
         f = Path(cond["file"]).expanduser()
         if not f.is_absolute():
             d = copy.deepcopy(d)
             d["conductor"]["file"] = str((base / f).resolve())
+    mode = d.get("mode")
+    pot = mode.get("potential") if isinstance(mode, dict) else None
+    if isinstance(pot, dict) and isinstance(pot.get("file"), str) and pot["file"]:
+        f = Path(pot["file"]).expanduser()
+        if not f.is_absolute():
+            d = copy.deepcopy(d)
+            d["mode"]["potential"]["file"] = str((base / f).resolve())
     return d

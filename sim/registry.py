@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ENGINE_NAMES", "engine_name", "Support", "SUPPORT", "route_refusal", "support_table"]
+__all__ = ["ENGINE_NAMES", "engine_name", "Support", "SUPPORT", "route_refusal", "support_table",
+           "ladder_support_table"]
 
 #: Accepted engine names -> the engine they select (``qutip`` is an alias of ``mcsolve``).
 ENGINE_NAMES: dict[str, str] = {"ssa": "ssa", "mcsolve": "mcsolve", "qutip": "mcsolve"}
@@ -53,6 +54,12 @@ class Support:
         A time-dependent bias (``--bias-table``): ``"any"`` (every K), ``"1"`` (one mode) or ``"none"``.
     fast_path
         The special case the route takes inside itself (K = 1, diagonal clusters), in words.
+    ladder
+        Initial-state kinds the route takes on a ladder of levels (``[mode.potential]`` other than
+        harmonic: one mode, its labelled level chain; docs/ladder_time.md); ``()``: not on ladders.
+        Routes without an initial state list ``("-",)`` where they take ladders.
+    ladder_path
+        What the route does on a ladder, in words.
     """
 
     route: str
@@ -63,10 +70,22 @@ class Support:
     initial_modes: tuple[str, ...]
     bias_table: str
     fast_path: str = ""
+    ladder: tuple[str, ...] = ()
+    ladder_path: str = ""
 
     def refusal(self, K: int, *, cross_terms: bool = False, initial: str | None = None,
-                bias_table: bool = False) -> str | None:
-        """Why this route cannot take a system of ``K`` modes with these options, or None when it can."""
+                bias_table: bool = False, ladder: bool = False) -> str | None:
+        """Why this route cannot take a system of ``K`` modes with these options, or None when it can.
+
+        ``ladder``: the mode is a ladder of levels (:attr:`ladder` gives the initial states it takes there)."""
+        if ladder:
+            if not self.ladder:
+                return f"{self.command} does not take a ladder of levels (mode.potential)"
+            if initial is not None and "-" not in self.ladder and initial not in self.ladder:
+                return f"{self.command} on a ladder of levels starts from {', '.join(self.ladder)}, not {initial!r}"
+            if bias_table:
+                return f"{self.command} on a ladder of levels takes a constant bias (no --bias-table)"
+            return None
         if K > 1 and self.modes != "any":
             return f"{self.command} takes one mode, the config has K = {K}"
         if K > 1 and cross_terms and not self.cross_terms:
@@ -83,6 +102,8 @@ class Support:
 
 _FOCK_DIAGONAL = ("vacuum", "steady", "thermal", "fock", "distribution")
 _ANY_STATE = (*_FOCK_DIAGONAL, "coherent")
+#: Starts on a ladder of levels (sim.ladder_time.ladder_initial: thermal by its temperature; steady where nothing absorbs).
+_LADDER_STATES = _FOCK_DIAGONAL
 #: Starts of a trajectory run (every K: product states; thermal by N or by temperature, T=).
 _TRAJ_DIAGONAL = ("vacuum", "steady", "thermal", "fock")
 _TRAJ_ANY = (*_TRAJ_DIAGONAL, "coherent")
@@ -94,17 +115,22 @@ SUPPORT: dict[str, Support] = {s.route: s for s in (
     Support("rate", "ehp evolve --method rate", "any", True, _ANY_STATE, ("vacuum",), "1",
             "K = 1: the closed form of Eq. 8; K > 1: C(t) of the covariance equation"),
     Support("population", "ehp evolve --method population", "any", False, _FOCK_DIAGONAL, _FOCK_DIAGONAL, "1",
-            "exact birth-death propagators; K > 1: one chain per mode (modes without cross terms are independent)"),
+            "exact birth-death propagators; K > 1: one chain per mode (modes without cross terms are independent)",
+            _LADDER_STATES, "level populations and survival S(t) by the exact propagator exp(G dt)"),
     Support("lindblad", "ehp evolve --method lindblad", "any", True, _ANY_STATE, ("vacuum", "steady", "thermal"), "1",
-            "K > 1: the zero-charge sector of the truncated tensor Fock space"),
+            "K > 1: the zero-charge sector of the truncated tensor Fock space", _LADDER_STATES,
+            "mesolve with one collapse operator per label (bath, direction, from i, to j): sqrt(k) times the jump i -> j"),
     Support("landauer", "ehp steady --landauer", "any", True, (), (), "none",
             "K = 1: Eqs. 13-14 of one mode; K > 1: the K x K propagator (full) or the sum over modes (lowest)"),
     Support("ssa", "ehp trajectories --engine ssa", "any", False, _TRAJ_DIAGONAL, _TRAJ_DIAGONAL, "none",
             "K = 1: the numba birth-death Gillespie; K > 1: one chain per mode (same kernel) with mode and operator "
-            "labels"),
+            "labels", _LADDER_STATES,
+            "numba Gillespie over the level graph: labelled jumps with from/to levels, each trajectory stopping at "
+            "rupture"),
     Support("mcsolve", "ehp trajectories --engine mcsolve", "any", True, _TRAJ_ANY, _TRAJ_ANY, "none",
             "QuTiP quantum jumps: K = 1 on one Fock ladder, K > 1 on the tensor space with labelled collapse "
-            "operators"),
+            "operators", _LADDER_STATES,
+            "QuTiP quantum jumps with one collapse operator per label (from i, to j), cut at rupture"),
     Support("counting", "ehp crosscheck / sim.counting", "any", True, (), (), "none",
             "K = 1: the tilted birth-death generator"),
     Support("threshold", "ehp threshold", "any", True, (), (), "none",
@@ -112,6 +138,17 @@ SUPPORT: dict[str, Support] = {s.route: s for s in (
     Support("sweep", "ehp sweep / ehp run", "any", True, (), (), "none",
             "bias chunks on the system built once (one vectorised rate call for K = 1)"),
 )}
+
+
+def ladder_support_table() -> str:
+    """What each route does on a ladder of levels (``[mode.potential]``), as a markdown table
+    (docs/ladder_time.md carries it; a test keeps the two equal)."""
+    rows = ["| route | command | initial states | on a ladder |", "|---|---|---|---|"]
+    for s in SUPPORT.values():
+        if s.ladder:
+            rows.append(f"| {s.route} | `{s.command}` | {', '.join(k for k in s.ladder if k != '-') or '-'} | "
+                        f"{s.ladder_path} |")
+    return "\n".join(rows)
 
 
 def route_refusal(route: str, K: int, **options: Any) -> str | None:

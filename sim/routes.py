@@ -7,7 +7,8 @@ a :class:`sim.results.TimeSeries` (``t``, ``N``, the model, the config and the o
 - ``rate``: the mean population, Eq. 8 with the ph-bath (closed form; ``solve_ivp`` with a
   time-dependent bias). No truncation.
 - ``population``: the birth-death master equation for ``P_n(t)`` (exact propagators,
-  Fock-diagonal initial states).
+  Fock-diagonal initial states); on a ladder config (``[mode.potential]``) the master equation
+  of its level chain, with the survival probability (:mod:`sim.ladder_time`).
 - ``lindblad``: QuTiP's ``mesolve`` of the Lindblad equation with one labelled collapse
   operator per (channel, direction); any initial state, coherent ones included. Its function
   :func:`sim.lindblad.evolve_lindblad` is the one Lindblad route for every K: it takes this
@@ -42,12 +43,24 @@ def _rate(model, t, spec: InitialSpec, cutoff, progress=None):
 
 
 def _population(model, t, spec, cutoff, progress=None):
+    from .level_chain import LevelChain
+
+    if isinstance(model, LevelChain):  # a ladder of levels: its exact propagator (sim.ladder_time)
+        from .ladder_time import evolve_ladder
+
+        return evolve_ladder(model, t, spec)
     from .population import evolve_population
 
     return evolve_population(model, t, spec, cutoff)
 
 
 def _lindblad(system, t, spec, cutoff, progress=None):
+    from .level_chain import LevelChain
+
+    if isinstance(system, LevelChain):  # a ladder of levels: collapse operators sqrt(k)|j><i| (sim.ladder_time)
+        from .ladder_time import evolve_ladder_lindblad
+
+        return evolve_ladder_lindblad(system, t, spec)
     from .lindblad import evolve_lindblad
 
     return evolve_lindblad(system, t, spec, cutoff, progress=progress)
@@ -140,6 +153,10 @@ def evolve(config: Config, t: ArrayLike, method: str = "population", initial: st
 
     route = get_route(method)
     spec = InitialSpec.parse(initial)
+    from .ladder_time import is_ladder
+
+    if is_ladder(config):  # a ladder of levels: the labelled level chain (sim.ladder_time)
+        return _evolve_ladder(config, t, route, spec, initial, cutoff, schedule, progress)
     model = rate_model(config)
     if schedule is None:
         res = route.evolve(model, t, spec, cutoff, progress)
@@ -152,3 +169,24 @@ def evolve(config: Config, t: ArrayLike, method: str = "population", initial: st
     options = {"method": route.name, "initial": str(initial) if isinstance(initial, str) else str(spec),
                "cutoff": cutoff, "schedule": schedule is not None}
     return dataclasses.replace(res, model=flux_model, config=config, options=options)
+
+
+def _evolve_ladder(config, t, route: Route, spec, initial, cutoff, schedule, progress) -> TimeSeries:
+    """A ladder config (``[mode.potential]`` not harmonic) on the population or Lindblad route: the level chain
+    of :func:`sim.ladder_time.ladder_chain` at the config's bias (constant bias only)."""
+    import numpy as np
+
+    from .config_base import ConfigError
+    from .ladder_time import ladder_chain
+
+    if route.name == "rate":
+        raise ConfigError("evolve --method rate is the harmonic mode's closed form (Eq. 8); a ladder of levels "
+                          f"(mode.potential.kind = {config.mode.potential.kind!r}) runs on --method population or "
+                          "lindblad")
+    if schedule is not None:
+        raise ConfigError("a ladder of levels (mode.potential) takes a constant bias on the time-domain routes (no "
+                          "--bias-table)")
+    res = route.evolve(ladder_chain(config), np.asarray(t, dtype=float), spec, cutoff, progress)
+    options = {"method": route.name, "initial": str(initial) if isinstance(initial, str) else spec.text,
+               "cutoff": cutoff, "schedule": False, "ladder": config.mode.potential.kind}
+    return dataclasses.replace(res, config=config, options=options)

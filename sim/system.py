@@ -24,6 +24,10 @@ Every route reads the system the same way for every K:
 - :meth:`System.jump_model` gives the labelled birth-death jump model of one mode
   (:class:`sim.model.JumpModel`, a batch axis over bias points): the fast path of K = 1
   (closed-form rate equation, exact population propagators, the numba ssa, waiting times).
+- :meth:`System.level_chain` gives the labelled Pauli chain over the levels of a ladder config
+  (``[mode.potential]`` other than harmonic; :mod:`sim.ladder_time`): the jump process the
+  population, Lindblad and trajectory routes run for a ladder, of which the birth-death chain
+  of :meth:`System.jump_model` is the harmonic special case.
 - :meth:`System.steady_state` is the steady state and stability verdict for every K: the
   rate equation for one mode (the fast path), the Lyapunov covariance otherwise; its
   :meth:`SystemSteady.to_dict` is the ``ehp steady --json`` record, with a ``modes`` list of
@@ -49,6 +53,7 @@ if TYPE_CHECKING:
 
     from .config import Config
     from .covariance import ModesSteadyState, ModeSystem
+    from .level_chain import LevelChain
     from .model import JumpModel
     from .rate_equation import SteadyState
 
@@ -102,6 +107,13 @@ class System:
     def omegas(self) -> NDArray[np.float64]:
         """Quanta ``Omega_k`` (shape (K,), energy)."""
         return np.asarray(self.config.mode.omegas, dtype=float)
+
+    @property
+    def ladder(self) -> bool:
+        """Whether the mode is a ladder of levels other than the harmonic one (``[mode.potential]``): its jump
+        process is then the labelled level chain (:meth:`level_chain`)."""
+        pot = getattr(self.config.mode, "potential", None)  # several modes (ModesConfig) are harmonic
+        return pot is not None and pot.kind != "harmonic"
 
     @property
     def orbital(self) -> bool:
@@ -190,6 +202,17 @@ class System:
         if mu_L.ndim == 0:
             mu_L, mu_R = float(mu_L), float(mu_R)
         return model_at(self.config, mu_L, mu_R)
+
+    def level_chain(self, params: Mapping[str, ArrayLike] | None = None) -> LevelChain:
+        """The labelled Pauli chain over the levels of the mode's ladder at one bias point
+        (:func:`sim.ladder_time.ladder_chain`; the harmonic kind gives the birth-death chain on its Fock levels)."""
+        from .config_base import ConfigError
+        from .ladder_time import ladder_chain
+
+        mu_L, _ = self.bias(params)
+        if mu_L.ndim != 0:
+            raise ConfigError(f"System.level_chain takes one bias point, got parameters of shape {mu_L.shape}")
+        return ladder_chain(self.point(params))
 
     def modes(self, params: Mapping[str, ArrayLike] | None = None) -> ModeSystem:
         """The :class:`sim.covariance.ModeSystem` at one bias point (any K; a flat conductor: the 1 x 1 system)."""

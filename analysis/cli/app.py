@@ -34,6 +34,7 @@ PLUGINS: tuple[str, ...] = (
     "analysis.cli.crosscheck",
     "analysis.cli.sweep",
     "analysis.cli.examples",
+    "analysis.cli.rupture",
 )
 
 

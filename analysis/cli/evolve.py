@@ -149,6 +149,12 @@ def cmd_evolve(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     cfg = load_config(args.config, args.set or ())
+    from sim.ladder_time import is_ladder
+
+    if is_ladder(cfg):  # a ladder of levels: its level chain (docs/ladder_time.md)
+        from .evolve_ladder import evolve_ladder_command
+
+        return evolve_ladder_command(args, cfg, start)
     if args.method is None:
         args.method = "population" if cfg.n_modes == 1 else "rate"
     t_end = args.t_end if args.t_end is not None else cfg.run.t_end

@@ -72,6 +72,10 @@ def cmd_stats(args: argparse.Namespace) -> int:
         raise ConfigError(f"--first-passage must be a population level >= 1 and <= {FIRST_PASSAGE_MAX} (its exact "
                           "birth-death value is a dense LEVEL x LEVEL matrix exponential), got "
                           f"{args.first_passage}")
+    if "ladder" in source["identity"]:  # a ladder of levels: rupture times against the exact survival
+        from analysis.rupture_stats import cmd_ladder_stats
+
+        return cmd_ladder_stats(args, run, source, check)
     if "modes" in source["identity"]:  # labelled collapse operators (a run of several modes)
         return _cmd_modes(args, run, source, check)
     if not check.complete and not args.partial:

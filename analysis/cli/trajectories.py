@@ -115,7 +115,12 @@ def cmd_trajectories(args: argparse.Namespace) -> int:
         print(f"unstable      margin = {s['margin']:.6g} <= 0: no steady state, N grows at rate {s['growth_rate']:.6g} "
               "(fit it with `ehp stats DIR`)")
     print(f"jumps/s       {_fmt(s['jumps_per_s'])}  (simulating {s['sim_s']:.3g} s, wall {s['wall_s']:.3g} s)")
-    if s["n_stopped"]:
+    if "rupture" in s:  # a ladder of levels: trajectories stop at rupture
+        r = s["rupture"]
+        print(f"ruptured      {r['n_ruptured']} of {r['ntraj']} by t_end (exact fraction {_fmt(r['exact_fraction'])}); "
+              f"mean time {_fmt(r['mean_time'])} +- {_fmt(r['se'])} (exact {_fmt(r['exact_mean_time'])}, MFPT "
+              f"{_fmt(r['mfpt'])}); see {res.out_dir / 'stops.parquet'}")
+    elif s["n_stopped"]:
         print(f"stopped       {s['n_stopped']} trajectories reached the top Fock state (cutoff - 1); "
               f"see {res.out_dir / 'stops.parquet'}")
         print(f"warning: {s['n_stopped']} of {s['ntraj']} trajectories stopped at the population cap", file=sys.stderr)

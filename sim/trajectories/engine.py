@@ -135,15 +135,18 @@ class Engine:
         return SUPPORT[self.name]
 
     def refusal(self, K: int, *, cross_terms: bool = False, initial: str | None = None,
-                bias_table: bool = False) -> str | None:
-        """Why this engine cannot run K modes with these options (one line naming an engine that can), or None."""
+                bias_table: bool = False, ladder: bool = False) -> str | None:
+        """Why this engine cannot run K modes with these options (one line naming an engine that can), or None.
+
+        ``ladder``: the mode is a ladder of levels (``[mode.potential]``, :data:`sim.registry.SUPPORT` ``ladder``)."""
         from ..registry import SUPPORT
 
-        why = self.support.refusal(K, cross_terms=cross_terms, initial=initial, bias_table=bias_table)
+        opts = {"cross_terms": cross_terms, "initial": initial, "bias_table": bias_table, "ladder": ladder}
+        why = self.support.refusal(K, **opts)
         if why is None:
             return None
         others = [s.route for s in SUPPORT.values() if s.command.startswith("ehp trajectories") and s.route != self.name
-                  and s.refusal(K, cross_terms=cross_terms, initial=initial, bias_table=bias_table) is None]
+                  and s.refusal(K, **opts) is None]
         return why + (f"; use --engine {others[0]}" if others else "")
 
 

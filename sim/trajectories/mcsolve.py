@@ -61,8 +61,13 @@ def prepare(model, spec: RunSpec):
     """
     import qutip
 
+    from ..level_chain import LevelChain
     from ..lindblad import collapse_operators, hamiltonian
 
+    if isinstance(model, LevelChain):  # a ladder of levels: collapse operators sqrt(k)|j><i| per label
+        from .ladder_mcsolve import prepare_ladder_mcsolve
+
+        return prepare_ladder_mcsolve(model, spec)
     if not isinstance(model, RateModel):
         from .labelled import prepare_mcsolve
 
@@ -110,6 +115,12 @@ def simulate(plan, start: int, count: int):
     (:func:`sim.trajectories.labelled.simulate_mcsolve`)."""
     import qutip
 
+    from .ladder_mcsolve import LadderMCPlan
+
+    if isinstance(plan, LadderMCPlan):
+        from .ladder_mcsolve import simulate_ladder_mcsolve
+
+        return simulate_ladder_mcsolve(plan, start, count)
     if not isinstance(plan, MCPlan):
         from .labelled import simulate_mcsolve
 

@@ -5,7 +5,9 @@ r"""Run many trajectories of K >= 1 modes in batches with any engine; in memory 
 runs directly: a :class:`sim.model.JumpModel` (one mode) or a :class:`sim.covariance.ModeSystem`.
 A system of one mode runs on its birth-death chain (:meth:`sim.system.System.jump_model`: the
 numba ssa and the one-mode mcsolve, the fast path); a system of several modes on its labelled
-collapse operators (:meth:`sim.system.System.modes`, :mod:`.labelled`). What each engine supports
+collapse operators (:meth:`sim.system.System.modes`, :mod:`.labelled`); a ladder config (``[mode.potential]``)
+on its labelled level chain (:meth:`sim.system.System.level_chain`, :mod:`.ladder_ssa`, :mod:`.ladder_mcsolve`:
+every jump labelled with its from and to levels, each trajectory stopping at rupture). What each engine supports
 (modes, cross terms, initial states) is declared in :data:`sim.registry.SUPPORT`; a run it
 cannot do is refused in one line naming the engine that can.
 
@@ -59,6 +61,12 @@ def resolve_initial(spec: str | InitialSpec, model):
     """
     if isinstance(model, JumpModel):
         return parse_initial(spec, model)
+    from ..level_chain import LevelChain
+
+    if isinstance(model, LevelChain):  # the initial distribution over the levels (sim.ladder_time)
+        from ..ladder_time import ladder_initial
+
+        return ladder_initial(spec, model)
     from .labelled import modes_initial
 
     return modes_initial(model, spec)
@@ -100,6 +108,8 @@ def jump_process(system, params=None):
     one (a single mode), its labelled :class:`sim.covariance.ModeSystem` (:meth:`sim.system.System.modes`)
     otherwise.
     """
+    if system.ladder:  # a ladder of levels: its labelled level chain
+        return system.level_chain(params)
     return system.jump_model(params) if system.K == 1 else system.modes(params)
 
 
@@ -162,6 +172,7 @@ class TrajectoryResult(Result):
     mode_sumsq: NDArray[np.float64] | None = dataclasses.field(default=None, kw_only=True)
     mode_count: NDArray[np.int64] | None = dataclasses.field(default=None, kw_only=True)
     op_counts: NDArray[np.int64] | None = dataclasses.field(default=None, kw_only=True)
+    rupture_sums: NDArray[np.float64] | None = dataclasses.field(default=None, kw_only=True)
 
     @property
     def route(self) -> str:  # type: ignore[override]
@@ -305,6 +316,17 @@ class TrajectoryResult(Result):
             "counts_per_operator": [int(x) for x in self.op_counts],
             **self._final_population(),
         }
+        from ..level_chain import LevelChain
+
+        if isinstance(self.model, LevelChain):  # a ladder: trajectories stop at rupture, not at a population cap
+            from ..ladder_time import rupture_summary
+
+            p0 = np.asarray(self.spec.initial, dtype=float)
+            n, s1, s2 = (float(x) for x in self.rupture_sums)
+            out["rupture"] = rupture_summary((int(n), s1, s2), self.ntraj, self.model, p0, float(self.spec.t_end))
+            if out.get("N_final_note"):
+                out["N_final_note"] = (f"{self.n_stopped} of {self.ntraj} trajectories ruptured before t_end (see "
+                                       "rupture): the mean level at t_end over the others is not reported")
         return clean(out)
 
     def _final_population(self) -> dict[str, Any]:
@@ -346,6 +368,7 @@ class _Totals:
     mode_count: NDArray[np.int64]
     n_stopped: int = 0
     sim_s: float = 0.0
+    rupture: NDArray[np.float64] = dataclasses.field(default_factory=lambda: np.zeros(3))
 
     @classmethod
     def zeros(cls, K: int, n_ops: int, npts: int) -> _Totals:
@@ -364,6 +387,7 @@ class _Totals:
         self.mode_count += np.asarray(stats.get("mode_count", [stats["N_count"]]), dtype=np.int64)
         self.n_stopped += int(stats["n_stopped"])
         self.sim_s += float(stats["sim_s"])
+        self.rupture += np.asarray(stats.get("rupture", (0.0, 0.0, 0.0)), dtype=float)  # ladders: (n, sum t, sum t^2)
 
 
 def _simulate_batch(task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -383,6 +407,7 @@ def _simulate_batch(task) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
 def _resolve_model(model, config: Config | None, params):
     """``(jump process, config)`` of what :func:`run_trajectories` was given."""
     from ..covariance import ModeSystem
+    from ..level_chain import LevelChain
     from ..system import System
 
     if isinstance(model, Config):
@@ -397,8 +422,8 @@ def _resolve_model(model, config: Config | None, params):
     if params:
         raise ConfigError("params (bias at solve time) need a System or a config, not a bare "
                           f"{type(model).__name__}")
-    if not isinstance(model, JumpModel | ModeSystem):
-        raise ConfigError(f"run_trajectories takes a System, a Config, a JumpModel or a ModeSystem, got "
+    if not isinstance(model, JumpModel | ModeSystem | LevelChain):
+        raise ConfigError(f"run_trajectories takes a System, a Config, a JumpModel, a ModeSystem or a LevelChain, got "
                           f"{type(model).__name__}")
     return model, config
 
@@ -485,13 +510,16 @@ def run_trajectories(
         raise ValueError(f"trajectories need a model at one bias point, got rates of shape {np.shape(model.kappa)}")
     if isinstance(ntraj, bool) or int(ntraj) < 1:
         raise ConfigError(f"ntraj must be >= 1, got {ntraj}")
+    from ..level_chain import LevelChain
+
     K = 1 if isinstance(model, JumpModel) else model.K
+    ladder = isinstance(model, LevelChain)
     try:
         kind = InitialSpec.parse(initial).kind
         from .labelled import has_cross_terms
 
-        cross = False if isinstance(model, JumpModel) else has_cross_terms(model)
-        why = eng.refusal(K, cross_terms=cross, initial=kind)
+        cross = False if isinstance(model, JumpModel | LevelChain) else has_cross_terms(model)
+        why = eng.refusal(K, cross_terms=cross, initial=kind, ladder=ladder)
         if why is not None:
             raise ConfigError(why)
         init = resolve_initial(initial, model)
@@ -617,7 +645,7 @@ def _run_batches(rd, eng: Engine, model, plan, ntraj: int, batch_size: int, n_ba
         n_resumed, None if rd is None else rd.path, mem.get("jumps"), mem.get("trajectories"), mem.get("stops"),
         plan.margin, model=model, config=config, options=dict(params), initial=mem.get("initial"),
         operators=mem.get("operators"), tables=names, mode_sum=totals.mode_sum, mode_sumsq=totals.mode_sumsq,
-        mode_count=totals.mode_count, op_counts=totals.op_counts)
+        mode_count=totals.mode_count, op_counts=totals.op_counts, rupture_sums=totals.rupture)
     if rd is not None:
         rd.write_summary(res.summary())
         rd.finish(wall_s=res.wall_s)

@@ -60,10 +60,17 @@ class SSAPlan(BirthDeathPlan):
 def prepare(model, spec: RunSpec):
     """Rates, population cap and a compiled kernel (JIT compilation happens here, untimed).
 
-    ``model``: a :class:`sim.model.JumpModel` (one mode: the birth-death fast path, :class:`SSAPlan`)
-    or a :class:`sim.covariance.ModeSystem` (K modes without cross terms, one chain per mode:
-    :func:`sim.trajectories.labelled.prepare_ssa`).
+    ``model``: a :class:`sim.model.JumpModel` (one mode: the birth-death fast path, :class:`SSAPlan`),
+    a :class:`sim.covariance.ModeSystem` (K modes without cross terms, one chain per mode:
+    :func:`sim.trajectories.labelled.prepare_ssa`) or a :class:`sim.level_chain.LevelChain` (a ladder of
+    levels: :func:`sim.trajectories.ladder_ssa.prepare_ladder_ssa`).
     """
+    from ..level_chain import LevelChain
+
+    if isinstance(model, LevelChain):  # a ladder of levels: Gillespie over the level graph
+        from .ladder_ssa import prepare_ladder_ssa
+
+        return prepare_ladder_ssa(model, spec)
     if not isinstance(model, RateModel):
         from .labelled import prepare_ssa
 
@@ -131,6 +138,12 @@ def simulate(plan, start: int, count: int, threads: int | None = None):
     chunks run at once (the kernel releases the GIL); trajectory ``i`` draws from its own
     stream whichever chunk runs it, so the batch is the same for any number of threads.
     """
+    from .ladder_ssa import LadderSSAPlan
+
+    if isinstance(plan, LadderSSAPlan):
+        from .ladder_ssa import simulate_ladder_ssa
+
+        return simulate_ladder_ssa(plan, start, count, threads_for(count) if threads is None else threads)
     if not isinstance(plan, SSAPlan):
         from .labelled import simulate_ssa
 

@@ -152,7 +152,9 @@ class RunTables(Result):
         (1/energy).
     jumps
         ``traj, t, channel, direction, dn, dQ, dE, mode, op``, sorted by ``(traj, t)``: ``mode`` is the mode a
-        jump acted on (-1: an operator spanning several modes), ``op`` the row of :attr:`operators`.
+        jump acted on (-1: an operator spanning several modes), ``op`` the row of :attr:`operators`; a ladder run
+        (``[mode.potential]``) adds ``from`` and ``to`` (levels), and its populations are the level of every
+        trajectory (NaN from its rupture on, the ``stops``).
     operators
         One row per collapse operator: ``op, channel, direction, mode, rate, dn, dQ, dE`` (and for
         several modes the weights and phases, :func:`sim.trajectories.labelled.operators_frame`). One
@@ -299,6 +301,13 @@ def read_run(run_dir: str | Path) -> RunTables:
         operators = read_table(run_dir, "operators").reset_index(drop=True)
         omega = np.asarray(ident["modes"]["omega"], dtype=float)
         pops = read_table(run_dir, "trajectories").sort_values(["traj", "mode", "t"], kind="stable")
+    elif "ladder" in ident:  # a ladder's level chain: operators (from, to), levels on the grid from the jumps
+        operators = read_table(run_dir, "operators").reset_index(drop=True)
+        omega = np.array([float(ident["ladder"]["omega"])])
+        parts = [pd.DataFrame({"traj": tr.astype(np.int32), "t": tt, "N": n}) for tr, tt, n in grid_chunks(run_dir)]
+        pops = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"traj": [], "t": [], "N": []})
+        pops.insert(2, "mode", np.zeros(len(pops), np.int16))
+        stops = stops.assign(mode=np.zeros(len(stops), np.int16))
     else:  # one mode's birth-death chain: the labels are the operators, mode 0
         operators = _chain_operators(ident["model"])
         omega = np.array([float(ident["model"]["omega"])])
